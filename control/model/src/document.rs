@@ -1,0 +1,5 @@
+//! The deployment document (stub; being written).
+#[derive(Debug, thiserror::Error)]
+#[error("document")]
+pub struct DocumentError;
+pub struct Deployment;

@@ -1,0 +1,1 @@
+//! The shared root load balancer (being written).

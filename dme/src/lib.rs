@@ -1,0 +1,1 @@
+//! The Distributed Matching Engine (being written).
