@@ -1,1 +1,14 @@
-//! The shared root load balancer (being written).
+//! `dataplane`: the shared root load balancer of a cloudlet — a multi-tenant L4 (TCP/UDP) proxy
+//! whose route table is replaced at run time without disturbing unchanged routes.
+//!
+//! Owns: the route table value and its validation ([`table`]), the sans-IO decisions (backend
+//! choice, health state, UDP flow table, PROXY v2 codec), the proxy runtime (listeners, TCP relay
+//! with splice or copy, UDP flows, TLS termination, drain), active health checks, Prometheus
+//! metrics, and the `edgeplane rootlb` entry point ([`rootlb::run_rootlb`]).
+//!
+//! Does not own: the access-ports grammar (`edge-model`), the controller's notify stream (a
+//! subscriber will feed [`server::Server::apply`] / the `watch` channel given to [`server::run`]),
+//! or the binary's flag dispatch (`src/main.rs`).
+
+pub mod decide;
+pub mod table;

@@ -1,0 +1,190 @@
+use super::*;
+
+const ISSUE_EXAMPLE: &str = r#"
+listeners:
+  - {proto: tcp, port: 28080, backends: ["127.0.0.1:18080"]}
+  - {proto: udp, port: 25201, backends: ["127.0.0.1:15201", "[::1]:15201"]}
+  - {proto: tcp, port: 28443, backends: ["127.0.0.1:18443"],
+     tls: {cert: /tmp/c.pem, key: /tmp/k.pem}, proxy_protocol: v2}
+"#;
+
+#[test]
+fn parses_the_issue_example() {
+    let t = RouteTable::from_yaml(ISSUE_EXAMPLE).unwrap();
+    assert_eq!(t.len(), 3);
+    let tls = t
+        .get(&ListenerKey {
+            proto: Proto::Tcp,
+            port: 28443,
+        })
+        .unwrap();
+    assert!(tls.proxy_protocol_v2);
+    assert_eq!(tls.tls.as_ref().unwrap().cert, PathBuf::from("/tmp/c.pem"));
+    let udp = t
+        .get(&ListenerKey {
+            proto: Proto::Udp,
+            port: 25201,
+        })
+        .unwrap();
+    assert_eq!(udp.backends.len(), 2);
+    assert_eq!(udp.udp.idle_timeout, default::UDP_IDLE);
+    assert_eq!(&*udp.name, "udp:25201");
+    assert_eq!(t.drain_grace, default::DRAIN_GRACE);
+}
+
+#[test]
+fn defaults_apply_and_listener_overrides_win() {
+    let t = RouteTable::from_yaml(
+        r#"
+drain_grace: 2s
+defaults: {bind: 127.0.0.1, connect_timeout: 1s, max_conns_per_backend: 7,
+           health_check: {interval: 2s, timeout: 500ms, rise: 2, fall: 4}}
+listeners:
+  - {proto: tcp, port: 1000, backends: ["127.0.0.1:1"], connect_timeout: 30ms}
+  - {proto: tcp, port: 1001, backends: ["127.0.0.1:1"], health_check: {enabled: false}}
+"#,
+    )
+    .unwrap();
+    assert_eq!(t.drain_grace, Duration::from_secs(2));
+    let a = t
+        .get(&ListenerKey {
+            proto: Proto::Tcp,
+            port: 1000,
+        })
+        .unwrap();
+    assert_eq!(a.connect_timeout, Duration::from_millis(30));
+    assert_eq!(a.max_conns_per_backend, 7);
+    assert_eq!(a.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
+    let hc = a.health_check.unwrap();
+    assert_eq!(
+        (hc.interval, hc.timeout, hc.rise, hc.fall),
+        (Duration::from_secs(2), Duration::from_millis(500), 2, 4)
+    );
+    let b = t
+        .get(&ListenerKey {
+            proto: Proto::Tcp,
+            port: 1001,
+        })
+        .unwrap();
+    assert_eq!(b.health_check, None);
+}
+
+#[test]
+fn malformed_table_is_rejected_whole_with_every_problem() {
+    let err = RouteTable::from_yaml(
+        r#"
+listeners:
+  - {proto: tcp, port: 28080, backends: ["127.0.0.1:18080"]}
+  - {proto: sctp, port: 1, backends: ["127.0.0.1:1"]}
+  - {proto: tcp, port: 70000, backends: ["127.0.0.1:1"]}
+  - {proto: tcp, port: 28081, backends: ["not-an-addr", "127.0.0.1:0"]}
+  - {proto: udp, port: 28082, backends: ["127.0.0.1:1"], tls: {cert: a, key: b}}
+  - {proto: tcp, port: 28080, backends: ["127.0.0.1:18080"]}
+  - {proto: tcp, port: 28083, backends: []}
+  - {proto: tcp, port: 28084, backends: ["127.0.0.1:1"], connect_timeout: fast}
+  - {proto: tcp, port: 28085, backends: ["127.0.0.1:1"], health_check: {interval: 1s, timeout: 2s, rise: 0}}
+"#,
+    )
+    .unwrap_err();
+    let TableError::Invalid(problems) = &err else {
+        panic!("{err}")
+    };
+    let text = err.to_string();
+    for needle in [
+        "sctp",
+        "70000",
+        "not-an-addr",
+        "port 0",
+        "tls is only allowed on tcp",
+        "duplicate listener tcp:28080",
+        "no backends",
+        "connect_timeout",
+        "timeout must not exceed interval",
+        "rise and fall",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+    assert_eq!(problems.len(), 10, "{problems:#?}");
+}
+
+#[test]
+fn unknown_fields_and_bad_yaml_are_syntax_errors() {
+    assert!(matches!(
+        RouteTable::from_yaml("listeners: [{proto: tcp, port: 1, backends: [], colour: red}]"),
+        Err(TableError::Syntax(_))
+    ));
+    assert!(matches!(
+        RouteTable::from_yaml("listeners: [{"),
+        Err(TableError::Syntax(_))
+    ));
+    assert!(matches!(
+        RouteTable::from_yaml("listeners: 5"),
+        Err(TableError::Syntax(_))
+    ));
+}
+
+#[test]
+fn empty_file_is_an_empty_table() {
+    assert!(RouteTable::from_yaml("listeners: []").unwrap().is_empty());
+    assert!(RouteTable::from_yaml("{}").unwrap().is_empty());
+}
+
+#[test]
+fn diff_classifies_listeners() {
+    let a = RouteTable::from_yaml(
+        r#"listeners:
+  - {proto: tcp, port: 1, backends: ["127.0.0.1:10"]}
+  - {proto: tcp, port: 2, backends: ["127.0.0.1:20"]}
+  - {proto: udp, port: 3, backends: ["127.0.0.1:30"]}"#,
+    )
+    .unwrap();
+    let b = RouteTable::from_yaml(
+        r#"listeners:
+  - {proto: tcp, port: 1, backends: ["127.0.0.1:10"]}
+  - {proto: tcp, port: 2, backends: ["127.0.0.1:21"]}
+  - {proto: tcp, port: 4, backends: ["127.0.0.1:40"]}"#,
+    )
+    .unwrap();
+    let d = a.diff(&b);
+    assert_eq!(
+        d.unchanged.iter().map(|r| r.key.port).collect::<Vec<_>>(),
+        [1]
+    );
+    assert_eq!(
+        d.changed
+            .iter()
+            .map(|(o, _)| o.key.port)
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    assert_eq!(
+        d.removed.iter().map(|r| r.key).collect::<Vec<_>>(),
+        [ListenerKey {
+            proto: Proto::Udp,
+            port: 3
+        }]
+    );
+    assert_eq!(d.added.iter().map(|r| r.key.port).collect::<Vec<_>>(), [4]);
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+    assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+    assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+    assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+    for bad in ["", "5", "s", "-1s", "1.5s", "5x", "99999999999999999999s"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn from_routes_validates() {
+    let t = RouteTable::from_yaml(ISSUE_EXAMPLE).unwrap();
+    let routes: Vec<Route> = t.routes().map(|r| (**r).clone()).collect();
+    let again = RouteTable::from_routes(t.drain_grace, routes.clone()).unwrap();
+    assert_eq!(again, t);
+    let mut dup = routes.clone();
+    dup.push(routes[0].clone());
+    assert!(RouteTable::from_routes(t.drain_grace, dup).is_err());
+}
