@@ -1,5 +1,5 @@
 //! `edgeplane`: one binary, one role per subcommand. Each role lives in its own crate; this file
-//! only parses flags and dispatches.
+//! only parses flags, sets up logging and the runtime, and dispatches.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -7,20 +7,41 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "edgeplane", version, about = "Edgeplane edge-cloud platform")]
 struct Cli {
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, global = true, env = "EDGEPLANE_WORKERS")]
+    workers: Option<usize>,
     #[command(subcommand)]
     role: Role,
 }
 
 #[derive(Subcommand)]
 enum Role {
+    /// The Distributed Matching Engine (gRPC + REST client API).
+    Dme(dme::cli::DmeArgs),
     /// Print the version and exit.
     Version,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.role {
-        Role::Version => println!("edgeplane {}", env!("CARGO_PKG_VERSION")),
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cli.workers {
+        rt.worker_threads(n.max(1));
     }
-    Ok(())
+    let rt = rt.build()?;
+    match cli.role {
+        Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
+        Role::Version => {
+            println!("edgeplane {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
 }

@@ -1,1 +1,52 @@
-//! The Distributed Matching Engine (being written).
+//! The Distributed Matching Engine: answers "which instance of my app is nearest to me, on my
+//! carrier, and healthy?" for mobile clients, over gRPC (wire-compatible with MobiledgeX and
+//! EdgeXR SDKs) and REST, from in-memory per-app spatial indexes.
+//!
+//! Owns: the client API, session and edge-events cookies, the matching rules, the tables and
+//! their atomic publication. Does not own: the object model and deployment document
+//! (`edge-model`), geometry and GeoIP (`geodata`), or where placement comes from (a document
+//! today, the controller's notify stream later).
+//!
+//! # Layout
+//! - `tables`: immutable per-app snapshots (instances + per-carrier indexes) in a region snapshot.
+//! - `matcher`: FindCloudlet's decision, free of I/O.
+//! - `cookie`, `token`, `ksuid`: session/edge-events JWTs, developer auth tokens, unique ids.
+//! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
+//! - `server`: `run(grpc_listener, http_listener, dme, shutdown)`; `cli`: the `dme` role.
+
+pub mod baseline;
+pub mod cli;
+pub mod convert;
+pub mod cookie;
+pub mod error;
+pub mod fixture;
+pub mod grpc;
+pub mod ksuid;
+pub mod location;
+pub mod matcher;
+#[cfg(test)]
+mod matcher_tests;
+pub mod rest;
+pub mod server;
+pub mod service;
+pub mod tables;
+pub mod token;
+
+/// Generated wire types (prost + pbjson serde), package `distributed_match_engine`.
+pub mod proto {
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        unused_qualifications,
+        rust_2018_idioms,
+        missing_docs
+    )]
+    tonic::include_proto!("distributed_match_engine");
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/distributed_match_engine.serde.rs"
+    ));
+}
+
+pub use service::{Ctx, Dme, DmeConfig};
+pub use tables::Tables;

@@ -1,0 +1,92 @@
+//! The `dme` role: flags, loading the tables, binding, serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::cookie::KeyRing;
+use crate::service::{Dme, DmeConfig};
+use crate::tables::Tables;
+
+/// Flags of `edgeplane dme`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DmeArgs {
+    /// Serve the tables of this deployment document (YAML or JSON) without a controller.
+    #[arg(long, value_name = "FILE")]
+    pub standalone: PathBuf,
+    /// gRPC listen address.
+    #[arg(
+        long,
+        env = "EDGEPLANE_DME_GRPC_ADDR",
+        default_value = "127.0.0.1:50051"
+    )]
+    pub grpc_addr: String,
+    /// REST listen address.
+    #[arg(
+        long,
+        env = "EDGEPLANE_DME_HTTP_ADDR",
+        default_value = "127.0.0.1:38001"
+    )]
+    pub http_addr: String,
+    /// Cookie signing keys, one `KID BASE64-SECRET` per line; the first signs. Without it a
+    /// random key is made and cookies do not survive a restart.
+    #[arg(long, env = "EDGEPLANE_DME_COOKIE_KEYS", value_name = "FILE")]
+    pub cookie_keys: Option<PathBuf>,
+    /// Session cookie lifetime in seconds.
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub session_lifetime_secs: u64,
+    /// GeoIP database (.mmdb, GeoIP2-City or DB-IP city layout) for `network_location: geoip`.
+    #[arg(long, env = "EDGEPLANE_GEOIP_DB", value_name = "FILE")]
+    pub geoip_db: Option<PathBuf>,
+    /// Passed to clients in RegisterClientReply.token_server_uri.
+    #[arg(long, default_value = "")]
+    pub token_server_uri: String,
+}
+
+/// Loads everything, binds both listeners, and serves until Ctrl-C.
+pub async fn run_dme(args: DmeArgs) -> Result<()> {
+    let doc = edge_model::document::load(&args.standalone)
+        .with_context(|| format!("loading {}", args.standalone.display()))?;
+    let tables = Tables::from_deployment(&doc, 1).context("building the DME tables")?;
+    let keys = match &args.cookie_keys {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            KeyRing::parse_file(&path.display().to_string(), &text)?
+        }
+        None => {
+            tracing::warn!("no --cookie-keys: using a random key; cookies end with this process");
+            KeyRing::random()
+        }
+    };
+    let geoip = match &args.geoip_db {
+        Some(path) => Some(geodata::GeoIp::open(path)?),
+        None => None,
+    };
+    let config = DmeConfig {
+        session_cookie_lifetime: Duration::from_secs(args.session_lifetime_secs),
+        token_server_uri: args.token_server_uri.clone(),
+        ..DmeConfig::default()
+    };
+    let apps = tables.app_count();
+    let dme = Arc::new(Dme::new(tables, keys, config, geoip));
+    let grpc = TcpListener::bind(&args.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC address {}", args.grpc_addr))?;
+    let http = TcpListener::bind(&args.http_addr)
+        .await
+        .with_context(|| format!("binding REST address {}", args.http_addr))?;
+    println!(
+        "DME serving {apps} apps: gRPC on {}, REST on {}",
+        grpc.local_addr()?,
+        http.local_addr()?
+    );
+    crate::server::run(grpc, http, dme, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

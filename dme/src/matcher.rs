@@ -1,0 +1,170 @@
+//! FindCloudlet's decision, free of I/O: (app table, settings, carrier, location, limit, random
+//! source) → the ranked instances. Same semantics as the upstream DME (carrier buckets, alliance
+//! orgs, public clouds competing with a distance padding, usability, ties by key, very-close
+//! sharing), answered from spatial indexes instead of a linear scan.
+//!
+//! One deliberate difference: upstream's very-close rule flips a coin pairwise during insertion,
+//! which is not uniform when more than two instances are near-equal. Here each result position is
+//! drawn uniformly among the remaining candidates within `very_close_km` of the nearest remaining
+//! one, so n near-equal instances each win 1/n of the time.
+
+use std::cmp::Ordering;
+
+use geodata::LatLon;
+use rand::Rng;
+use smallvec::SmallVec;
+
+use crate::tables::{AppTable, Inst, MatchSettings};
+
+/// One ranked result.
+#[derive(Clone, Copy, Debug)]
+pub struct Found<'a> {
+    pub inst: &'a Inst,
+    /// Great-circle distance plus any public-cloud padding, in km.
+    pub distance_km: f64,
+    /// The carrier bucket the instance was found under (the alliance org for alliance hits).
+    pub bucket_org: &'a str,
+}
+
+/// Results of one search; inline for the common limits so a search does not allocate for them.
+pub type Results<'a> = SmallVec<[Found<'a>; 4]>;
+
+/// Finds up to `limit` usable instances of `table`'s app for a client of `carrier` (already
+/// translated from an operator code) at `at`.
+pub fn find<'a>(
+    table: &'a AppTable,
+    settings: &MatchSettings,
+    carrier: &str,
+    at: LatLon,
+    limit: usize,
+    rng: &mut impl Rng,
+) -> Results<'a> {
+    let mut pool = Results::new();
+    if limit == 0 {
+        return pool;
+    }
+    let window = if settings.randomize_very_close {
+        settings.very_close_km
+    } else {
+        0.0
+    };
+    collect_candidates(table, settings, carrier, at, limit, window, &mut pool);
+    rank(&mut pool, limit, window, rng);
+    pool
+}
+
+/// One lazily merged source: a bucket's own or alliance index with its padding.
+struct Source<'a, I: Iterator<Item = (&'a u32, f64)>> {
+    iter: std::iter::Peekable<I>,
+    padding: f64,
+    org: &'a str,
+}
+
+/// Gathers, in ascending padded distance, every usable candidate that could be chosen: at least
+/// `limit` of them, plus all within `window` of the limit-th (the very-close draw may pick those).
+fn collect_candidates<'a>(
+    table: &'a AppTable,
+    settings: &MatchSettings,
+    carrier: &str,
+    at: LatLon,
+    limit: usize,
+    window: f64,
+    pool: &mut Results<'a>,
+) {
+    let mut sources: SmallVec<[_; 6]> = SmallVec::new();
+    for bucket in &table.buckets {
+        let org = &*bucket.org;
+        let searched = carrier.is_empty() || bucket.public_cloud || org == carrier;
+        if !searched {
+            continue;
+        }
+        let padding = if bucket.public_cloud && !carrier.is_empty() && carrier != org {
+            settings.public_cloud_padding_km
+        } else {
+            0.0
+        };
+        if !bucket.own.is_empty() {
+            let iter = bucket.own.nearest_iter(at).peekable();
+            sources.push(Source { iter, padding, org });
+        }
+        // Alliance instances only serve clients that name a carrier.
+        if !carrier.is_empty() && !bucket.alliance.is_empty() {
+            let iter = bucket.alliance.nearest_iter(at).peekable();
+            sources.push(Source { iter, padding, org });
+        }
+    }
+    loop {
+        // Pick the source whose next candidate is nearest once padded.
+        let mut best: Option<(usize, f64)> = None;
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(&(_, d)) = s.iter.peek() {
+                let d = d + s.padding;
+                if best.is_none_or(|(_, bd)| d < bd) {
+                    best = Some((i, d));
+                }
+            }
+        }
+        let Some((i, approx)) = best else { break };
+        if pool.len() >= limit && approx >= pool[limit - 1].distance_km + window + SLACK_KM {
+            break;
+        }
+        let source = &mut sources[i];
+        let Some((&id, _)) = source.iter.next() else {
+            break;
+        };
+        let Some(inst) = table.insts.get(id as usize) else {
+            continue;
+        };
+        if !inst.usable {
+            continue;
+        }
+        let distance_km = at.distance_km(&inst.location) + source.padding;
+        let found = Found {
+            inst,
+            distance_km,
+            bucket_org: source.org,
+        };
+        // An instance reachable through two buckets keeps its best (smallest) distance.
+        if let Some(existing) = pool.iter_mut().find(|f| std::ptr::eq(f.inst, inst)) {
+            if distance_km < existing.distance_km {
+                *existing = found;
+            }
+            continue;
+        }
+        let pos = pool.partition_point(|f| by_distance_then_key(f, &found) == Ordering::Less);
+        pool.insert(pos, found);
+    }
+}
+
+/// The index's chord-derived distances and haversine agree to ~1e-9 km; this margin keeps a
+/// candidate at the boundary from being cut off by rounding.
+const SLACK_KM: f64 = 1e-6;
+
+fn by_distance_then_key(a: &Found<'_>, b: &Found<'_>) -> Ordering {
+    a.distance_km
+        .total_cmp(&b.distance_km)
+        .then_with(|| a.inst.name.cmp(&b.inst.name))
+        .then_with(|| a.inst.organization.cmp(&b.inst.organization))
+}
+
+/// Orders the first `limit` positions: each position takes, uniformly at random, one of the
+/// remaining candidates within `window` km of the nearest remaining one (window 0: the nearest,
+/// ties by key). Truncates to `limit`.
+fn rank(pool: &mut Results<'_>, limit: usize, window: f64, rng: &mut impl Rng) {
+    let n = pool.len().min(limit);
+    if window > 0.0 {
+        for pos in 0..n {
+            let nearest = pool[pos].distance_km;
+            let near = pool[pos..]
+                .iter()
+                .take_while(|f| f.distance_km - nearest < window)
+                .count();
+            if near > 1 {
+                let pick = pos + rng.random_range(0..near);
+                // Move the pick to `pos`, keeping the rest in order.
+                pool[pos..=pick].rotate_right(1);
+            }
+        }
+    }
+    pool.truncate(limit);
+}

@@ -1,0 +1,140 @@
+//! REST front end with grpc-gateway's conventions (POST `/v1/<rpc>`, JSON with proto field names,
+//! enums by name, default values omitted, grpc-gateway's error body and HTTP status mapping),
+//! served directly by the engine: no internal gRPC hop as upstream had.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::ApiError;
+use crate::proto;
+use crate::service::{Ctx, Dme};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+type Rpc<Req, Rep> = fn(&Dme, &Req, Ctx) -> Result<Rep, ApiError>;
+
+/// Decodes the JSON body, runs the RPC, encodes the reply.
+fn call<Req, Rep>(dme: &Dme, peer: SocketAddr, body: &[u8], rpc: Rpc<Req, Rep>) -> Response
+where
+    Req: DeserializeOwned,
+    Rep: Serialize,
+{
+    let req: Req = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::invalid(format!("invalid JSON request body: {e}")).into_response();
+        }
+    };
+    match rpc(dme, &req, Ctx::now(Some(peer.ip()))) {
+        Ok(rep) => json(&rep),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(tonic::Code::Internal, e.to_string()).into_response(),
+    }
+}
+
+/// Declares one POST route per RPC.
+macro_rules! routes {
+    ($router:ident, $($path:literal => $req:ty, $method:ident;)*) => {
+        $(
+            $router = $router.route(
+                $path,
+                post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes| async move {
+                    call::<$req, _>(&dme, peer, &body, Dme::$method)
+                }),
+            );
+        )*
+    };
+}
+
+/// RPCs this DME does not implement yet: the cookie is still checked first.
+fn unimplemented(dme: &Dme, peer: SocketAddr, body: &[u8], what: &str) -> Response {
+    #[derive(serde::Deserialize)]
+    struct CookieOnly {
+        #[serde(default)]
+        session_cookie: String,
+    }
+    let cookie = serde_json::from_slice::<CookieOnly>(body)
+        .map(|c| c.session_cookie)
+        .unwrap_or_default();
+    dme.unimplemented(&cookie, Ctx::now(Some(peer.ip())), what)
+        .into_response()
+}
+
+/// The REST router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(dme: Arc<Dme>) -> Router {
+    let mut router: Router<Arc<Dme>> = Router::new();
+    routes!(router,
+        "/v1/registerclient" => proto::RegisterClientRequest, register_client;
+        "/v1/findcloudlet" => proto::FindCloudletRequest, find_cloudlet;
+        "/v1/platformfindcloudlet" => proto::PlatformFindCloudletRequest, platform_find_cloudlet;
+        "/v1/verifylocation" => proto::VerifyLocationRequest, verify_location;
+        "/v1/getlocation" => proto::GetLocationRequest, get_location;
+        "/v1/getappinstlist" => proto::AppInstListRequest, get_app_inst_list;
+        "/v1/getfqdnlist" => proto::FqdnListRequest, get_fqdn_list;
+        "/v1/getappofficialfqdn" => proto::AppOfficialFqdnRequest, get_app_official_fqdn;
+    );
+    for (path, what) in [
+        ("/v1/qosprioritysessioncreate", "QosPrioritySessionCreate"),
+        ("/v1/qosprioritysessiondelete", "QosPrioritySessionDelete"),
+        ("/v1/getqospositionkpi", "GetQosPositionKpi"),
+        ("/v1/addusertogroup", "AddUserToGroup"),
+    ] {
+        router = router.route(
+            path,
+            post(
+                move |State(dme): State<Arc<Dme>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                      body: Bytes| async move { unimplemented(&dme, peer, &body, what) },
+            ),
+        );
+    }
+    router = router.route(
+        "/v1/streamedgeevent",
+        post(|| async { ApiError::unimplemented("StreamEdgeEvent over REST").into_response() }),
+    );
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+        ]);
+    router
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                ApiError::not_found("no such API path"),
+            )
+                .into_response()
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .with_state(dme)
+}
