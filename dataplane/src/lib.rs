@@ -11,4 +11,17 @@
 //! or the binary's flag dispatch (`src/main.rs`).
 
 pub mod decide;
+pub mod metrics;
+pub mod relay;
+pub mod rootlb;
+pub mod server;
 pub mod table;
+pub mod tcp;
+pub mod tls;
+
+mod health;
+mod udp;
+
+pub use rootlb::{RootLbArgs, run_rootlb};
+pub use server::{ApplyReport, CopyMode, HealthEvent, ListenerError, Server, ServerOptions};
+pub use table::{ListenerKey, Proto, Route, RouteTable, TableError};

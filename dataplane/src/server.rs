@@ -1,0 +1,590 @@
+//! The proxy runtime's control side: turns each new [`RouteTable`] into a published [`Snapshot`]
+//! (one `ArcSwap` store), binds and stops listeners, starts and stops health checks, and drains
+//! connections of removed routes and backends.
+//!
+//! Update path: whoever produces tables (the routes-file watcher in [`crate::rootlb`] today, the
+//! controller's notify subscriber later) sends `Arc<RouteTable>` into a `watch` channel consumed by
+//! [`run`], or calls [`Server::apply`] directly. A table is only ever built and validated before it
+//! gets here, so nothing on this path can reject half a table; per-listener runtime failures (port
+//! in use, unreadable certificate) are reported in the [`ApplyReport`] and leave the rest running.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::metrics::{BackendStats, ListenerStats};
+use crate::table::{HealthCheck, ListenerKey, Proto, Route, RouteTable};
+use crate::{health, tcp, tls, udp};
+
+/// How the TCP relay moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CopyMode {
+    /// splice(2) through a pipe per direction: no user-space copy.
+    #[default]
+    Splice,
+    /// tokio's user-space `copy_bidirectional`.
+    Copy,
+}
+
+/// Process-wide runtime options (not part of the table).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub copy_mode: CopyMode,
+    /// Buffer size per direction for [`CopyMode::Copy`] and TLS connections.
+    pub copy_buf: usize,
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            copy_mode: CopyMode::Splice,
+            copy_buf: 16 * 1024,
+            tls_handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A health state change of one backend, for reporting upstream (controller → DME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    pub listener: ListenerKey,
+    pub app: Arc<str>,
+    pub backend: SocketAddr,
+    pub healthy: bool,
+}
+
+/// Why one listener of an applied table is not serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// Binding the public port failed (typically: already in use by another process).
+    #[error("cannot bind {proto} {addr}: {source}")]
+    Bind {
+        proto: Proto,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// The TLS certificate or key could not be loaded; a previous version keeps serving if any.
+    #[error("TLS config for {key}: {source}")]
+    Tls {
+        key: ListenerKey,
+        source: tls::TlsError,
+    },
+}
+
+/// Outcome of one [`Server::apply`].
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Listeners serving after the apply.
+    pub serving: Vec<ListenerKey>,
+    /// Listeners of the table that are not serving (or serve a previous version), and why.
+    pub failed: Vec<(ListenerKey, ListenerError)>,
+}
+
+/// Milliseconds since process start; a cheap coarse clock for ejection deadlines.
+pub(crate) fn clock_ms() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+// === impl BackendRt ===
+
+/// Runtime state of one backend of one listener. Kept across table versions while the backend
+/// stays in the route, so counters, health and the active count survive updates.
+#[derive(Debug)]
+pub struct BackendRt {
+    pub addr: SocketAddr,
+    active: AtomicU32,
+    /// Result of active checks (true without checks).
+    checked_healthy: AtomicBool,
+    /// Passive ejection: not picked before this [`clock_ms`] instant.
+    ejected_until: AtomicU64,
+    /// Set to the grace period when the backend (or its route) is removed.
+    drain: watch::Sender<Option<Duration>>,
+    pub stats: BackendStats,
+}
+
+impl BackendRt {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            active: AtomicU32::new(0),
+            checked_healthy: AtomicBool::new(true),
+            ejected_until: AtomicU64::new(0),
+            drain: watch::Sender::new(None),
+            stats: BackendStats::default(),
+        }
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Relaxed)
+    }
+
+    pub(crate) fn is_healthy(&self, now_ms: u64) -> bool {
+        self.checked_healthy.load(Relaxed) && now_ms >= self.ejected_until.load(Relaxed)
+    }
+
+    pub fn is_healthy_now(&self) -> bool {
+        self.is_healthy(clock_ms())
+    }
+
+    pub(crate) fn set_checked_health(&self, healthy: bool) {
+        self.checked_healthy.store(healthy, Relaxed);
+    }
+
+    /// Passive ejection after a failed connect.
+    pub(crate) fn eject(&self, for_: Duration) {
+        let until = clock_ms() + u64::try_from(for_.as_millis()).unwrap_or(u64::MAX / 2);
+        self.ejected_until.fetch_max(until, Relaxed);
+    }
+
+    /// Take a connection slot unless the cap (0 = none) is reached.
+    pub(crate) fn try_acquire(self: &Arc<Self>, cap: u32) -> Option<ActiveGuard> {
+        let ok = self
+            .active
+            .fetch_update(Relaxed, Relaxed, |n| (cap == 0 || n < cap).then_some(n + 1))
+            .is_ok();
+        ok.then(|| ActiveGuard(self.clone()))
+    }
+
+    pub(crate) fn drain_rx(&self) -> watch::Receiver<Option<Duration>> {
+        self.drain.subscribe()
+    }
+
+    fn start_drain(&self, grace: Duration) {
+        self.drain.send_replace(Some(grace));
+    }
+}
+
+/// Holds one connection slot of a backend; releases it on drop.
+#[derive(Debug)]
+pub(crate) struct ActiveGuard(pub(crate) Arc<BackendRt>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Resolves once `rx` signals a drain and its grace period has passed (never if it never does).
+pub(crate) async fn drained(rx: &mut watch::Receiver<Option<Duration>>) {
+    let grace = rx
+        .wait_for(Option::is_some)
+        .await
+        .map(|g| g.unwrap_or_default());
+    match grace {
+        Ok(grace) => tokio::time::sleep(grace).await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+// === impl RouteRt / Snapshot ===
+
+/// One listener's route as the hot path sees it.
+pub struct RouteRt {
+    pub route: Arc<Route>,
+    pub backends: Vec<Arc<BackendRt>>,
+    pub(crate) rr: AtomicUsize,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub stats: Arc<ListenerStats>,
+}
+
+/// The published state: one `load()` per accepted connection or new UDP flow.
+#[derive(Default)]
+pub struct Snapshot {
+    routes: HashMap<ListenerKey, Arc<RouteRt>>,
+}
+
+impl Snapshot {
+    pub fn get(&self, key: &ListenerKey) -> Option<&Arc<RouteRt>> {
+        self.routes.get(key)
+    }
+
+    /// Routes in listener order.
+    pub fn routes(&self) -> Vec<&Arc<RouteRt>> {
+        let mut v: Vec<_> = self.routes.values().collect();
+        v.sort_by_key(|r| r.route.key);
+        v
+    }
+}
+
+/// State shared by the control side and every connection task.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    pub(crate) opts: ServerOptions,
+    pub(crate) health_events: broadcast::Sender<HealthEvent>,
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// Count a live connection or flow until the guard drops (for graceful shutdown).
+    pub(crate) fn live_guard(self: &Arc<Self>) -> LiveGuard {
+        self.live.fetch_add(1, Relaxed);
+        LiveGuard(self.clone())
+    }
+}
+
+pub(crate) struct LiveGuard(Arc<Shared>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Relaxed) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+// === impl Server ===
+
+struct ListenerEntry {
+    bind: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+struct BackendEntry {
+    rt: Arc<BackendRt>,
+    check: Option<(HealthCheck, JoinHandle<()>)>,
+}
+
+/// Owns the listeners and applies tables. Not `Clone`: one control task drives it.
+pub struct Server {
+    shared: Arc<Shared>,
+    current: Arc<RouteTable>,
+    listeners: HashMap<ListenerKey, ListenerEntry>,
+    backends: HashMap<(ListenerKey, SocketAddr), BackendEntry>,
+    listener_stats: HashMap<ListenerKey, Arc<ListenerStats>>,
+    prebound_tcp: HashMap<SocketAddr, std::net::TcpListener>,
+    prebound_udp: HashMap<SocketAddr, std::net::UdpSocket>,
+}
+
+impl Server {
+    pub fn new(opts: ServerOptions) -> Self {
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            opts,
+            health_events: broadcast::Sender::new(256),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+        });
+        Self {
+            shared,
+            current: Arc::new(RouteTable::empty()),
+            listeners: HashMap::new(),
+            backends: HashMap::new(),
+            listener_stats: HashMap::new(),
+            prebound_tcp: HashMap::new(),
+            prebound_udp: HashMap::new(),
+        }
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Health changes, for the upstream reporter (and logs).
+    pub fn health_events(&self) -> broadcast::Receiver<HealthEvent> {
+        self.shared.health_events.subscribe()
+    }
+
+    /// Hand over an already-bound TCP listener (socket activation, binary upgrade, tests that bind
+    /// port 0). It is used when a table asks for its exact local address.
+    pub fn adopt_tcp(&mut self, l: std::net::TcpListener) -> io::Result<()> {
+        l.set_nonblocking(true)?;
+        self.prebound_tcp.insert(l.local_addr()?, l);
+        Ok(())
+    }
+
+    /// As [`Server::adopt_tcp`], for UDP.
+    pub fn adopt_udp(&mut self, s: std::net::UdpSocket) -> io::Result<()> {
+        s.set_nonblocking(true)?;
+        self.prebound_udp.insert(s.local_addr()?, s);
+        Ok(())
+    }
+
+    pub fn table(&self) -> &Arc<RouteTable> {
+        &self.current
+    }
+
+    /// Make `table` the live table. Listeners that cannot start are reported and retried on the
+    /// next apply; everything else switches atomically.
+    pub async fn apply(&mut self, table: Arc<RouteTable>) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        let old_snap = self.shared.snapshot();
+        let mut routes = HashMap::new();
+        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound)> = Vec::new();
+
+        for route in table.routes() {
+            let key = route.key;
+            // A changed bind address means a different socket: stop the old one below.
+            let keep_socket = self
+                .listeners
+                .get(&key)
+                .is_some_and(|l| l.bind == route.bind_addr());
+            let tls = match &route.tls {
+                None => None,
+                Some(files) => match tls::load_acceptor(files) {
+                    Ok(a) => Some(a),
+                    Err(source) => {
+                        report
+                            .failed
+                            .push((key, ListenerError::Tls { key, source }));
+                        if keep_socket && let Some(old) = old_snap.get(&key) {
+                            routes.insert(key, old.clone());
+                        }
+                        continue;
+                    }
+                },
+            };
+            if !keep_socket {
+                match self.bind(route) {
+                    Ok(b) => new_tasks.push((key, route.bind_addr(), b)),
+                    Err(e) => {
+                        report.failed.push((key, e));
+                        continue;
+                    }
+                }
+            }
+            let stats = self.listener_stats.entry(key).or_default().clone();
+            let backends = route
+                .backends
+                .iter()
+                .map(|a| {
+                    let e = self
+                        .backends
+                        .entry((key, *a))
+                        .or_insert_with(|| BackendEntry {
+                            rt: Arc::new(BackendRt::new(*a)),
+                            check: None,
+                        });
+                    e.rt.clone()
+                })
+                .collect();
+            let rt = RouteRt {
+                route: route.clone(),
+                backends,
+                rr: AtomicUsize::new(0),
+                tls,
+                stats,
+            };
+            routes.insert(key, Arc::new(rt));
+        }
+
+        // Publish: one store. New connections see the new routes from here on.
+        self.shared.snapshot.store(Arc::new(Snapshot { routes }));
+        let snap = self.shared.snapshot();
+
+        // Stop listeners that are gone, failed or rebound elsewhere.
+        let stale: Vec<ListenerKey> = self
+            .listeners
+            .iter()
+            .filter(|(k, l)| snap.get(k).is_none_or(|r| r.route.bind_addr() != l.bind))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(l) = self.listeners.remove(&k) {
+                l.task.abort();
+                // Wait for the socket to be closed, so the port can be bound again at once.
+                let _ = l.task.await;
+            }
+        }
+        for (key, bind, bound) in new_tasks {
+            let task = match bound {
+                Bound::Tcp(l) => tokio::spawn(tcp::accept_loop(l, key, self.shared.clone())),
+                Bound::Udp(s) => tokio::spawn(udp::listener_loop(s, key, self.shared.clone())),
+            };
+            self.listeners.insert(key, ListenerEntry { bind, task });
+        }
+
+        // Backends no longer routed drain; health checks follow the table.
+        let grace = table.drain_grace;
+        self.backends.retain(|(key, addr), e| {
+            let live = snap
+                .get(key)
+                .is_some_and(|r| r.backends.iter().any(|b| b.addr == *addr));
+            if !live {
+                e.rt.start_drain(grace);
+                if let Some((_, t)) = e.check.take() {
+                    t.abort();
+                }
+            }
+            live
+        });
+        for rt in snap.routes() {
+            let want = rt
+                .route
+                .health_check
+                .filter(|_| rt.route.key.proto == Proto::Tcp);
+            for b in &rt.backends {
+                let Some(e) = self.backends.get_mut(&(rt.route.key, b.addr)) else {
+                    continue;
+                };
+                if e.check.as_ref().map(|(hc, _)| *hc) == want {
+                    continue;
+                }
+                if let Some((_, t)) = e.check.take() {
+                    t.abort();
+                }
+                e.rt.set_checked_health(true);
+                if let Some(hc) = want {
+                    let task =
+                        health::spawn(e.rt.clone(), rt.route.clone(), hc, self.shared.clone());
+                    e.check = Some((hc, task));
+                }
+            }
+        }
+        self.listener_stats.retain(|k, _| snap.get(k).is_some());
+        report.serving = snap.routes().iter().map(|r| r.route.key).collect();
+        self.current = table;
+        report
+    }
+
+    fn bind(&mut self, route: &Route) -> Result<Bound, ListenerError> {
+        let addr = route.bind_addr();
+        let proto = route.key.proto;
+        let err = |source| ListenerError::Bind {
+            proto,
+            addr,
+            source,
+        };
+        match proto {
+            Proto::Tcp => {
+                let std = match self.prebound_tcp.remove(&addr) {
+                    Some(l) => l,
+                    None => bind_tcp(addr).map_err(err)?,
+                };
+                tokio::net::TcpListener::from_std(std)
+                    .map(Bound::Tcp)
+                    .map_err(err)
+            }
+            Proto::Udp => {
+                let std = match self.prebound_udp.remove(&addr) {
+                    Some(s) => s,
+                    None => bind_udp(addr).map_err(err)?,
+                };
+                tokio::net::UdpSocket::from_std(std)
+                    .map(|s| Bound::Udp(Arc::new(s)))
+                    .map_err(err)
+            }
+        }
+    }
+
+    /// Stop accepting, let connections finish for `grace`, then cut what is left.
+    pub async fn shutdown(mut self, grace: Duration) {
+        for (_, l) in self.listeners.drain() {
+            l.task.abort();
+        }
+        for (_, e) in self.backends.drain() {
+            e.rt.start_drain(grace);
+            if let Some((_, t)) = e.check {
+                t.abort();
+            }
+        }
+        let shared = self.shared.clone();
+        let all_closed = async {
+            loop {
+                let notified = shared.idle.notified();
+                if shared.live.load(Relaxed) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(grace + Duration::from_millis(200), all_closed).await;
+    }
+}
+
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Udp(Arc<tokio::net::UdpSocket>),
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(false)?;
+    }
+    // Big receive buffer: bursts of datagrams should queue, not drop.
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let _ = s.set_send_buffer_size(8 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// How often [`run`] retries listeners that failed to start.
+pub const RETRY_FAILED: Duration = Duration::from_secs(1);
+
+/// Drive `server` from a table channel until `shutdown`, then drain for the last table's grace.
+///
+/// The channel's current value is applied first. Each later value is applied as a whole; the
+/// producer is responsible for validation (see [`RouteTable::build`]).
+pub async fn run(
+    mut server: Server,
+    mut tables: watch::Receiver<Arc<RouteTable>>,
+    reports: Option<tokio::sync::mpsc::UnboundedSender<ApplyReport>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut producer_gone = false;
+    loop {
+        let table = tables.borrow_and_update().clone();
+        let report = server.apply(table).await;
+        for (k, e) in &report.failed {
+            tracing::error!(listener = %k, "listener not serving: {e}");
+        }
+        let retry = !report.failed.is_empty();
+        if let Some(tx) = &reports {
+            let _ = tx.send(report);
+        }
+        // Listeners that failed (port in use, bad certificate) are retried every second.
+        let retry_timer = async {
+            if retry {
+                tokio::time::sleep(RETRY_FAILED).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = retry_timer => {}
+            r = tables.changed(), if !producer_gone => if r.is_err() {
+                // Producer gone: keep serving the last table until shutdown.
+                producer_gone = true;
+            },
+        }
+    }
+    let grace = server.table().drain_grace;
+    server.shutdown(grace).await;
+}

@@ -1,0 +1,159 @@
+//! TCP listeners and connections: accept, pick the route once, connect to a backend (timeout,
+//! retry on another backend, per-backend caps, passive ejection), optional TLS termination and
+//! PROXY v2 header, then relay until either side closes or the route's drain grace runs out.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::decide::pick::AttemptOrder;
+use crate::decide::proxy_v2;
+use crate::relay;
+use crate::server::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::table::ListenerKey;
+
+/// Why a connection could not be forwarded. Classified by source for metrics and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// Every backend failed to connect, timed out, or was at its connection cap.
+    #[error("no backend reachable ({tried} tried)")]
+    NoBackend { tried: u32 },
+    /// The client failed or timed out the TLS handshake.
+    #[error("TLS handshake with client failed: {0}")]
+    TlsHandshake(io::Error),
+    /// Writing the PROXY header to the backend failed.
+    #[error("sending PROXY header: {0}")]
+    ProxyHeader(io::Error),
+}
+
+pub(crate) async fn accept_loop(listener: TcpListener, key: ListenerKey, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning.
+                tracing::warn!(listener = %key, "accept: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(rt) = shared.load().get(&key).cloned() else {
+            continue;
+        };
+        tokio::spawn(serve(stream, peer, rt, shared.clone()));
+    }
+}
+
+async fn serve(client: TcpStream, peer: SocketAddr, rt: Arc<RouteRt>, shared: Arc<Shared>) {
+    let _live = shared.live_guard();
+    rt.stats.accepted.inc();
+    rt.stats.active.inc();
+    let r = forward(client, peer, &rt, &shared).await;
+    rt.stats.active.dec();
+    if let Err(e) = r {
+        match e {
+            ConnError::NoBackend { .. } => rt.stats.no_backend.inc(),
+            ConnError::TlsHandshake(_) => rt.stats.tls_handshake_errors.inc(),
+            ConnError::ProxyHeader(_) => {}
+        }
+        tracing::debug!(listener = %rt.route.key, %peer, "{e}");
+    }
+}
+
+async fn forward(
+    client: TcpStream,
+    peer: SocketAddr,
+    rt: &RouteRt,
+    shared: &Shared,
+) -> Result<(), ConnError> {
+    let _ = client.set_nodelay(true);
+    let local = client.local_addr().unwrap_or(peer);
+    if let Some(acceptor) = &rt.tls {
+        let hs =
+            tokio::time::timeout(shared.opts.tls_handshake_timeout, acceptor.accept(client)).await;
+        let mut tls = match hs {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(ConnError::TlsHandshake(e)),
+            Err(_) => return Err(ConnError::TlsHandshake(io::ErrorKind::TimedOut.into())),
+        };
+        let (mut up, guard) = connect(rt).await?;
+        send_proxy_header(rt, &mut up, peer, local).await?;
+        let mut drain = guard.0.drain_rx();
+        let b = &guard.0.stats;
+        tokio::select! {
+            r = tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut up, shared.opts.copy_buf, shared.opts.copy_buf) => {
+                if let Ok((i, o)) = r { b.bytes_in.add(i); b.bytes_out.add(o); }
+            }
+            _ = drained(&mut drain) => {}
+        }
+        return Ok(());
+    }
+    let (mut up, guard) = connect(rt).await?;
+    send_proxy_header(rt, &mut up, peer, local).await?;
+    let mut drain = guard.0.drain_rx();
+    let b = &guard.0.stats;
+    tokio::select! {
+        r = relay::relay(client, up, shared.opts.copy_mode, shared.opts.copy_buf, b) => {
+            if let Err(e) = r { tracing::trace!("relay ended: {e}"); }
+        }
+        _ = drained(&mut drain) => {}
+    }
+    Ok(())
+}
+
+async fn send_proxy_header(
+    rt: &RouteRt,
+    up: &mut TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<(), ConnError> {
+    if !rt.route.proxy_protocol_v2 {
+        return Ok(());
+    }
+    let mut hdr = [0u8; proxy_v2::MAX_ENCODED];
+    let n = proxy_v2::encode(peer, local, &mut hdr);
+    up.write_all(&hdr[..n])
+        .await
+        .map_err(ConnError::ProxyHeader)
+}
+
+/// Connect to the first backend that accepts, in round-robin order over healthy backends.
+async fn connect(rt: &RouteRt) -> Result<(TcpStream, ActiveGuard), ConnError> {
+    let route = &rt.route;
+    let mut order = AttemptOrder::new(rt.backends.len(), rt.rr.fetch_add(1, Relaxed));
+    let now = clock_ms();
+    let mut tried = 0;
+    while let Some(i) = order.next_index(|i| rt.backends[i].is_healthy(now)) {
+        let b = &rt.backends[i];
+        let Some(guard) = b.try_acquire(route.max_conns_per_backend) else {
+            b.stats.cap_rejects.inc();
+            continue;
+        };
+        tried += 1;
+        let t0 = Instant::now();
+        match tokio::time::timeout(route.connect_timeout, TcpStream::connect(b.addr)).await {
+            Ok(Ok(s)) => {
+                b.stats.connect_latency.observe(t0.elapsed());
+                b.stats.connections.inc();
+                let _ = s.set_nodelay(true);
+                return Ok((s, guard));
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(backend = %b.addr, "connect failed: {e}");
+                b.stats.connect_errors.inc();
+                b.eject(route.eject_for);
+            }
+            Err(_) => {
+                tracing::debug!(backend = %b.addr, "connect timed out");
+                b.stats.connect_errors.inc();
+                b.eject(route.eject_for);
+            }
+        }
+    }
+    Err(ConnError::NoBackend { tried })
+}

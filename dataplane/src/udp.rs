@@ -1,0 +1,200 @@
+//! UDP listeners: a flow per client address (sans-IO [`FlowTable`] with a cap), a connected
+//! upstream socket per flow so the kernel demultiplexes return traffic, and a return-path task per
+//! flow that also ends the flow after its idle timeout, on drain, or when the listener stops.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use crate::decide::flows::FlowTable;
+use crate::decide::pick::AttemptOrder;
+use crate::metrics::ListenerStats;
+use crate::server::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::table::ListenerKey;
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_536;
+
+thread_local! {
+    /// Return-path receive buffer, shared by all flows on a worker thread (never held across an
+    /// await), so an idle flow costs no buffer.
+    static RX_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_DATAGRAM]);
+}
+
+struct Flow {
+    id: u64,
+    upstream: UdpSocket,
+    last_ms: AtomicU64,
+    guard: ActiveGuard,
+}
+
+impl Flow {
+    fn touch(&self) {
+        self.last_ms.store(clock_ms(), Relaxed);
+    }
+}
+
+pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared: Arc<Shared>) {
+    // Dropping `stop_tx` (this task ends or is aborted) ends every flow of this listener.
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
+    let mut flows: FlowTable<Arc<Flow>> = FlowTable::new(0);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut next_id = 0u64;
+    let _keep = &stop_tx;
+    loop {
+        tokio::select! {
+            biased;
+            Some((addr, id)) = closed_rx.recv() => {
+                if flows.get(&addr).is_some_and(|f| f.id == id) {
+                    flows.remove(&addr);
+                }
+            }
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, client)) = r else { continue };
+                let data = &buf[..n];
+                if let Some(f) = flows.get(&client) {
+                    forward(f, data, &shared, &key);
+                    continue;
+                }
+                let Some(rt) = shared.load().get(&key).cloned() else { continue };
+                flows.set_cap(rt.route.udp.max_flows as usize);
+                if flows.len() >= rt.route.udp.max_flows as usize {
+                    rt.stats.udp_drops_full.inc();
+                    continue;
+                }
+                let Some((upstream, guard)) = open_upstream(&rt) else {
+                    rt.stats.udp_drops_send.inc();
+                    continue;
+                };
+                next_id += 1;
+                let flow = Arc::new(Flow { id: next_id, upstream, last_ms: AtomicU64::new(clock_ms()), guard });
+                if flows.insert(client, flow.clone()).is_err() {
+                    rt.stats.udp_drops_full.inc();
+                    continue;
+                }
+                rt.stats.udp_flows_created.inc();
+                rt.stats.udp_flows_active.inc();
+                flow.guard.0.stats.connections.inc();
+                forward(&flow, data, &shared, &key);
+                tokio::spawn(return_path(
+                    flow,
+                    client,
+                    sock.clone(),
+                    rt.route.udp.idle_timeout,
+                    stop_rx.clone(),
+                    closed_tx.clone(),
+                    rt.stats.clone(),
+                    shared.live_guard(),
+                ));
+            }
+        }
+    }
+}
+
+/// Client → backend for an existing flow. Never waits: a full socket buffer drops the datagram.
+fn forward(f: &Flow, data: &[u8], shared: &Shared, key: &ListenerKey) {
+    f.touch();
+    let b = &f.guard.0.stats;
+    // A direct send (no readiness check): a fresh socket may not have seen its first writable
+    // event yet, and we never wait for writability anyway.
+    match socket2::SockRef::from(&f.upstream).send(data) {
+        Ok(_) => {
+            b.packets_in.inc();
+            b.bytes_in.add(data.len() as u64);
+        }
+        Err(_) => {
+            if let Some(rt) = shared.load().get(key) {
+                rt.stats.udp_drops_send.inc();
+            }
+        }
+    }
+}
+
+fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, ActiveGuard)> {
+    let mut order = AttemptOrder::new(rt.backends.len(), rt.rr.fetch_add(1, Relaxed));
+    let now = clock_ms();
+    while let Some(i) = order.next_index(|i| rt.backends[i].is_healthy(now)) {
+        let b = &rt.backends[i];
+        let Some(guard) = b.try_acquire(0) else {
+            continue;
+        };
+        match connected_socket(b.addr) {
+            Ok(s) => return Some((s, guard)),
+            Err(e) => {
+                tracing::debug!(backend = %b.addr, "udp upstream socket: {e}");
+                b.stats.connect_errors.inc();
+            }
+        }
+    }
+    None
+}
+
+fn connected_socket(backend: SocketAddr) -> io::Result<UdpSocket> {
+    let local: SocketAddr = if backend.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(local)?;
+    s.connect(backend)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn return_path(
+    flow: Arc<Flow>,
+    client: SocketAddr,
+    listen: Arc<UdpSocket>,
+    idle: Duration,
+    mut stop: watch::Receiver<()>,
+    closed: mpsc::UnboundedSender<(SocketAddr, u64)>,
+    stats: Arc<ListenerStats>,
+    _live: crate::server::LiveGuard,
+) {
+    let mut drain = flow.guard.0.drain_rx();
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    let b = &flow.guard.0.stats;
+    loop {
+        let since = clock_ms().saturating_sub(flow.last_ms.load(Relaxed));
+        if since >= idle_ms {
+            break;
+        }
+        let wait = Duration::from_millis(idle_ms - since);
+        tokio::select! {
+            r = flow.upstream.readable() => {
+                if r.is_err() { break; }
+                RX_BUF.with_borrow_mut(|buf| {
+                    for _ in 0..64 {
+                        match flow.upstream.try_recv(buf) {
+                            Ok(n) => {
+                                flow.touch();
+                                if socket2::SockRef::from(&*listen).send_to(&buf[..n], &client.into()).is_ok() {
+                                    b.packets_out.inc();
+                                    b.bytes_out.add(n as u64);
+                                } else {
+                                    stats.udp_drops_send.inc();
+                                }
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            // ICMP errors (e.g. port unreachable) surface here; keep the flow.
+                            Err(_) => {}
+                        }
+                    }
+                });
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => break,
+            _ = drained(&mut drain) => break,
+        }
+    }
+    stats.udp_flows_active.dec();
+    let _ = closed.send((client, flow.id));
+}

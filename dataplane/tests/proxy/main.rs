@@ -1,0 +1,8 @@
+//! Black-box tests of the proxy over real sockets on 127.0.0.1 (every socket binds port 0).
+
+mod changes;
+mod health;
+mod tcp;
+mod tls;
+mod udp;
+mod util;

@@ -1,0 +1,96 @@
+use std::time::Duration;
+
+use dataplane::CopyMode;
+use tokio::net::UdpSocket;
+
+use crate::util::*;
+
+async fn client() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// Send and wait for a reply, retrying a few times (UDP may drop on a busy CI box).
+async fn ask(c: &UdpSocket, port: u16, msg: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..3 {
+        c.send_to(msg, ("127.0.0.1", port)).await.unwrap();
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), c.recv(&mut buf)).await
+        {
+            return Some(buf[..n].to_vec());
+        }
+    }
+    None
+}
+
+fn flows(p: &Proxy) -> (f64, f64) {
+    let m = dataplane::metrics::render(&p.server.shared().snapshot());
+    (
+        metric(&m, "rootlb_udp_flows_active", "udp:").unwrap(),
+        metric(&m, "rootlb_udp_flows_total", "udp:").unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn udp_flows_forward_and_return_per_client() {
+    let (b, _t) = udp_echo_backend().await;
+    let mut p = Proxy::new(CopyMode::Splice);
+    let port = p.udp_port();
+    let r = p
+        .apply_yaml(&format!(
+            "listeners: [{{proto: udp, port: {port}, bind: 127.0.0.1, backends: [\"{b}\"]}}]"
+        ))
+        .await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let (c1, c2) = (client().await, client().await);
+    assert_eq!(ask(&c1, port, b"one").await.as_deref(), Some(&b"one"[..]));
+    assert_eq!(ask(&c2, port, b"two").await.as_deref(), Some(&b"two"[..]));
+    let big = vec![7u8; 9000];
+    assert_eq!(ask(&c1, port, &big).await.map(|v| v.len()), Some(9000));
+    assert_eq!(flows(&p), (2.0, 2.0));
+}
+
+#[tokio::test]
+async fn udp_flow_cap_sheds_new_clients() {
+    let (b, _t) = udp_echo_backend().await;
+    let mut p = Proxy::new(CopyMode::Splice);
+    let port = p.udp_port();
+    p.apply_yaml(&format!(
+        "listeners: [{{proto: udp, port: {port}, bind: 127.0.0.1, backends: [\"{b}\"], udp: {{max_flows: 1}}}}]"
+    )).await;
+    let (c1, c2) = (client().await, client().await);
+    assert!(ask(&c1, port, b"a").await.is_some());
+    assert!(
+        ask(&c2, port, b"b").await.is_none(),
+        "second flow must be shed"
+    );
+    assert!(
+        ask(&c1, port, b"c").await.is_some(),
+        "existing flow keeps working"
+    );
+    let m = dataplane::metrics::render(&p.server.shared().snapshot());
+    assert!(metric(&m, "rootlb_udp_drops_full_total", "udp:").unwrap() >= 1.0);
+}
+
+#[tokio::test]
+async fn udp_idle_flows_expire() {
+    let (b, _t) = udp_echo_backend().await;
+    let mut p = Proxy::new(CopyMode::Splice);
+    let port = p.udp_port();
+    p.apply_yaml(&format!(
+        "listeners: [{{proto: udp, port: {port}, bind: 127.0.0.1, backends: [\"{b}\"], udp: {{idle_timeout: 150ms}}}}]"
+    )).await;
+    let c = client().await;
+    assert!(ask(&c, port, b"a").await.is_some());
+    let mut expired = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if flows(&p).0 == 0.0 {
+            expired = true;
+            break;
+        }
+    }
+    assert!(expired, "flow did not expire");
+    // A new datagram opens a fresh flow.
+    assert!(ask(&c, port, b"b").await.is_some());
+    assert_eq!(flows(&p), (1.0, 2.0));
+}
