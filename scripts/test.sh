@@ -18,6 +18,14 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# Python grpcio for the independent-client test (dme/tests/python_client.rs).
+if ! .venv/bin/python -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  log "creating .venv with grpcio"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check grpcio==1.85.3 grpcio-tools==1.85.1
+fi
+export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
