@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
 use crate::cookie::KeyRing;
+use crate::ratelimit::{Rate, RateLimiter};
 use crate::service::{Dme, DmeConfig};
 use crate::tables::Tables;
 
@@ -41,6 +42,18 @@ pub struct DmeArgs {
     /// GeoIP database (.mmdb, GeoIP2-City or DB-IP city layout) for `network_location: geoip`.
     #[arg(long, env = "EDGEPLANE_GEOIP_DB", value_name = "FILE")]
     pub geoip_db: Option<PathBuf>,
+    /// Per-client-IP request limit (requests/s; 0 = off). Upstream's default was 10000.
+    #[arg(long, env = "EDGEPLANE_DME_RATE_PER_IP", default_value_t = 0)]
+    pub rate_limit_per_ip: u32,
+    /// Burst allowed above the per-IP rate.
+    #[arg(long, default_value_t = 100)]
+    pub rate_limit_per_ip_burst: u32,
+    /// Limit over all clients (requests/s; 0 = off). Upstream's default was 25000.
+    #[arg(long, env = "EDGEPLANE_DME_RATE_GLOBAL", default_value_t = 0)]
+    pub rate_limit_global: u32,
+    /// Burst allowed above the global rate.
+    #[arg(long, default_value_t = 250)]
+    pub rate_limit_global_burst: u32,
     /// Passed to clients in RegisterClientReply.token_server_uri.
     #[arg(long, default_value = "")]
     pub token_server_uri: String,
@@ -72,7 +85,12 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         ..DmeConfig::default()
     };
     let apps = tables.app_count();
-    let dme = Arc::new(Dme::new(tables, keys, config, geoip));
+    let rate = |per_second: u32, burst: u32| (per_second > 0).then_some(Rate { per_second, burst });
+    let limiter = RateLimiter::new(
+        rate(args.rate_limit_global, args.rate_limit_global_burst),
+        rate(args.rate_limit_per_ip, args.rate_limit_per_ip_burst),
+    );
+    let dme = Arc::new(Dme::new(tables, keys, config, geoip).with_rate_limiter(limiter));
     let grpc = TcpListener::bind(&args.grpc_addr)
         .await
         .with_context(|| format!("binding gRPC address {}", args.grpc_addr))?;

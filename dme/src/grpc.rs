@@ -32,6 +32,7 @@ fn ctx<T>(req: &Request<T>) -> Ctx {
 macro_rules! unary {
     ($self:ident, $req:ident, $method:ident) => {{
         let ctx = ctx(&$req);
+        $self.0.admit(ctx, stringify!($method))?;
         $self
             .0
             .$method($req.get_ref(), ctx)

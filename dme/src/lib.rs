@@ -26,6 +26,7 @@ pub mod location;
 pub mod matcher;
 #[cfg(test)]
 mod matcher_tests;
+pub mod ratelimit;
 pub mod rest;
 pub mod server;
 pub mod service;

@@ -25,18 +25,28 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 type Rpc<Req, Rep> = fn(&Dme, &Req, Ctx) -> Result<Rep, ApiError>;
 
 /// Decodes the JSON body, runs the RPC, encodes the reply.
-fn call<Req, Rep>(dme: &Dme, peer: SocketAddr, body: &[u8], rpc: Rpc<Req, Rep>) -> Response
+fn call<Req, Rep>(
+    dme: &Dme,
+    peer: SocketAddr,
+    body: &[u8],
+    name: &str,
+    rpc: Rpc<Req, Rep>,
+) -> Response
 where
     Req: DeserializeOwned,
     Rep: Serialize,
 {
+    let ctx = Ctx::now(Some(peer.ip()));
+    if let Err(e) = dme.admit(ctx, name) {
+        return e.into_response();
+    }
     let req: Req = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             return ApiError::invalid(format!("invalid JSON request body: {e}")).into_response();
         }
     };
-    match rpc(dme, &req, Ctx::now(Some(peer.ip()))) {
+    match rpc(dme, &req, ctx) {
         Ok(rep) => json(&rep),
         Err(e) => e.into_response(),
     }
@@ -63,7 +73,7 @@ macro_rules! routes {
             $router = $router.route(
                 $path,
                 post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes| async move {
-                    call::<$req, _>(&dme, peer, &body, Dme::$method)
+                    call::<$req, _>(&dme, peer, &body, stringify!($method), Dme::$method)
                 }),
             );
         )*

@@ -14,6 +14,7 @@ use crate::cookie::{Claims, CookieLoc, EdgeEventsKey, KeyRing, SessionKey, Sessi
 use crate::error::ApiError;
 use crate::matcher::{self, Found};
 use crate::proto;
+use crate::ratelimit::RateLimiter;
 use crate::tables::{AppKeyRef, AppTable, Tables};
 use crate::token;
 
@@ -69,6 +70,7 @@ pub struct Dme {
     keys: KeyRing,
     config: DmeConfig,
     geoip: Option<GeoIp>,
+    limiter: RateLimiter,
 }
 
 /// The platform client token's claims (signed, unlike upstream's base64 JSON).
@@ -94,7 +96,26 @@ impl Dme {
             keys,
             config,
             geoip,
+            limiter: RateLimiter::unlimited(),
         }
+    }
+
+    /// Sets request rate limits.
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Admits one request of `method` from the client, or refuses it as upstream does
+    /// (`ResourceExhausted`, HTTP 429).
+    pub fn admit(&self, ctx: Ctx, method: &str) -> Result<(), ApiError> {
+        if self.limiter.admit(ctx.peer) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            tonic::Code::ResourceExhausted,
+            format!("Request for {method} rate limited, please retry later."),
+        ))
     }
 
     /// Publishes a new snapshot; requests in flight finish on the old one.

@@ -236,3 +236,37 @@ async fn cors_echoes_the_origin() {
         "https://app.example"
     );
 }
+
+#[tokio::test]
+async fn rate_limited_clients_get_429_and_grpc_resource_exhausted() {
+    use dme::ratelimit::{Rate, RateLimiter};
+    let tables = dme::Tables::from_deployment(&region().build(), 1).unwrap();
+    let limiter = RateLimiter::new(
+        None,
+        Some(Rate {
+            per_second: 1,
+            burst: 3,
+        }),
+    );
+    let d =
+        dme::Dme::new(tables, keys(), dme::DmeConfig::default(), None).with_rate_limiter(limiter);
+    let s = start_dme(d).await;
+    let body = r#"{"org_name":"devorg","app_name":"app","app_vers":"1.0"}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(s.post("/v1/registerclient", body).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let (_, reply) = s.post("/v1/registerclient", body).await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("rate limited"),
+        "{reply}"
+    );
+    let e = s
+        .client()
+        .await
+        .register_client(register_request(&dme::fixture::app_key()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+}

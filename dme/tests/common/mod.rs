@@ -68,7 +68,11 @@ pub async fn start(b: Builder) -> Server {
 
 pub async fn start_with(b: Builder, config: DmeConfig) -> Server {
     let tables = Tables::from_deployment(&b.build(), 1).expect("fixture region builds");
-    let dme = Arc::new(Dme::new(tables, keys(), config, None));
+    start_dme(Dme::new(tables, keys(), config, None)).await
+}
+
+pub async fn start_dme(dme: Dme) -> Server {
+    let dme = Arc::new(dme);
     let grpc_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());
