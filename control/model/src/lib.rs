@@ -5,11 +5,25 @@
 //! Owns: validation of objects and of whole documents (references resolve, values in range,
 //! nothing half-applied). Does not own: any I/O beyond reading a document from a path, any wire
 //! (protobuf) types, any runtime state.
+//!
+//! # Layout
+//!
+//! - `types`: the domain types (re-exported at the root); enum discriminants are wire values.
+//! - [`enums`]: short and wire names of those enums (`as_str`, `wire_name`, `FromStr`,
+//!   `from_wire`).
+//! - [`ports`]: the access-ports grammar (`tcp:80,udp:10002:maxpktsize=1500`).
+//! - [`naming`]: DNS labels and FQDNs of cloudlets, clusters and apps.
+//! - [`document`]: the deployment document — parse, validate, print.
 
 pub mod document;
+pub mod enums;
+pub mod naming;
 pub mod ports;
 mod types;
 
-pub use document::{Deployment, DocumentError};
-pub use ports::{AppPort, LProto, PortsError};
+pub use document::{Deployment, DocumentError, ErrorKind};
+pub use enums::ParseEnumError;
+pub use ports::{
+    AppPort, LProto, PortsError, PortsErrorKind, format_access_ports, parse_access_ports,
+};
 pub use types::*;
