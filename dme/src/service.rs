@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::matcher::{self, Found};
 use crate::proto;
 use crate::ratelimit::RateLimiter;
-use crate::tables::{AppKeyRef, AppTable, Tables};
+use crate::tables::{AppKeyRef, AppTable, AuthKey, Tables};
 use crate::token;
 
 /// Lifetimes and pass-through settings.
@@ -195,13 +195,19 @@ impl Dme {
             .app(&key)
             .ok_or_else(|| ApiError::not_found("app not found"))?;
         match (&app.auth_key, req.auth_token.is_empty()) {
-            (Some(_), true) => return Err(ApiError::invalid("No authtoken received")),
-            (None, false) => {
+            (AuthKey::Invalid(reason), _) => {
+                return Err(ApiError::new(
+                    tonic::Code::FailedPrecondition,
+                    format!("the app's auth public key is unusable: {reason}"),
+                ));
+            }
+            (AuthKey::Rsa(_), true) => return Err(ApiError::invalid("No authtoken received")),
+            (AuthKey::None, false) => {
                 return Err(ApiError::unauthenticated(
                     "No authkey found to validate token",
                 ));
             }
-            (Some(der), false) => token::verify_auth_token(
+            (AuthKey::Rsa(der), false) => token::verify_auth_token(
                 &req.auth_token,
                 der,
                 &req.org_name,
@@ -210,7 +216,7 @@ impl Dme {
                 ctx.now,
             )
             .map_err(|e| ApiError::unauthenticated(e.to_string()))?,
-            (None, true) => {}
+            (AuthKey::None, true) => {}
         }
         let mut reply = proto::RegisterClientReply {
             status: proto::ReplyStatus::RsSuccess as i32,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use edge_model::{
-    App, AppInst, AppKey, AppPort, Cloudlet, CloudletKey, CloudletState, Deployment, HealthCheck,
-    MaintenanceState, NetworkLocation, Settings, TrackedState,
+    App, AppKey, AppPort, CloudletKey, CloudletState, Deployment, HealthCheck, MaintenanceState,
+    NetworkLocation, Settings, TrackedState,
 };
 use geodata::{LatLon, SiteIndex};
 
@@ -96,8 +96,8 @@ pub struct Bucket {
 /// Everything the DME knows about one app, immutable once built.
 pub struct AppTable {
     pub app: App,
-    /// DER of the RSA public key (PKCS#1) for auth tokens, parsed once.
-    pub auth_key: Option<Vec<u8>>,
+    /// The developer auth-token key, parsed once.
+    pub auth_key: AuthKey,
     pub insts: Vec<Inst>,
     /// Carrier buckets, sorted by org.
     pub buckets: Vec<Bucket>,
@@ -117,7 +117,7 @@ pub struct Tables {
     /// Increases with every published snapshot.
     pub version: u64,
     apps: hashbrown::HashMap<AppKey, Arc<AppTable>>,
-    operator_codes: HashMap<String, String>,
+    operator_codes: Arc<HashMap<String, String>>,
     pub settings: MatchSettings,
     pub network_location: NetworkLocation,
 }
@@ -144,58 +144,48 @@ impl Tables {
         Self {
             version: 0,
             apps: hashbrown::HashMap::new(),
-            operator_codes: HashMap::new(),
+            operator_codes: Arc::default(),
             settings: MatchSettings::from_settings(&Settings::default()),
             network_location: NetworkLocation::default(),
         }
     }
 
-    /// Builds the whole region from a validated deployment document.
+    /// Builds the whole region from a validated deployment document. Strict: an app whose auth
+    /// key is unusable rejects the document (a controller-fed mirror logs it instead).
     pub fn from_deployment(doc: &Deployment, version: u64) -> Result<Self, BuildError> {
-        let settings = MatchSettings::from_settings(&doc.settings);
-        let cloudlets: HashMap<&CloudletKey, Arc<CloudletRec>> = doc
-            .cloudlets
-            .iter()
-            .map(|c| (&c.key, Arc::new(cloudlet_rec(c))))
-            .collect();
-        let alliances: HashMap<&CloudletKey, &[String]> = doc
-            .cloudlets
-            .iter()
-            .map(|c| (&c.key, c.alliance_orgs.as_slice()))
-            .collect();
-        let mut by_app: HashMap<&AppKey, Vec<&AppInst>> = HashMap::new();
-        for inst in &doc.app_insts {
-            by_app.entry(&inst.app).or_default().push(inst);
+        let mut mirror = crate::mirror::Mirror::from_deployment(doc);
+        let tables = mirror.build(None, version);
+        for app in tables.apps() {
+            if let AuthKey::Invalid(reason) = &app.auth_key {
+                return Err(BuildError::AuthKey {
+                    app: app.app.key.to_string(),
+                    reason: reason.clone(),
+                });
+            }
         }
-        let mut interner = Interner::default();
-        let mut apps = hashbrown::HashMap::with_capacity(doc.apps.len());
-        for app in &doc.apps {
-            let insts = by_app.remove(&app.key).unwrap_or_default();
-            let table = build_app(
-                app,
-                &insts,
-                &cloudlets,
-                &alliances,
-                &settings,
-                &mut interner,
-            )?;
-            apps.insert(app.key.clone(), Arc::new(table));
-        }
-        if let Some((key, _)) = by_app.into_iter().next() {
-            return Err(BuildError::UnknownApp(key.to_string()));
-        }
-        let operator_codes = doc
-            .operator_codes
-            .iter()
-            .map(|oc| (oc.code.clone(), oc.organization.clone()))
-            .collect();
-        Ok(Self {
+        Ok(tables)
+    }
+
+    /// Assembles a snapshot (used by the mirror).
+    pub(crate) fn assemble(
+        version: u64,
+        apps: hashbrown::HashMap<AppKey, Arc<AppTable>>,
+        operator_codes: Arc<HashMap<String, String>>,
+        settings: MatchSettings,
+        network_location: NetworkLocation,
+    ) -> Self {
+        Self {
             version,
             apps,
             operator_codes,
             settings,
-            network_location: doc.settings.network_location.clone(),
-        })
+            network_location,
+        }
+    }
+
+    /// The app's current table, for reuse by an incremental rebuild.
+    pub(crate) fn app_by_key(&self, key: &AppKey) -> Option<&Arc<AppTable>> {
+        self.apps.get(key)
     }
 
     /// Looks up an app without allocating.
@@ -223,128 +213,30 @@ impl Tables {
 /// Why a snapshot could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// An instance refers to an app that the snapshot does not contain.
-    #[error("app instance refers to app {0}, which is not defined")]
-    UnknownApp(String),
-    /// An instance refers to a cloudlet that the snapshot does not contain.
-    #[error("app instance {inst} refers to cloudlet {cloudlet}, which is not defined")]
-    UnknownCloudlet { inst: String, cloudlet: String },
     /// The app's auth public key is not a PEM RSA public key.
     #[error("app {app}: auth_public_key is not a usable RSA public key: {reason}")]
     AuthKey { app: String, reason: String },
 }
 
-fn cloudlet_rec(c: &Cloudlet) -> CloudletRec {
-    CloudletRec {
-        key: c.key.clone(),
-        location: c.location,
-        state: c.state,
-        maintenance: c.maintenance_state,
-    }
+/// An app's key for developer auth tokens, parsed once when the table is built.
+#[derive(Debug, Clone)]
+pub enum AuthKey {
+    /// The app takes no auth token.
+    None,
+    /// DER of the RSA public key (PKCS#1).
+    Rsa(Vec<u8>),
+    /// The configured key could not be used; registrations for the app fail with this reason.
+    Invalid(String),
 }
 
-/// Shares equal strings and port lists between instances while a snapshot is built.
-#[derive(Default)]
-struct Interner {
-    strs: HashMap<Box<str>, Arc<str>>,
-    ports: HashMap<Vec<AppPort>, Arc<[AppPort]>>,
-}
-
-impl Interner {
-    fn str(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.strs.get(s) {
-            return a.clone();
+impl AuthKey {
+    pub fn parse(pem: Option<&str>) -> Self {
+        match pem {
+            None => Self::None,
+            Some(pem) => match crate::token::rsa_public_key_der(pem) {
+                Ok(der) => Self::Rsa(der),
+                Err(reason) => Self::Invalid(reason),
+            },
         }
-        let a: Arc<str> = s.into();
-        self.strs.insert(s.into(), a.clone());
-        a
     }
-
-    fn ports(&mut self, p: &[AppPort]) -> Arc<[AppPort]> {
-        if let Some(a) = self.ports.get(p) {
-            return a.clone();
-        }
-        let a: Arc<[AppPort]> = p.into();
-        self.ports.insert(p.to_vec(), a.clone());
-        a
-    }
-}
-
-fn build_app(
-    app: &App,
-    insts: &[&AppInst],
-    cloudlets: &HashMap<&CloudletKey, Arc<CloudletRec>>,
-    alliances: &HashMap<&CloudletKey, &[String]>,
-    settings: &MatchSettings,
-    interner: &mut Interner,
-) -> Result<AppTable, BuildError> {
-    let auth_key =
-        match &app.auth_public_key {
-            Some(pem) => Some(crate::token::rsa_public_key_der(pem).map_err(|reason| {
-                BuildError::AuthKey {
-                    app: app.key.to_string(),
-                    reason,
-                }
-            })?),
-            None => None,
-        };
-    let mut recs = Vec::with_capacity(insts.len());
-    // (bucket org, alliance?) -> entries
-    let mut own: HashMap<&str, Vec<(LatLon, u32)>> = HashMap::new();
-    let mut allied: HashMap<&str, Vec<(LatLon, u32)>> = HashMap::new();
-    for (i, inst) in insts.iter().enumerate() {
-        let cloudlet =
-            cloudlets
-                .get(&inst.cloudlet)
-                .ok_or_else(|| BuildError::UnknownCloudlet {
-                    inst: inst.key.to_string(),
-                    cloudlet: inst.cloudlet.to_string(),
-                })?;
-        let id = u32::try_from(i).unwrap_or(u32::MAX);
-        let rec = Inst {
-            name: inst.key.name.as_str().into(),
-            organization: interner.str(&inst.key.organization),
-            cluster: inst.cluster.as_deref().map(|c| interner.str(c)),
-            cloudlet: cloudlet.clone(),
-            uri: interner.str(&inst.uri),
-            ports: interner.ports(&inst.mapped_ports),
-            location: cloudlet.location,
-            state: inst.state,
-            health: inst.health,
-            usable: is_usable(
-                inst.state,
-                inst.health,
-                cloudlet.state,
-                cloudlet.maintenance,
-            ),
-        };
-        own.entry(inst.cloudlet.organization.as_str())
-            .or_default()
-            .push((rec.location, id));
-        for org in alliances.get(&inst.cloudlet).copied().unwrap_or_default() {
-            allied
-                .entry(org.as_str())
-                .or_default()
-                .push((rec.location, id));
-        }
-        recs.push(rec);
-    }
-    let mut orgs: Vec<&str> = own.keys().chain(allied.keys()).copied().collect();
-    orgs.sort_unstable();
-    orgs.dedup();
-    let buckets = orgs
-        .into_iter()
-        .map(|org| Bucket {
-            org: org.into(),
-            public_cloud: settings.is_public_cloud(org),
-            own: SiteIndex::build(own.remove(org).unwrap_or_default()),
-            alliance: SiteIndex::build(allied.remove(org).unwrap_or_default()),
-        })
-        .collect();
-    Ok(AppTable {
-        app: app.clone(),
-        auth_key,
-        insts: recs,
-        buckets,
-    })
 }

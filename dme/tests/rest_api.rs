@@ -265,7 +265,7 @@ async fn rate_limited_clients_get_429_and_grpc_resource_exhausted() {
     let e = s
         .client()
         .await
-        .register_client(register_request(&dme::fixture::app_key()))
+        .register_client(register_request(&fixture::app_key()))
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
