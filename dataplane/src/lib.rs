@@ -11,6 +11,7 @@
 //! or the binary's flag dispatch (`src/main.rs`).
 
 pub mod decide;
+pub mod fuzzing;
 pub mod metrics;
 pub mod relay;
 pub mod rootlb;
