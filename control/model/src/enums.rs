@@ -181,6 +181,12 @@ impl IpAccess {
             Self::Shared => 3,
         }
     }
+
+    /// The value for a wire discriminant; `None` for 0 (unset), the retired 2
+    /// (`IP_ACCESS_DEDICATED_OR_SHARED`) and anything this build does not know.
+    pub fn from_wire(value: i32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.wire_value() == value)
+    }
 }
 
 /// Accepts the document form and the wire names with or without prefix (`shared`, `SHARED`,
@@ -227,6 +233,23 @@ impl DeploymentKind {
             Self::Vm => "vm",
             Self::Process => "process",
         }
+    }
+
+    /// The controller API's wire value. Upstream sends a string; the enum starts at 1 so that 0
+    /// can mean "not given" on the wire.
+    pub fn wire_value(self) -> i32 {
+        match self {
+            Self::Docker => 1,
+            Self::Kubernetes => 2,
+            Self::Helm => 3,
+            Self::Vm => 4,
+            Self::Process => 5,
+        }
+    }
+
+    /// The value for a wire discriminant; `None` for 0 (unset) and unknown values.
+    pub fn from_wire(value: i32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.wire_value() == value)
     }
 }
 
@@ -289,6 +312,15 @@ mod tests {
             Some(MaintenanceState::UnderMaintenance)
         );
         assert_eq!(CloudletState::from_wire(99), None);
+        for v in IpAccess::ALL {
+            assert_eq!(IpAccess::from_wire(v.wire_value()), Some(*v));
+        }
+        assert_eq!(IpAccess::from_wire(0), None);
+        assert_eq!(IpAccess::from_wire(2), None);
+        for v in DeploymentKind::ALL {
+            assert_eq!(DeploymentKind::from_wire(v.wire_value()), Some(*v));
+        }
+        assert_eq!(DeploymentKind::from_wire(0), None);
         assert_eq!(
             HealthCheck::CloudletOffline.wire_name(),
             "HEALTH_CHECK_CLOUDLET_OFFLINE"

@@ -13,16 +13,19 @@
 //!   `from_wire`).
 //! - [`ports`]: the access-ports grammar (`tcp:80,udp:10002:maxpktsize=1500`).
 //! - [`naming`]: DNS labels and FQDNs of cloudlets, clusters and apps.
+//! - [`object`]: `ObjectKind`, `Object`, `ObjectKey` and the store-key string form of keys.
 //! - [`document`]: the deployment document — parse, validate, print.
 
 pub mod document;
 pub mod enums;
 pub mod naming;
+pub mod object;
 pub mod ports;
 mod types;
 
 pub use document::{Deployment, DocumentError, ErrorKind};
 pub use enums::ParseEnumError;
+pub use object::{KeyError, KeyErrorKind, Object, ObjectKey, ObjectKind};
 pub use ports::{
     AppPort, LProto, PortsError, PortsErrorKind, format_access_ports, parse_access_ports,
 };

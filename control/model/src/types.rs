@@ -132,6 +132,17 @@ pub struct OperatorCode {
     pub organization: String,
 }
 
+/// What a cloudlet's CRM reports about it; the DME takes the cloudlet's online state from here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudletInfo {
+    pub key: CloudletKey,
+    pub state: CloudletState,
+    /// The notify connection that reported it, so the controller can mark exactly that CRM's
+    /// cloudlets offline when the connection drops.
+    pub notify_id: u64,
+    pub errors: Vec<String>,
+}
+
 /// A compute size for clusters and VMs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Flavor {
@@ -202,6 +213,8 @@ pub struct ClusterInst {
     pub ip_access: IpAccess,
     pub num_masters: u32,
     pub num_nodes: u32,
+    /// Lifecycle state; documents always give READY (there is no CRM to move it).
+    pub state: TrackedState,
 }
 
 /// A running instance of an app on a cloudlet.

@@ -166,6 +166,8 @@ pub(super) fn cluster_insts(
             // Upstream gives kubernetes clusters one master when none is asked for.
             num_masters: c.num_masters.unwrap_or(1),
             num_nodes: c.num_nodes.unwrap_or(0),
+            // The document format has no cluster state: without a CRM a cluster is READY.
+            state: TrackedState::Ready,
         });
     }
     Ok(out)

@@ -1,0 +1,39 @@
+//! Edgeplane's control-plane wire contract: the protobuf messages and gRPC services between the
+//! controller, its notify subscribers (the DME now; the root load balancer and CRMs later) and
+//! `edgectl`, and the conversions between those messages and the domain types of `edge-model`.
+//!
+//! Owns: the protos (`proto/`, package `edgeplane.v1`), the validation that turns wire messages
+//! into domain values, and the field names of update masks. Does not own: any I/O, storage or
+//! server logic; callers convert at the edge so no hot path matches on generated structs.
+//!
+//! # Layout
+//! - [`pb`]: generated messages, `pb::controller_server::Controller` /
+//!   `pb::controller_client::ControllerClient`, `pb::notify_server::Notify` /
+//!   `pb::notify_client::NotifyClient`, and [`pb::FILE_DESCRIPTOR_SET`] for reflection.
+//! - [`convert`]: `TryFrom<pb::X> for edge_model::X` (validating) and `From<&X> for pb::X`.
+//! - [`notify`]: the notify stream's messages as domain enums (`Notice`, `SubscriberMessage`).
+//! - [`fields`]: the updatable field names of each kind, and the check of an update mask.
+
+pub mod convert;
+pub mod fields;
+pub mod notify;
+
+/// Generated wire types and services, package `edgeplane.v1`.
+pub mod pb {
+    #![allow(
+        clippy::all,
+        clippy::pedantic,
+        unused_qualifications,
+        rust_2018_idioms,
+        missing_docs
+    )]
+    tonic::include_proto!("edgeplane.v1");
+
+    /// The encoded `FileDescriptorSet` of every proto here, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/edgeplane_descriptor.bin"));
+}
+
+pub use convert::{ConvertError, ConvertErrorKind, kind_filter, kind_to_wire};
+pub use fields::{check_update_fields, updatable_fields};
+pub use notify::{Notice, Role, SubscriberMessage, Subscription};

@@ -1,0 +1,216 @@
+//! The notify stream's messages as domain enums, so the controller's sender and the subscribers'
+//! appliers match on these rather than on generated oneofs and raw action numbers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use edge_model::{CloudletKey, Object, ObjectKey, ObjectKind};
+
+use crate::convert::{
+    ConvertError, ConvertErrorKind, Within, cloudlet_key, kind_to_wire, object_kind, required,
+};
+use crate::pb;
+use crate::pb::notice::Action;
+use crate::pb::subscriber_message::Msg;
+
+/// One message from the controller to a subscriber.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// The object as of store revision `version` (created or changed).
+    Update { version: u64, object: Object },
+    /// The object is gone as of `version`.
+    Delete { version: u64, key: ObjectKey },
+    /// The snapshot sent on connect is complete as of `version`: drop what it did not contain.
+    SnapshotEnd { version: u64 },
+}
+
+impl Notice {
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Update { version, .. }
+            | Self::Delete { version, .. }
+            | Self::SnapshotEnd { version } => *version,
+        }
+    }
+}
+
+impl TryFrom<pb::Notice> for Notice {
+    type Error = ConvertError;
+
+    fn try_from(n: pb::Notice) -> Result<Self, ConvertError> {
+        notice(n).within("notice")
+    }
+}
+
+fn notice(n: pb::Notice) -> Result<Notice, ConvertError> {
+    let version = n.version;
+    match Action::try_from(n.action) {
+        Ok(Action::Update) => {
+            let object = required(n.object, "object")?;
+            Ok(Notice::Update {
+                version,
+                object: Object::try_from(object).within("object")?,
+            })
+        }
+        Ok(Action::Delete) => {
+            let key = required(n.key, "key")?;
+            Ok(Notice::Delete {
+                version,
+                key: ObjectKey::try_from(key).within("key")?,
+            })
+        }
+        Ok(Action::SnapshotEnd) => Ok(Notice::SnapshotEnd { version }),
+        Ok(Action::Unspecified) => Err(ConvertError::new(
+            "action",
+            ConvertErrorKind::Unspecified("Notice.Action"),
+        )),
+        Err(_) => Err(ConvertError::new(
+            "action",
+            ConvertErrorKind::UnknownEnum {
+                what: "Notice.Action",
+                value: n.action,
+            },
+        )),
+    }
+}
+
+impl From<&Notice> for pb::Notice {
+    fn from(n: &Notice) -> Self {
+        let (action, object, key) = match n {
+            Notice::Update { object, .. } => (Action::Update, Some(object.into()), None),
+            Notice::Delete { key, .. } => (Action::Delete, None, Some(key.into())),
+            Notice::SnapshotEnd { .. } => (Action::SnapshotEnd, None, None),
+        };
+        Self {
+            action: action as i32,
+            version: n.version(),
+            object,
+            key,
+        }
+    }
+}
+
+/// What kind of subscriber is on the other end (decides nothing here; the controller may).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Dme,
+    RootLb,
+    Crm,
+}
+
+impl Role {
+    pub const ALL: [Self; 3] = [Self::Dme, Self::RootLb, Self::Crm];
+
+    /// The wire form (`dme`, `rootlb`, `crm`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dme => "dme",
+            Self::RootLb => "rootlb",
+            Self::Crm => "crm",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = ConvertError;
+
+    fn from_str(s: &str) -> Result<Self, ConvertError> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let msg = format!("unknown role {s:?}; expected dme, rootlb or crm");
+                ConvertError::new("", ConvertErrorKind::Invalid(msg))
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A subscriber's opening message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub name: String,
+    pub role: Role,
+    pub want: Vec<ObjectKind>,
+    /// Only objects of this cloudlet (and the Apps of its AppInsts).
+    pub cloudlet_filter: Option<CloudletKey>,
+}
+
+/// One message from a subscriber to the controller.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SubscriberMessage {
+    Subscribe(Subscription),
+    /// The notice version the subscriber has applied and now serves.
+    Ack {
+        version: u64,
+    },
+    /// An object sent up (CloudletInfo from a CRM, AppInst health from the root LB).
+    Report(Object),
+}
+
+fn subscription(s: pb::Subscribe) -> Result<Subscription, ConvertError> {
+    let want = s
+        .want
+        .iter()
+        .enumerate()
+        .map(|(i, k)| object_kind(*k, &format!("want[{i}]")))
+        .collect::<Result<_, _>>()?;
+    Ok(Subscription {
+        name: s.name,
+        role: s.role.parse().within("role")?,
+        want,
+        cloudlet_filter: s
+            .cloudlet_filter
+            .map(|k| cloudlet_key(k).within("cloudlet_filter"))
+            .transpose()?,
+    })
+}
+
+impl TryFrom<pb::SubscriberMessage> for SubscriberMessage {
+    type Error = ConvertError;
+
+    fn try_from(m: pb::SubscriberMessage) -> Result<Self, ConvertError> {
+        subscriber_message(m).within("subscriber_message")
+    }
+}
+
+fn subscriber_message(m: pb::SubscriberMessage) -> Result<SubscriberMessage, ConvertError> {
+    match required(m.msg, "msg")? {
+        Msg::Subscribe(s) => subscription(s)
+            .within("subscribe")
+            .map(SubscriberMessage::Subscribe),
+        Msg::Ack(a) => Ok(SubscriberMessage::Ack { version: a.version }),
+        Msg::Report(r) => {
+            let object = required(r.object, "object").within("report")?;
+            Object::try_from(object)
+                .within("report.object")
+                .map(SubscriberMessage::Report)
+        }
+    }
+}
+
+impl From<&SubscriberMessage> for pb::SubscriberMessage {
+    fn from(m: &SubscriberMessage) -> Self {
+        let msg = match m {
+            SubscriberMessage::Subscribe(s) => Msg::Subscribe(pb::Subscribe {
+                name: s.name.clone(),
+                role: s.role.as_str().to_owned(),
+                want: s.want.iter().map(|k| kind_to_wire(*k)).collect(),
+                cloudlet_filter: s.cloudlet_filter.as_ref().map(Into::into),
+            }),
+            SubscriberMessage::Ack { version } => Msg::Ack(pb::Ack { version: *version }),
+            SubscriberMessage::Report(o) => Msg::Report(pb::Report {
+                object: Some(o.into()),
+            }),
+        };
+        Self { msg: Some(msg) }
+    }
+}
+
+#[cfg(test)]
+mod tests;
