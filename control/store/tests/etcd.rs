@@ -123,6 +123,93 @@ mod suite {
         );
     }
 
+    /// A private etcd from the test-server script, stopped (and its data removed) on drop, so
+    /// a failing test does not leak the process.
+    struct PrivateEtcd {
+        state: tempfile::TempDir,
+        endpoint: String,
+    }
+
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/etcd-test-server.sh");
+
+    impl PrivateEtcd {
+        fn start() -> Self {
+            let state = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new(SCRIPT)
+                .arg("start")
+                .arg(state.path())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{SCRIPT} start failed: {stderr}");
+            let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+            assert!(
+                endpoint.starts_with("http://127.0.0.1:"),
+                "script printed {endpoint:?}"
+            );
+            Self { state, endpoint }
+        }
+
+        fn stop(&self) {
+            let status = std::process::Command::new(SCRIPT)
+                .arg("stop")
+                .arg(self.state.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{SCRIPT} stop failed");
+        }
+    }
+
+    impl Drop for PrivateEtcd {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(SCRIPT)
+                .arg("stop")
+                .arg(self.state.path())
+                .status();
+        }
+    }
+
+    /// When etcd itself goes away, a watch ends with `Unavailable` and requests fail with
+    /// `Unavailable` within the request timeout; nothing hangs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcd_going_away_is_unavailable() {
+        if endpoints().is_none() {
+            return;
+        }
+        let etcd = tokio::task::spawn_blocking(PrivateEtcd::start)
+            .await
+            .unwrap();
+        let mut options = EtcdOptions::new(vec![etcd.endpoint.clone()], "/gone/");
+        options.request_timeout = std::time::Duration::from_secs(1);
+        let s = EtcdStore::connect(options).await.unwrap();
+        let start = s.current_revision().await.unwrap();
+        let mut w = s.watch(b"", start).await.unwrap();
+        let r = s.put(b"k", b"v").await.unwrap();
+        assert_eq!(
+            edge_store::conformance::expect_response(&mut w)
+                .await
+                .revision,
+            r
+        );
+
+        let etcd = tokio::task::spawn_blocking(move || {
+            etcd.stop();
+            etcd
+        })
+        .await
+        .unwrap();
+        match edge_store::conformance::next_item(&mut w).await {
+            Some(Err(StoreError::Unavailable(msg))) => assert!(!msg.is_empty()),
+            other => panic!("watch after etcd stopped gave {other:?}"),
+        }
+        assert!(edge_store::conformance::next_item(&mut w).await.is_none());
+        match s.get(b"k").await {
+            Err(StoreError::Unavailable(msg)) => assert!(msg.contains("etcd get"), "{msg}"),
+            other => panic!("get after etcd stopped gave {other:?}"),
+        }
+        drop(etcd);
+    }
+
     /// A wrong endpoint is a clear `Unavailable`, not a hang.
     #[tokio::test]
     async fn unreachable_endpoint_is_unavailable() {

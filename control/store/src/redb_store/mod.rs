@@ -30,7 +30,7 @@ const META_COMPACTED: &str = "compacted";
 const META_FORMAT: &str = "format";
 
 /// The file inside the data directory.
-pub const DB_FILE: &str = "edge-store.redb";
+pub(crate) const DB_FILE: &str = "edge-store.redb";
 
 /// Tuning for [`RedbStore`].
 #[derive(Debug, Clone)]

@@ -11,28 +11,32 @@
 //!   revision, so starting there only counts as valid if we do not need its events. This makes
 //!   "start < compaction revision ⇒ `Compacted`" hold exactly, as in the redb store.
 
-use std::collections::VecDeque;
+mod watch;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
     Client, CompactionOptions, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions,
-    EventType, GetOptions, KvClient, TxnOp, WatchClient, WatchOptions,
+    GetOptions, KvClient, TxnOp, WatchClient, WatchOptions,
 };
-use futures::StreamExt;
 use tokio::sync::watch as signal;
 
 use crate::{
-    Compare, Event, KeyValue, Op, RangeResponse, Revision, Store, StoreError, Txn, TxnResponse,
-    WatchResponse, WatchStream,
+    Compare, KeyValue, Op, RangeResponse, Revision, Store, StoreError, Txn, TxnResponse,
+    WatchStream,
 };
 
 /// Keys per page of a range read. etcd refuses values over its request limit (1.5 MiB by
-/// default), so a page stays below `MAX_MESSAGE` however large the values are.
+/// default), so a page stays well below `MAX_RANGE_MESSAGE` however large the values are.
 const PAGE: i64 = 128;
-/// gRPC decode limit for ranges and watch responses (tonic's default of 4 MiB is too small for
-/// a page of large values).
-const MAX_MESSAGE: usize = 256 << 20;
+/// gRPC decode limit for range pages (tonic's default of 4 MiB is too small for a page of
+/// large values).
+const MAX_RANGE_MESSAGE: usize = 256 << 20;
+/// gRPC decode limit for watch responses: gRPC's own maximum. A watcher catching up gets up to
+/// 1000 revisions in one message, which we cannot page, and a refused message would end the
+/// watch again after every re-watch. etcd is trusted, so only real memory bounds this.
+const MAX_WATCH_MESSAGE: usize = i32::MAX as usize;
 
 /// Where and how to reach etcd.
 #[derive(Debug, Clone)]
@@ -102,8 +106,12 @@ impl EtcdStore {
         .map_err(|e| StoreError::Unavailable(format!("etcd at {endpoints}: {e}")))?;
         let (tx, rx) = signal::channel(());
         let store = Self {
-            kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
-            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_RANGE_MESSAGE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_WATCH_MESSAGE),
             namespace: options.namespace,
             request_timeout: options.request_timeout,
             _alive: std::sync::Arc::new(tx),
@@ -275,21 +283,12 @@ impl Store for EtcdStore {
             .with_start_revision(from);
         let mut client = self.watch.clone();
         let stream = self.call("watch", client.watch(key, Some(options))).await?;
-        let state = EtcdWatch {
+        Ok(watch::stream(
             stream,
-            namespace: self.namespace.clone(),
-            last: start_revision,
-            alive: self.alive.clone(),
-            pending: VecDeque::new(),
-            done: false,
-        };
-        Ok(WatchStream::new(futures::stream::unfold(
-            state,
-            |mut w| async move {
-                let item = w.next().await?;
-                Some((item, w))
-            },
-        )))
+            self.namespace.clone(),
+            start_revision,
+            self.alive.clone(),
+        ))
     }
 
     async fn current_revision(&self) -> Result<Revision, StoreError> {
@@ -316,110 +315,6 @@ impl Store for EtcdStore {
             Err(e) if history_compacted(&e) => Ok(()), // already compacted that far
             other => other.map(drop),
         }
-    }
-}
-
-/// The state of one etcd watch stream.
-struct EtcdWatch {
-    stream: etcd_client::WatchStream,
-    namespace: Vec<u8>,
-    /// Every revision `<= last` has been delivered or skipped.
-    last: Revision,
-    alive: signal::Receiver<()>,
-    pending: VecDeque<WatchResponse>,
-    done: bool,
-}
-
-impl EtcdWatch {
-    async fn next(&mut self) -> Option<Result<WatchResponse, StoreError>> {
-        if self.done {
-            return None;
-        }
-        let item = self.next_response().await;
-        self.done = item.is_err();
-        Some(item)
-    }
-
-    async fn next_response(&mut self) -> Result<WatchResponse, StoreError> {
-        loop {
-            if let Some(response) = self.pending.pop_front() {
-                return Ok(response);
-            }
-            let message = tokio::select! {
-                // Err: the last store handle is gone.
-                _ = self.alive.changed() => {
-                    return Err(StoreError::Unavailable("the etcd store was closed (last handle dropped)".into()));
-                }
-                message = self.stream.next() => message,
-            };
-            let resp = match message {
-                Some(Ok(resp)) => resp,
-                Some(Err(e)) => return Err(map_error("watch", e)),
-                None => {
-                    return Err(StoreError::Unavailable(
-                        "etcd ended the watch stream".into(),
-                    ));
-                }
-            };
-            if resp.compact_revision() > 0 {
-                return Err(StoreError::Compacted {
-                    requested: self.last,
-                    oldest: to_revision(resp.compact_revision())?,
-                });
-            }
-            if resp.canceled() {
-                return Err(StoreError::Backend(format!(
-                    "etcd cancelled the watch: {}",
-                    resp.cancel_reason()
-                )));
-            }
-            self.push_events(resp.events())?;
-        }
-    }
-
-    /// Groups events by revision (etcd sends whole revisions per response) and queues those
-    /// after `last`.
-    fn push_events(&mut self, events: &[etcd_client::Event]) -> Result<(), StoreError> {
-        for event in events {
-            let Some(kv) = event.kv() else { continue };
-            let revision = to_revision(kv.mod_revision())?;
-            if revision <= self.last {
-                continue; // the start revision itself, see the module doc
-            }
-            let key = kv
-                .key()
-                .strip_prefix(self.namespace.as_slice())
-                .ok_or_else(|| {
-                    StoreError::Backend(format!(
-                        "etcd watch returned key {:?} outside the namespace",
-                        String::from_utf8_lossy(kv.key())
-                    ))
-                })?;
-            let event = match event.event_type() {
-                EventType::Put => Event::Put(KeyValue {
-                    key: key.to_vec(),
-                    value: kv.value().to_vec(),
-                    create_revision: to_revision(kv.create_revision())?,
-                    mod_revision: revision,
-                    version: to_revision(kv.version())?,
-                }),
-                EventType::Delete => Event::Delete {
-                    key: key.to_vec(),
-                    mod_revision: revision,
-                },
-            };
-            match self.pending.back_mut() {
-                Some(group) if group.revision == revision => group.events.push(event),
-                _ => self.pending.push_back(WatchResponse {
-                    revision,
-                    events: vec![event],
-                }),
-            }
-        }
-        if let Some(group) = self.pending.back() {
-            self.last = group.revision;
-        }
-        Ok(())
     }
 }
 
@@ -463,6 +358,13 @@ fn map_error(op: &'static str, e: etcd_client::Error) -> StoreError {
                 }
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
                     StoreError::Unavailable(format!("etcd {op}: {msg}"))
+                }
+                // A connection dropped mid-stream (etcd stopped or restarted) surfaces as
+                // Unknown with the HTTP/2 error as its message; it is an outage, not a bug.
+                Code::Unknown
+                    if msg.contains("h2 protocol error") || msg.contains("connection") =>
+                {
+                    StoreError::Unavailable(format!("etcd {op}: connection lost: {msg}"))
                 }
                 Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
                     StoreError::InvalidRequest(format!("etcd {op}: {msg}"))
