@@ -8,7 +8,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need, as "binary:package" pairs.
 need_apt=()
-for pair in ; do
+for pair in "protoc:protobuf-compiler" "etcd:etcd-server"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if ((${#need_apt[@]})); then
@@ -26,15 +26,23 @@ if ! .venv/bin/python -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
 fi
 export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
 
+# A real etcd for the store conformance suite (and the controller's etcd tests).
+EDGEPLANE_ETCD_ENDPOINTS=$(control/store/scripts/etcd-test-server.sh start)
+export EDGEPLANE_ETCD_ENDPOINTS
+trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
+
+FEATURES=(--features edge-store/etcd,controller/etcd)
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${FEATURES[@]}" -- -D warnings
 
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast "${FEATURES[@]}"
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}"
 fi

@@ -18,6 +18,8 @@ struct Cli {
 enum Role {
     /// The Distributed Matching Engine (gRPC + REST client API).
     Dme(dme::cli::DmeArgs),
+    /// The regional controller (object API, notify push, fake CRM).
+    Controller(controller::cli::ControllerArgs),
     /// Print the version and exit.
     Version,
 }
@@ -39,6 +41,7 @@ fn main() -> Result<()> {
     let rt = rt.build()?;
     match cli.role {
         Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
+        Role::Controller(args) => rt.block_on(controller::cli::run_controller(args)),
         Role::Version => {
             println!("edgeplane {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -10,14 +10,26 @@ use tokio::net::TcpListener;
 use crate::cookie::KeyRing;
 use crate::ratelimit::{Rate, RateLimiter};
 use crate::service::{Dme, DmeConfig};
+use crate::subscriber::SubscriberConfig;
 use crate::tables::Tables;
 
 /// Flags of `edgeplane dme`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DmeArgs {
     /// Serve the tables of this deployment document (YAML or JSON) without a controller.
-    #[arg(long, value_name = "FILE")]
-    pub standalone: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "controller",
+        conflicts_with = "controller"
+    )]
+    pub standalone: Option<PathBuf>,
+    /// Subscribe to these controller notify addresses (comma-separated, tried in turn) instead.
+    #[arg(long, env = "EDGEPLANE_NOTIFY_ADDRS", value_delimiter = ',')]
+    pub controller: Vec<String>,
+    /// This DME's name towards the controller (its acknowledgements are recorded under it).
+    #[arg(long, env = "EDGEPLANE_DME_NAME", default_value = "dme")]
+    pub name: String,
     /// gRPC listen address.
     #[arg(
         long,
@@ -61,9 +73,14 @@ pub struct DmeArgs {
 
 /// Loads everything, binds both listeners, and serves until Ctrl-C.
 pub async fn run_dme(args: DmeArgs) -> Result<()> {
-    let doc = edge_model::document::load(&args.standalone)
-        .with_context(|| format!("loading {}", args.standalone.display()))?;
-    let tables = Tables::from_deployment(&doc, 1).context("building the DME tables")?;
+    let tables = match &args.standalone {
+        Some(path) => {
+            let doc = edge_model::document::load(path)
+                .with_context(|| format!("loading {}", path.display()))?;
+            Tables::from_deployment(&doc, 1).context("building the DME tables")?
+        }
+        None => Tables::empty(),
+    };
     let keys = match &args.cookie_keys {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -97,6 +114,13 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
     let http = TcpListener::bind(&args.http_addr)
         .await
         .with_context(|| format!("binding REST address {}", args.http_addr))?;
+    if args.standalone.is_none() {
+        let config = SubscriberConfig {
+            addrs: args.controller.clone(),
+            name: args.name.clone(),
+        };
+        tokio::spawn(crate::subscriber::run(dme.clone(), config));
+    }
     println!(
         "DME serving {apps} apps: gRPC on {}, REST on {}",
         grpc.local_addr()?,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use edge_model::{
     App, AppInst, AppInstKey, AppKey, AppPort, Cloudlet, CloudletKey, CloudletState, Deployment,
-    OperatorCode, Settings,
+    Object, ObjectKey, OperatorCode, Settings,
 };
 use geodata::{LatLon, SiteIndex};
 
@@ -164,25 +164,60 @@ impl Mirror {
         }
     }
 
-    /// Keys held now, per kind, so a resync can prune what the controller no longer has.
-    pub fn operator_code_keys(&self) -> Vec<String> {
-        self.operator_codes.keys().cloned().collect()
+    /// Applies one object as the controller sent it. Kinds the DME does not use are ignored.
+    pub fn apply(&mut self, obj: Object) {
+        match obj {
+            Object::Settings(s) => self.set_settings(s),
+            Object::OperatorCode(oc) => self.upsert_operator_code(oc),
+            Object::Cloudlet(c) => self.upsert_cloudlet(c),
+            Object::CloudletInfo(i) => self.set_cloudlet_state(&i.key, i.state),
+            Object::App(a) => self.upsert_app(a),
+            Object::AppInst(i) => self.upsert_inst(i),
+            Object::Flavor(_) | Object::ClusterInst(_) => {}
+        }
     }
-    pub fn cloudlet_keys(&self) -> Vec<CloudletKey> {
-        self.cloudlets.keys().cloned().collect()
+
+    /// Removes one object.
+    pub fn remove(&mut self, key: &ObjectKey) {
+        match key {
+            ObjectKey::Settings => self.set_settings(Settings::default()),
+            ObjectKey::OperatorCode(code) => self.remove_operator_code(code),
+            ObjectKey::Cloudlet(k) => self.remove_cloudlet(k),
+            ObjectKey::CloudletInfo(k) => self.remove_cloudlet_state(k),
+            ObjectKey::App(k) => self.remove_app(k),
+            ObjectKey::AppInst(k) => self.remove_inst(k),
+            ObjectKey::Flavor(_) | ObjectKey::ClusterInst(_) => {}
+        }
     }
-    pub fn cloudlet_state_keys(&self) -> Vec<CloudletKey> {
-        self.cloudlet_states.keys().cloned().collect()
-    }
-    pub fn app_keys(&self) -> Vec<AppKey> {
-        self.apps.keys().cloned().collect()
-    }
-    pub fn inst_keys(&self) -> Vec<AppInstKey> {
-        self.insts.keys().cloned().collect()
+
+    /// Every key held now, so a resync can prune what the controller no longer has.
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        let mut out = vec![ObjectKey::Settings];
+        out.extend(
+            self.operator_codes
+                .keys()
+                .cloned()
+                .map(ObjectKey::OperatorCode),
+        );
+        out.extend(self.cloudlets.keys().cloned().map(ObjectKey::Cloudlet));
+        out.extend(
+            self.cloudlet_states
+                .iter()
+                .filter(|(_, s)| **s != CloudletState::NotPresent)
+                .map(|(k, _)| ObjectKey::CloudletInfo(k.clone())),
+        );
+        out.extend(self.apps.keys().cloned().map(ObjectKey::App));
+        out.extend(self.insts.keys().cloned().map(ObjectKey::AppInst));
+        out
     }
 
     pub fn inst_count(&self) -> usize {
         self.insts.len()
+    }
+
+    /// Forces the next build to publish (e.g. after a resync that changed nothing).
+    pub fn mark_dirty(&mut self) {
+        self.operator_codes_changed = true;
     }
 
     /// Whether anything changed since the last build.

@@ -1,0 +1,283 @@
+//! The controller's operations (create / update / delete / show), shared by the gRPC API and
+//! its REST mirror, and the gRPC service itself.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_api::pb;
+use edge_model::{Object, ObjectKey, ObjectKind, TrackedState};
+use edge_store::{Revision, Store};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::commit;
+use crate::error::{ControlError, describe};
+use crate::notify::Acks;
+use crate::planner::{self, Region};
+use crate::sync::Shared;
+
+/// Everything an API call needs.
+pub struct Core {
+    pub store: Arc<dyn Store>,
+    pub shared: Arc<Shared>,
+    pub acks: Arc<Acks>,
+    pub region: Region,
+    /// How long a create/delete waits for the CRM before returning.
+    pub settle_timeout: Duration,
+}
+
+/// Where a lifecycle ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Ready,
+    Gone,
+    Failed(String),
+    Pending(String),
+}
+
+impl Core {
+    pub async fn create(&self, obj: Object) -> Result<Revision, ControlError> {
+        let what = format!("create {}", describe(&obj.key()));
+        commit::execute(self.store.as_ref(), &self.shared, &what, |m| {
+            planner::create(m, obj.clone(), &self.region)
+        })
+        .await
+    }
+
+    pub async fn update(&self, obj: Object, fields: &[String]) -> Result<Revision, ControlError> {
+        let what = format!("update {}", describe(&obj.key()));
+        commit::execute(self.store.as_ref(), &self.shared, &what, |m| {
+            planner::update(m, &obj, fields)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &ObjectKey) -> Result<Revision, ControlError> {
+        let what = format!("delete {}", describe(key));
+        commit::execute(self.store.as_ref(), &self.shared, &what, |m| {
+            planner::delete(m, key)
+        })
+        .await
+    }
+
+    /// Objects matching the filter, parents first.
+    pub fn show(
+        &self,
+        kind: Option<ObjectKind>,
+        key: Option<&ObjectKey>,
+        org: Option<&str>,
+    ) -> Vec<Object> {
+        let st = self.shared.read();
+        let mut out: Vec<Object> =
+            st.0.all()
+                .map(|(_, s)| &s.object)
+                .filter(|o| kind.is_none_or(|k| o.kind() == k))
+                .filter(|o| key.is_none_or(|k| &o.key() == k))
+                .filter(|o| org.is_none_or(|org| organization(o) == Some(org)))
+                .cloned()
+                .collect();
+        out.sort_by_key(|o| o.kind().dependency_rank());
+        out
+    }
+
+    /// Waits until `key`'s lifecycle settles, reporting state changes to `progress`.
+    pub async fn settle(&self, key: &ObjectKey, progress: &mpsc::Sender<String>) -> Settled {
+        let mut rx = self.shared.subscribe();
+        let deadline = tokio::time::Instant::now() + self.settle_timeout;
+        let mut last: Option<TrackedState> = None;
+        loop {
+            let state = {
+                let st = self.shared.read();
+                match st.0.get(key).map(|s| &s.object) {
+                    None => return Settled::Gone,
+                    Some(Object::AppInst(i)) => i.state,
+                    Some(Object::ClusterInst(c)) => c.state,
+                    Some(_) => return Settled::Ready,
+                }
+            };
+            if last != Some(state) {
+                let _ = progress
+                    .send(format!("{}: {}", describe(key), state.wire_name()))
+                    .await;
+                last = Some(state);
+            }
+            match state {
+                TrackedState::Ready => return Settled::Ready,
+                TrackedState::CreateError
+                | TrackedState::UpdateError
+                | TrackedState::DeleteError => {
+                    return Settled::Failed(format!(
+                        "{} ended in {}",
+                        describe(key),
+                        state.wire_name()
+                    ));
+                }
+                _ => {}
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Settled::Pending(format!(
+                    "{} is still {}: waiting for the cloudlet's CRM",
+                    describe(key),
+                    state.wire_name()
+                ));
+            }
+        }
+    }
+}
+
+fn organization(o: &Object) -> Option<&str> {
+    match o {
+        Object::OperatorCode(c) => Some(&c.organization),
+        Object::Cloudlet(c) => Some(&c.key.organization),
+        Object::CloudletInfo(c) => Some(&c.key.organization),
+        Object::App(a) => Some(&a.key.organization),
+        Object::ClusterInst(c) => Some(&c.key.organization),
+        Object::AppInst(i) => Some(&i.key.organization),
+        Object::Flavor(_) | Object::Settings(_) => None,
+    }
+}
+
+/// The gRPC service.
+pub struct ControllerService(pub Arc<Core>);
+
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::Progress, Status>> + Send>>;
+type ObjectStream = Pin<Box<dyn Stream<Item = Result<pb::Object, Status>> + Send>>;
+
+fn invalid(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn object_from(o: Option<pb::Object>) -> Result<Object, Status> {
+    Object::try_from(o.ok_or_else(|| invalid("object: required"))?).map_err(invalid)
+}
+
+/// Runs a mutation and its settling in a task, streaming progress and a final `done`.
+fn stream_op<F>(core: Arc<Core>, key: ObjectKey, op: F) -> ProgressStream
+where
+    F: Future<Output = Result<Revision, ControlError>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let rev = match op.await {
+            Ok(rev) => rev,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        let (ptx, mut prx) = mpsc::channel::<String>(16);
+        let forward = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(message) = prx.recv().await {
+                    let _ = tx
+                        .send(Ok(pb::Progress {
+                            message,
+                            done: false,
+                            revision: 0,
+                        }))
+                        .await;
+                }
+            })
+        };
+        let settled = core.settle(&key, &ptx).await;
+        drop(ptx);
+        let _ = forward.await;
+        let last = match settled {
+            Settled::Failed(msg) => Err(Status::aborted(msg)),
+            Settled::Ready => Ok(format!("{}: done", describe(&key))),
+            Settled::Gone => Ok(format!("{}: deleted", describe(&key))),
+            Settled::Pending(msg) => Ok(msg),
+        };
+        let revision = core.shared.read().0.revision.max(rev);
+        let _ = tx
+            .send(last.map(|message| pb::Progress {
+                message,
+                done: true,
+                revision,
+            }))
+            .await;
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+#[tonic::async_trait]
+impl pb::controller_server::Controller for ControllerService {
+    type CreateStream = ProgressStream;
+    type UpdateStream = ProgressStream;
+    type DeleteStream = ProgressStream;
+    type ShowStream = ObjectStream;
+
+    async fn create(
+        &self,
+        req: Request<pb::CreateRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        let obj = object_from(req.into_inner().object)?;
+        let core = self.0.clone();
+        let key = obj.key();
+        Ok(Response::new(stream_op(core.clone(), key, async move {
+            core.create(obj).await
+        })))
+    }
+
+    async fn update(
+        &self,
+        req: Request<pb::UpdateRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        let req = req.into_inner();
+        let obj = object_from(req.object)?;
+        edge_api::check_update_fields(obj.kind(), &req.fields).map_err(invalid)?;
+        let core = self.0.clone();
+        let key = obj.key();
+        let fields = req.fields;
+        Ok(Response::new(stream_op(core.clone(), key, async move {
+            core.update(obj, &fields).await
+        })))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        let key = req
+            .into_inner()
+            .key
+            .ok_or_else(|| invalid("key: required"))?;
+        let key = ObjectKey::try_from(key).map_err(invalid)?;
+        let core = self.0.clone();
+        let k = key.clone();
+        Ok(Response::new(stream_op(core.clone(), key, async move {
+            core.delete(&k).await
+        })))
+    }
+
+    async fn show(&self, req: Request<pb::ShowRequest>) -> Result<Response<ObjectStream>, Status> {
+        let req = req.into_inner();
+        let kind = edge_api::kind_filter(req.kind, "kind").map_err(invalid)?;
+        let key = req
+            .key
+            .map(ObjectKey::try_from)
+            .transpose()
+            .map_err(invalid)?;
+        let org = (!req.organization.is_empty()).then_some(req.organization.as_str());
+        let objects = self.0.show(kind, key.as_ref(), org);
+        let items: Vec<Result<pb::Object, Status>> =
+            objects.iter().map(|o| Ok(pb::Object::from(o))).collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(items))))
+    }
+
+    async fn revision(
+        &self,
+        _req: Request<pb::RevisionRequest>,
+    ) -> Result<Response<pb::RevisionReply>, Status> {
+        let revision = self.0.shared.read().0.revision;
+        Ok(Response::new(pb::RevisionReply { revision }))
+    }
+}

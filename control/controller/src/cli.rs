@@ -1,0 +1,100 @@
+//! The `controller` role: flags, opening the store, serving.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use edge_store::Store;
+use tokio::net::TcpListener;
+
+/// Flags of `edgeplane controller`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Controller API (gRPC) listen address.
+    #[arg(
+        long,
+        env = "EDGEPLANE_CONTROLLER_API_ADDR",
+        default_value = "127.0.0.1:55001"
+    )]
+    pub api_addr: String,
+    /// Notify (subscriber push) listen address.
+    #[arg(
+        long,
+        env = "EDGEPLANE_CONTROLLER_NOTIFY_ADDR",
+        default_value = "127.0.0.1:37001"
+    )]
+    pub notify_addr: String,
+    /// Region name, part of generated FQDNs.
+    #[arg(long, env = "EDGEPLANE_REGION", default_value = "local")]
+    pub region: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the object model is persisted.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Data directory of the embedded store (the default backend).
+    #[arg(long, env = "EDGEPLANE_DATA_DIR", default_value = "./edgeplane-data")]
+    pub data_dir: PathBuf,
+    /// Use etcd at these comma-separated endpoints instead of the embedded store (needs a build
+    /// with the `etcd` feature).
+    #[arg(long, env = "EDGEPLANE_ETCD_ENDPOINTS", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Key namespace inside etcd.
+    #[arg(long, default_value = "edgeplane/")]
+    pub etcd_prefix: String,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> Result<Arc<dyn Store>> {
+        if !self.etcd.is_empty() {
+            return open_etcd(self).await;
+        }
+        let store = edge_store::RedbStore::open(&self.data_dir)
+            .await
+            .with_context(|| format!("opening the store in {}", self.data_dir.display()))?;
+        Ok(Arc::new(store))
+    }
+}
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(args: &StoreArgs) -> Result<Arc<dyn Store>> {
+    let opts = edge_store::EtcdOptions {
+        endpoints: args.etcd.clone(),
+        namespace: args.etcd_prefix.clone().into_bytes(),
+        ..Default::default()
+    };
+    Ok(Arc::new(
+        edge_store::EtcdStore::connect(opts)
+            .await
+            .context("connecting to etcd")?,
+    ))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(_: &StoreArgs) -> Result<Arc<dyn Store>> {
+    anyhow::bail!("this build has no etcd support: rebuild with `--features etcd`")
+}
+
+/// Opens the store, binds, serves until Ctrl-C.
+pub async fn run_controller(args: ControllerArgs) -> Result<()> {
+    let store = args.store.open().await?;
+    let handle = crate::server::start(store, &args.region).await?;
+    let api = TcpListener::bind(&args.api_addr)
+        .await
+        .with_context(|| format!("binding API address {}", args.api_addr))?;
+    let notify = TcpListener::bind(&args.notify_addr)
+        .await
+        .with_context(|| format!("binding notify address {}", args.notify_addr))?;
+    println!(
+        "controller: API on {}, notify on {}",
+        api.local_addr()?,
+        notify.local_addr()?
+    );
+    crate::server::run(api, notify, handle, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

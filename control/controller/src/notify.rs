@@ -1,0 +1,249 @@
+//! The notify server: pushes the model to subscribers (DME, root LB, CRM). On connect a
+//! subscriber gets every object it wants, parents first, then SNAPSHOT_END (it prunes what was
+//! not re-sent); afterwards coalesced changes: each changed key's current value (UPDATE) or its
+//! absence (DELETE), updates parents-first and deletes children-first. Subscribers acknowledge
+//! the version they serve, so "visible in the DME" is observable ([`Acks`]).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use edge_api::notify::{Notice, SubscriberMessage, Subscription};
+use edge_api::pb;
+use edge_model::{Object, ObjectKey, ObjectKind};
+use edge_store::{Revision, Store};
+use futures::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::model::Model;
+use crate::reports;
+use crate::sync::Shared;
+
+/// Versions acknowledged by subscribers, by subscriber name.
+#[derive(Default)]
+pub struct Acks {
+    by_name: Mutex<HashMap<String, Revision>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Acks {
+    fn record(&self, name: &str, version: Revision) {
+        self.by_name
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_string(), version);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The last version `name` acknowledged.
+    pub fn get(&self, name: &str) -> Option<Revision> {
+        self.by_name
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .copied()
+    }
+
+    /// Waits until `name` has acknowledged at least `version`.
+    pub async fn wait_for(&self, name: &str, version: Revision) {
+        let mut rx = self.changed.subscribe();
+        loop {
+            if self.get(name).is_some_and(|v| v >= version) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The gRPC notify service.
+pub struct NotifyService {
+    pub store: Arc<dyn Store>,
+    pub shared: Arc<Shared>,
+    pub acks: Arc<Acks>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl NotifyService {
+    pub fn new(store: Arc<dyn Store>, shared: Arc<Shared>, acks: Arc<Acks>) -> Self {
+        Self {
+            store,
+            shared,
+            acks,
+            next_id: 1.into(),
+        }
+    }
+}
+
+type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::notify_server::Notify for NotifyService {
+    type StreamStream = NoticeStream;
+
+    async fn stream(
+        &self,
+        req: Request<Streaming<pb::SubscriberMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("stream closed before Subscribe"))?;
+        let sub = match SubscriberMessage::try_from(first) {
+            Ok(SubscriberMessage::Subscribe(s)) => s,
+            Ok(_) => {
+                return Err(Status::invalid_argument(
+                    "the first message must be Subscribe",
+                ));
+            }
+            Err(e) => return Err(Status::invalid_argument(e.to_string())),
+        };
+        let notify_id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(name = %sub.name, role = %sub.role, notify_id, "subscriber connected");
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(send_loop(self.shared.clone(), sub.clone(), tx));
+        let (store, shared, acks) = (self.store.clone(), self.shared.clone(), self.acks.clone());
+        tokio::spawn(async move {
+            while let Ok(Some(msg)) = inbound.message().await {
+                match SubscriberMessage::try_from(msg) {
+                    Ok(SubscriberMessage::Ack { version }) => acks.record(&sub.name, version),
+                    Ok(SubscriberMessage::Report(obj)) => {
+                        if let Err(e) =
+                            reports::apply(store.as_ref(), &shared, obj, notify_id).await
+                        {
+                            tracing::warn!(name = %sub.name, error = %e, "report refused");
+                        }
+                    }
+                    Ok(SubscriberMessage::Subscribe(_)) => {
+                        tracing::warn!(name = %sub.name, "ignoring a second Subscribe");
+                    }
+                    Err(e) => {
+                        tracing::warn!(name = %sub.name, error = %e, "bad subscriber message")
+                    }
+                }
+            }
+            tracing::info!(name = %sub.name, "subscriber disconnected");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Whether `sub` wants `obj`.
+fn wanted(sub: &Subscription, m: &Model, obj: &Object) -> bool {
+    if !sub.want.is_empty() && !sub.want.contains(&obj.kind()) {
+        return false;
+    }
+    let Some(filter) = &sub.cloudlet_filter else {
+        return true;
+    };
+    match obj {
+        Object::Cloudlet(c) => &c.key == filter,
+        Object::CloudletInfo(c) => &c.key == filter,
+        Object::ClusterInst(c) => &c.cloudlet == filter,
+        Object::AppInst(i) => &i.cloudlet == filter,
+        // Apps only when an instance on the cloudlet uses them.
+        Object::App(a) => m.insts_on(filter).any(|i| i.app == a.key),
+        _ => true,
+    }
+}
+
+fn wanted_key(sub: &Subscription, key: &ObjectKey) -> bool {
+    sub.want.is_empty() || sub.want.contains(&key.kind())
+}
+
+/// Builds the notices for a full snapshot (`keys` = None) or for changed keys.
+fn batch(sub: &Subscription, m: &Model, keys: Option<&[ObjectKey]>) -> Vec<Notice> {
+    let version = m.revision;
+    let mut updates: Vec<&Object> = Vec::new();
+    let mut deletes: Vec<ObjectKey> = Vec::new();
+    match keys {
+        None => updates.extend(
+            m.all()
+                .map(|(_, s)| &s.object)
+                .filter(|o| wanted(sub, m, o)),
+        ),
+        Some(keys) => {
+            let mut seen = std::collections::HashSet::new();
+            for k in keys {
+                if !seen.insert(k) {
+                    continue;
+                }
+                match m.get(k) {
+                    Some(s) if wanted(sub, m, &s.object) => updates.push(&s.object),
+                    Some(_) => {}
+                    None if wanted_key(sub, k) => deletes.push(k.clone()),
+                    None => {}
+                }
+            }
+        }
+    }
+    updates.sort_by_key(|o| o.kind().dependency_rank());
+    deletes.sort_by_key(|k| std::cmp::Reverse(k.kind().dependency_rank()));
+    let mut out: Vec<Notice> = updates
+        .into_iter()
+        .map(|o| Notice::Update {
+            version,
+            object: o.clone(),
+        })
+        .collect();
+    out.extend(
+        deletes
+            .into_iter()
+            .map(|key| Notice::Delete { version, key }),
+    );
+    if keys.is_none() {
+        out.push(Notice::SnapshotEnd { version });
+    }
+    out
+}
+
+async fn send_loop(
+    shared: Arc<Shared>,
+    sub: Subscription,
+    tx: mpsc::Sender<Result<pb::Notice, Status>>,
+) {
+    let mut rx = shared.subscribe();
+    let mut sent_rev: Option<Revision> = None;
+    let mut epoch = 0;
+    loop {
+        let notices = {
+            let st = shared.read();
+            let (model, log) = &*st;
+            let keys = match sent_rev {
+                Some(r) if log.epoch == epoch => log.since(r),
+                _ => None,
+            };
+            let out = batch(&sub, model, keys.as_deref());
+            sent_rev = Some(model.revision);
+            epoch = log.epoch;
+            out
+        };
+        for n in &notices {
+            if tx.send(Ok(pb::Notice::from(n))).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            // The subscriber went away: stop instead of waiting for the next change.
+            () = tx.closed() => return,
+        }
+    }
+}
+
+/// Kinds a DME wants.
+pub const DME_KINDS: [ObjectKind; 6] = [
+    ObjectKind::Settings,
+    ObjectKind::OperatorCode,
+    ObjectKind::Cloudlet,
+    ObjectKind::CloudletInfo,
+    ObjectKind::App,
+    ObjectKind::AppInst,
+];

@@ -1,0 +1,80 @@
+//! Serving: the controller API and the notify stream over bound listeners, until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_api::pb;
+use edge_store::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::{ControllerService, Core};
+use crate::notify::{Acks, NotifyService};
+use crate::planner::Region;
+use crate::sync::{self, Shared};
+
+/// A running controller's shared parts (tests and `edgeplane up` reach into them).
+#[derive(Clone)]
+pub struct Handle {
+    pub core: Arc<Core>,
+    pub acks: Arc<Acks>,
+}
+
+/// Loads the model from `store` and starts the sync task and the fake CRM.
+pub async fn start(store: Arc<dyn Store>, region: &str) -> Result<Handle, edge_store::StoreError> {
+    let shared = Arc::new(Shared::default());
+    sync::start(store.clone(), shared.clone()).await?;
+    crate::crm::spawn(store.clone(), shared.clone());
+    let acks = Arc::new(Acks::default());
+    let core = Arc::new(Core {
+        store,
+        shared,
+        acks: acks.clone(),
+        region: Region {
+            name: region.to_string(),
+        },
+        settle_timeout: Duration::from_secs(30),
+    });
+    Ok(Handle { core, acks })
+}
+
+/// Serves the API on `api` and notify on `notify` until `shutdown` resolves.
+pub async fn run(
+    api: TcpListener,
+    notify: TcpListener,
+    handle: Handle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut api_rx = rx.clone();
+    let mut notify_rx = rx;
+    let api_srv = tonic::transport::Server::builder()
+        .add_service(pb::controller_server::ControllerServer::new(
+            ControllerService(handle.core.clone()),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(api), async move {
+            let _ = api_rx.wait_for(|s| *s).await;
+        });
+    let notify_svc = NotifyService::new(
+        handle.core.store.clone(),
+        handle.core.shared.clone(),
+        handle.acks.clone(),
+    );
+    let notify_srv = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(
+            pb::notify_server::NotifyServer::new(notify_svc).max_decoding_message_size(16 << 20),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(notify), async move {
+            let _ = notify_rx.wait_for(|s| *s).await;
+        });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let (a, n) = tokio::join!(api_srv, notify_srv);
+    a?;
+    n?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! A local region over real sockets: controller (embedded store in a temp dir) and DME wired by
+//! the notify stream, plus clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dme::proto::{self, match_engine_api_client::MatchEngineApiClient};
+use edge_api::pb::controller_client::ControllerClient;
+use edge_model::AppKey;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub const DME_NAME: &str = "dme-test";
+
+pub struct Dme {
+    pub grpc: SocketAddr,
+    pub engine: Arc<dme::Dme>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A DME subscribed to `notify`, serving gRPC on an OS-chosen port.
+pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
+    let engine = Arc::new(dme::Dme::new(
+        dme::Tables::empty(),
+        dme::cookie::KeyRing::random(),
+        dme::DmeConfig::default(),
+        None,
+    ));
+    let config = dme::subscriber::SubscriberConfig {
+        addrs: notify.iter().map(ToString::to_string).collect(),
+        name: DME_NAME.into(),
+    };
+    tokio::spawn(dme::subscriber::run(engine.clone(), config));
+    let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = g.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dme::server::run(g, h, engine.clone(), async move {
+        let _ = rx.await;
+    }));
+    Dme {
+        grpc,
+        engine,
+        _stop: tx,
+    }
+}
+
+pub struct Controller {
+    pub api: SocketAddr,
+    pub notify: SocketAddr,
+    pub handle: controller::server::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A controller on `store`, its notify listener on `notify` (or an OS-chosen port).
+pub async fn start_controller(
+    store: Arc<dyn edge_store::Store>,
+    notify: Option<SocketAddr>,
+) -> Controller {
+    let handle = controller::server::start(store, "eu")
+        .await
+        .expect("controller starts");
+    let api_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify_l = TcpListener::bind(notify.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let (api, notify) = (api_l.local_addr().unwrap(), notify_l.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(controller::server::run(
+        api_l,
+        notify_l,
+        handle.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Controller {
+        api,
+        notify,
+        handle,
+        _stop: tx,
+    }
+}
+
+impl Controller {
+    pub async fn client(&self) -> ControllerClient<Channel> {
+        ControllerClient::connect(format!("http://{}", self.api))
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until the DME acknowledged `revision`.
+    pub async fn wait_dme(&self, revision: u64) {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            self.handle.acks.wait_for(DME_NAME, revision),
+        )
+        .await
+        .expect("the DME acknowledges the change within 10 s");
+    }
+}
+
+pub fn example() -> edge_model::Deployment {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/region.yaml");
+    edge_model::document::load(&path).expect("example parses")
+}
+
+pub fn arena() -> AppKey {
+    AppKey {
+        organization: "NimbusGames".into(),
+        name: "arena-shooter".into(),
+        version: "2.3".into(),
+    }
+}
+
+impl Dme {
+    pub async fn client(&self) -> MatchEngineApiClient<Channel> {
+        MatchEngineApiClient::connect(format!("http://{}", self.grpc))
+            .await
+            .unwrap()
+    }
+
+    /// Registers for `app` and finds from (lat, lon) on `carrier`; returns the cloudlet location
+    /// found, or None.
+    pub async fn find(
+        &self,
+        app: &AppKey,
+        carrier: &str,
+        lat: f64,
+        lon: f64,
+    ) -> Option<(f64, f64)> {
+        let mut c = self.client().await;
+        let reg = c
+            .register_client(proto::RegisterClientRequest {
+                org_name: app.organization.clone(),
+                app_name: app.name.clone(),
+                app_vers: app.version.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("register")
+            .into_inner();
+        let r = c
+            .find_cloudlet(proto::FindCloudletRequest {
+                session_cookie: reg.session_cookie,
+                carrier_name: carrier.into(),
+                gps_location: Some(proto::Loc {
+                    latitude: lat,
+                    longitude: lon,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("find")
+            .into_inner();
+        (r.status == proto::find_cloudlet_reply::FindStatus::FindFound as i32).then(|| {
+            r.cloudlet_location
+                .map(|l| (l.latitude, l.longitude))
+                .unwrap_or_default()
+        })
+    }
+}
+
+pub async fn redb(dir: &std::path::Path) -> Arc<dyn edge_store::Store> {
+    Arc::new(edge_store::RedbStore::open(dir).await.expect("store opens"))
+}
