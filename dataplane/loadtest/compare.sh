@@ -100,7 +100,8 @@ stream {
 EOF
 nginx -p "$WORK" -c "$WORK/stream.conf" & PIDS+=($!); STREAM_PID=$!
 
-# --- root LB, one worker thread each: splice on 28080/25201, user-space copy on 28090/25211
+# --- root LB, one worker thread each: splice on 28080/25201, user-space copy on 28090/25211,
+#     auto (scratch-buffer copy, splice for bulk) on 28070/25191
 routes() { # http_port bulk_port [extra listener port]
   echo "drain_grace: 5s"
   echo "defaults: {bind: 127.0.0.1}"
@@ -113,10 +114,13 @@ routes() { # http_port bulk_port [extra listener port]
 }
 routes 28080 25201 > "$WORK/routes-splice.yaml"
 routes 28090 25211 > "$WORK/routes-copy.yaml"
+routes 28070 25191 > "$WORK/routes-auto.yaml"
 RUST_LOG=info "$LB" --routes "$WORK/routes-splice.yaml" --threads 1 --copy-mode splice --reload-poll-ms 20 \
   --metrics-addr 127.0.0.1:29100 >"$WORK/logs/rootlb-splice.log" 2>&1 & PIDS+=($!); LBS_PID=$!
 RUST_LOG=warn "$LB" --routes "$WORK/routes-copy.yaml" --threads 1 --copy-mode copy \
   >"$WORK/logs/rootlb-copy.log" 2>&1 & PIDS+=($!); LBC_PID=$!
+RUST_LOG=warn "$LB" --routes "$WORK/routes-auto.yaml" --threads 1 --copy-mode auto \
+  >"$WORK/logs/rootlb-auto.log" 2>&1 & PIDS+=($!); LBA_PID=$!
 sleep 1.5
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || { echo "pid $p failed to start; see $WORK/logs" >&2; tail "$WORK"/logs/*; exit 1; }; done
 
@@ -126,7 +130,8 @@ TARGETS=("direct 18080 15201 1 $BACKEND_PID"
          "haproxy-splice 18083 15204 0 $HAPROXY_PID"
          "nginx-stream 18082 15203 1 $STREAM_PID"
          "rootlb-splice 28080 25201 1 $LBS_PID"
-         "rootlb-copy 28090 25211 1 $LBC_PID")
+         "rootlb-copy 28090 25211 1 $LBC_PID"
+         "rootlb-auto 28070 25191 1 $LBA_PID")
 
 CLK=$(getconf CLK_TCK)
 ticks() { local t=0 c; for c in $1 $(pgrep -P "$1" 2>/dev/null); do [ -r /proc/$c/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$c/stat))); done; echo $t; }
@@ -151,7 +156,9 @@ wrk_run() { # name port test path conns pid [header]
   if [ "$test" = bigfile ]; then val=$(mibs "$tps"); unit=MiB/s; else val=$rps; unit=req/s; fi
   echo "$name,$test,$REP,$val,$unit,$p50,$p90,$p99,$err,$cpu,$BG" >> "$RES"
   echo "  $name $test: $val $unit p99=${p99}ms err=$err cpu=${cpu}% bg=${BG}%" >&2
+  alive "$name" "$pid"
 }
+alive() { kill -0 "$2" 2>/dev/null || { echo "!! $1 (pid $2) is gone; see $WORK/logs" >&2; exit 1; }; }
 iperf_run() { # name port mode pid
   local name=$1 port=$2 mode=$3 pid=$4 out bps loss c0 c1 cpu
   quiet; c0=$(ticks "$pid")
@@ -165,7 +172,7 @@ iperf_run() { # name port mode pid
   c1=$(ticks "$pid"); echo "$out" > "$WORK/logs/iperf-$name-$mode-$REP.json"
   cpu=$(python3 -c "print(round(($c1-$c0)/$CLK/$IPERF_DUR*100,1))"); local gbs; gbs=$(python3 -c "print(round($bps/8/1e9,3))")
   echo "$name,iperf-$mode,$REP,$gbs,GB/s,,,,$loss,$cpu,$BG" >> "$RES"
-  echo "  $name iperf-$mode: $gbs GB/s loss=$loss% cpu=${cpu}%" >&2; sleep 1
+  echo "  $name iperf-$mode: $gbs GB/s loss=$loss% cpu=${cpu}%" >&2; alive "$name" "$pid"; sleep 1
 }
 selected() { [ -z "$ONLY" ] && return 0; for o in $ONLY; do [ "$o" = "$1" ] && return 0; done; return 1; }
 
@@ -227,7 +234,7 @@ ha = {t: med(rs, 'value') for (n, t), rs in g.items() if n == 'haproxy'}
 f = lambda x: "" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
 print("| target | test | median | unit | vs haproxy | p50 ms | p99 ms | errors (udp: loss %) | proxy CPU % | reps |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-order = ['direct', 'haproxy', 'haproxy-splice', 'nginx-stream', 'rootlb-splice', 'rootlb-copy']
+order = ['direct', 'haproxy', 'haproxy-splice', 'nginx-stream', 'rootlb-splice', 'rootlb-copy', 'rootlb-auto']
 for (n, t), rs in sorted(g.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]) if kv[0][0] in order else 99)):
     v = med(rs, 'value'); h = ha.get(t.replace('-churn', ''))
     ratio = f"{v/h:.2f}" if h and v is not None and n != 'haproxy' else "-"

@@ -1,8 +1,15 @@
-//! Moving bytes between two plain TCP sockets: splice(2) through a pipe per direction (no copy
-//! into user space), or tokio's user-space `copy_bidirectional`. Both half-close correctly: EOF on
-//! one side becomes a write shutdown on the other, and the other direction keeps flowing.
+//! Moving bytes between two plain TCP sockets. Three strategies (see [`CopyMode`]):
+//! - `splice`: splice(2) through a pipe per direction, no copy into user space;
+//! - `copy`: tokio's `copy_bidirectional` with a buffer per direction per connection;
+//! - `auto`: read into a per-thread scratch buffer and write straight on (no per-connection
+//!   buffer, so idle connections cost no buffer memory), switching a direction to splice once a
+//!   read fills the whole scratch buffer (bulk transfer) and back when reads get small.
+//!
+//! All half-close correctly: EOF on one side becomes a write shutdown on the other, and the other
+//! direction keeps flowing.
 
-use std::io;
+use std::cell::RefCell;
+use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 
@@ -15,6 +22,14 @@ use crate::server::CopyMode;
 
 /// Largest chunk moved per splice call (the default pipe capacity).
 const CHUNK: usize = 1 << 16;
+/// Scratch buffer of `auto` mode; a read that fills it switches the direction to splice.
+const SCRATCH: usize = 16 * 1024;
+/// In `auto` mode, a splice read smaller than this switches the direction back to copying.
+const SMALL: usize = 4 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
+}
 
 /// Relay until both directions reach EOF or one fails.
 pub async fn relay(
@@ -38,7 +53,172 @@ pub async fn relay(
             let down = splice_one_way(&upstream, &client, &stats.bytes_out);
             tokio::try_join!(up, down).map(|_| ())
         }
+        CopyMode::Auto => {
+            let up = auto_one_way(&client, &upstream, &stats.bytes_in);
+            let down = auto_one_way(&upstream, &client, &stats.bytes_out);
+            tokio::try_join!(up, down).map(|_| ())
+        }
     }
+}
+
+fn shutdown_write(to: &TcpStream) -> io::Result<()> {
+    // NotConnected means the peer is already gone; nothing left to tell it.
+    match socket2::SockRef::from(to).shutdown(Shutdown::Write) {
+        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+        _ => Ok(()),
+    }
+}
+
+enum Step {
+    /// Spurious wake-up: nothing to read.
+    Again,
+    Eof,
+    /// Bytes read, whether the read filled the scratch buffer.
+    Data(usize, bool),
+}
+
+/// One direction of `auto` mode.
+async fn auto_one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    counter: &crate::metrics::Counter,
+) -> io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut pipe: Option<(OwnedFd, OwnedFd)> = None;
+    let mut bulk = false;
+    loop {
+        from.readable().await?;
+        if bulk {
+            let (rd, wr) = match &pipe {
+                Some(p) => p,
+                None => pipe.insert(new_pipe()?),
+            };
+            let Some(n) = splice_in(from, wr)? else {
+                continue;
+            };
+            if n == 0 {
+                return shutdown_write(to);
+            }
+            splice_out(rd, to, n).await?;
+            counter.add(n as u64);
+            bulk = n >= SMALL;
+            continue;
+        }
+        let step = SCRATCH_BUF.with_borrow_mut(|buf| copy_now(from, to, buf, &mut pending))?;
+        match step {
+            Step::Again => continue,
+            Step::Eof => return shutdown_write(to),
+            Step::Data(n, full) => {
+                counter.add(n as u64);
+                bulk = full;
+            }
+        }
+        // The receiver is slower than the sender: finish this chunk before reading more.
+        let mut off = 0;
+        while off < pending.len() {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || {
+                (&*socket2::SockRef::from(to)).write(&pending[off..])
+            }) {
+                Ok(m) => off += m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        pending = Vec::new();
+    }
+}
+
+/// Read once into `buf` and write it on without waiting; what the peer does not take now goes to
+/// `pending`. A short read clears read readiness (the socket is drained), saving the EAGAIN call.
+fn copy_now(
+    from: &TcpStream,
+    to: &TcpStream,
+    buf: &mut [u8],
+    pending: &mut Vec<u8>,
+) -> io::Result<Step> {
+    let mut got = 0;
+    let r = from.try_io(Interest::READABLE, || {
+        let n = (&*socket2::SockRef::from(from)).read(buf)?;
+        got = n;
+        if n > 0 && n < buf.len() {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match r {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            if got == 0 {
+                return Ok(Step::Again);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    if got == 0 {
+        return Ok(Step::Eof);
+    }
+    let mut off = 0;
+    while off < got {
+        match (&*socket2::SockRef::from(to)).write(&buf[off..got]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(m) => off += m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    pending.extend_from_slice(&buf[off..got]);
+    Ok(Step::Data(got, got == buf.len()))
+}
+
+fn new_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Splice what `from` has into the (empty) pipe. `None`: not readable after all.
+fn splice_in(from: &TcpStream, wr: &OwnedFd) -> io::Result<Option<usize>> {
+    // The pipe is empty here, so EAGAIN can only mean "socket not readable".
+    match from.try_io(Interest::READABLE, || {
+        splice(
+            from,
+            None,
+            wr,
+            None,
+            CHUNK,
+            SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
+        )
+        .map_err(io::Error::from)
+    }) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Move all `n` bytes in the pipe to `to`.
+async fn splice_out(rd: &OwnedFd, to: &TcpStream, n: usize) -> io::Result<()> {
+    let mut left = n;
+    while left > 0 {
+        to.writable().await?;
+        match to.try_io(Interest::WRITABLE, || {
+            splice(
+                rd,
+                None,
+                to,
+                None,
+                left,
+                SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
+            )
+            .map_err(io::Error::from)
+        }) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(m) => left -= m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Splice `from` → pipe → `to` until EOF on `from`, then shut down `to`'s write side.
@@ -54,54 +234,15 @@ async fn splice_one_way(
         from.readable().await?;
         let (rd, wr) = match &pipe {
             Some(p) => p,
-            None => pipe.insert(
-                nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-                    .map_err(io::Error::from)?,
-            ),
+            None => pipe.insert(new_pipe()?),
         };
-        // The pipe is empty here, so EAGAIN can only mean "socket not readable".
-        let n = match from.try_io(Interest::READABLE, || {
-            splice(
-                from,
-                None,
-                wr,
-                None,
-                CHUNK,
-                SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
-            )
-            .map_err(io::Error::from)
-        }) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        let Some(n) = splice_in(from, wr)? else {
+            continue;
         };
         if n == 0 {
-            // Peer finished sending: pass the half-close on. NotConnected means it already went.
-            return match socket2::SockRef::from(to).shutdown(Shutdown::Write) {
-                Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
-                _ => Ok(()),
-            };
+            return shutdown_write(to);
         }
-        let mut left = n;
-        while left > 0 {
-            to.writable().await?;
-            match to.try_io(Interest::WRITABLE, || {
-                splice(
-                    rd,
-                    None,
-                    to,
-                    None,
-                    left,
-                    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
-                )
-                .map_err(io::Error::from)
-            }) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(m) => left -= m,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
+        splice_out(rd, to, n).await?;
         counter.add(n as u64);
     }
 }

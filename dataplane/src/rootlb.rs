@@ -64,10 +64,16 @@ pub fn load_routes(path: &Path) -> Result<RouteTable, LoadError> {
 /// Build a tokio runtime (honouring `--threads`) and run the root LB until SIGINT/SIGTERM.
 /// For callers that are not already inside a runtime.
 pub fn main(args: RootLbArgs) -> anyhow::Result<()> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.threads {
-        b.worker_threads(n.max(1));
-    }
+    let mut b = match args.threads {
+        // One thread: no work stealing, no cross-thread wake-ups.
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     b.enable_all()
         .build()
         .context("building tokio runtime")?

@@ -33,6 +33,8 @@ pub enum CopyMode {
     Splice,
     /// tokio's user-space `copy_bidirectional`.
     Copy,
+    /// Per-thread scratch buffer with direct writes; splice for bulk transfers.
+    Auto,
 }
 
 /// Process-wide runtime options (not part of the table).

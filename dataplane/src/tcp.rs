@@ -73,25 +73,9 @@ async fn forward(
 ) -> Result<(), ConnError> {
     let _ = client.set_nodelay(true);
     let local = client.local_addr().unwrap_or(peer);
-    if let Some(acceptor) = &rt.tls {
-        let hs =
-            tokio::time::timeout(shared.opts.tls_handshake_timeout, acceptor.accept(client)).await;
-        let mut tls = match hs {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(ConnError::TlsHandshake(e)),
-            Err(_) => return Err(ConnError::TlsHandshake(io::ErrorKind::TimedOut.into())),
-        };
-        let (mut up, guard) = connect(rt).await?;
-        send_proxy_header(rt, &mut up, peer, local).await?;
-        let mut drain = guard.0.drain_rx();
-        let b = &guard.0.stats;
-        tokio::select! {
-            r = tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut up, shared.opts.copy_buf, shared.opts.copy_buf) => {
-                if let Ok((i, o)) = r { b.bytes_in.add(i); b.bytes_out.add(o); }
-            }
-            _ = drained(&mut drain) => {}
-        }
-        return Ok(());
+    if rt.tls.is_some() {
+        // Boxed: the TLS state is large and plain connections should not carry its size.
+        return Box::pin(forward_tls(client, peer, local, rt, shared)).await;
     }
     let (mut up, guard) = connect(rt).await?;
     send_proxy_header(rt, &mut up, peer, local).await?;
@@ -100,6 +84,36 @@ async fn forward(
     tokio::select! {
         r = relay::relay(client, up, shared.opts.copy_mode, shared.opts.copy_buf, b) => {
             if let Err(e) = r { tracing::trace!("relay ended: {e}"); }
+        }
+        _ = drained(&mut drain) => {}
+    }
+    Ok(())
+}
+
+async fn forward_tls(
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    rt: &RouteRt,
+    shared: &Shared,
+) -> Result<(), ConnError> {
+    let Some(acceptor) = &rt.tls else {
+        return Ok(());
+    };
+    let hs = tokio::time::timeout(shared.opts.tls_handshake_timeout, acceptor.accept(client)).await;
+    let mut tls = match hs {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ConnError::TlsHandshake(e)),
+        Err(_) => return Err(ConnError::TlsHandshake(io::ErrorKind::TimedOut.into())),
+    };
+    let (mut up, guard) = connect(rt).await?;
+    send_proxy_header(rt, &mut up, peer, local).await?;
+    let mut drain = guard.0.drain_rx();
+    let b = &guard.0.stats;
+    let n = shared.opts.copy_buf;
+    tokio::select! {
+        r = tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut up, n, n) => {
+            if let Ok((i, o)) = r { b.bytes_in.add(i); b.bytes_out.add(o); }
         }
         _ = drained(&mut drain) => {}
     }

@@ -20,6 +20,8 @@ use crate::table::ListenerKey;
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams handled per wake-up of a listener before other work gets a turn.
+const BATCH: usize = 64;
 
 thread_local! {
     /// Return-path receive buffer, shared by all flows on a worker thread (never held across an
@@ -56,46 +58,72 @@ pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared
                     flows.remove(&addr);
                 }
             }
-            r = sock.recv_from(&mut buf) => {
-                let Ok((n, client)) = r else { continue };
-                let data = &buf[..n];
-                if let Some(f) = flows.get(&client) {
-                    forward(f, data, &shared, &key);
+            r = sock.readable() => {
+                if r.is_err() {
                     continue;
                 }
-                let Some(rt) = shared.load().get(&key).cloned() else { continue };
-                flows.set_cap(rt.route.udp.max_flows as usize);
-                if flows.len() >= rt.route.udp.max_flows as usize {
-                    rt.stats.udp_drops_full.inc();
-                    continue;
+                // Drain a batch per wake-up; each datagram is one recv and one send syscall.
+                for _ in 0..BATCH {
+                    let (n, client) = match sock.try_recv_from(&mut buf) {
+                        Ok(x) => x,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => continue,
+                    };
+                    let data = &buf[..n];
+                    if let Some(f) = flows.get(&client) {
+                        forward(f, data, &shared, &key);
+                        continue;
+                    }
+                    let Some(rt) = shared.load().get(&key).cloned() else { continue };
+                    let Some(flow) = new_flow(&mut flows, client, &rt, &mut next_id) else { continue };
+                    forward(&flow, data, &shared, &key);
+                    tokio::spawn(return_path(
+                        flow,
+                        client,
+                        sock.clone(),
+                        rt.route.udp.idle_timeout,
+                        stop_rx.clone(),
+                        closed_tx.clone(),
+                        rt.stats.clone(),
+                        shared.live_guard(),
+                    ));
                 }
-                let Some((upstream, guard)) = open_upstream(&rt) else {
-                    rt.stats.udp_drops_send.inc();
-                    continue;
-                };
-                next_id += 1;
-                let flow = Arc::new(Flow { id: next_id, upstream, last_ms: AtomicU64::new(clock_ms()), guard });
-                if flows.insert(client, flow.clone()).is_err() {
-                    rt.stats.udp_drops_full.inc();
-                    continue;
-                }
-                rt.stats.udp_flows_created.inc();
-                rt.stats.udp_flows_active.inc();
-                flow.guard.0.stats.connections.inc();
-                forward(&flow, data, &shared, &key);
-                tokio::spawn(return_path(
-                    flow,
-                    client,
-                    sock.clone(),
-                    rt.route.udp.idle_timeout,
-                    stop_rx.clone(),
-                    closed_tx.clone(),
-                    rt.stats.clone(),
-                    shared.live_guard(),
-                ));
             }
         }
     }
+}
+
+/// Open a flow for a new client, unless the table is full or no backend socket can be made.
+fn new_flow(
+    flows: &mut FlowTable<Arc<Flow>>,
+    client: SocketAddr,
+    rt: &RouteRt,
+    next_id: &mut u64,
+) -> Option<Arc<Flow>> {
+    flows.set_cap(rt.route.udp.max_flows as usize);
+    if flows.len() >= rt.route.udp.max_flows as usize {
+        rt.stats.udp_drops_full.inc();
+        return None;
+    }
+    let Some((upstream, guard)) = open_upstream(rt) else {
+        rt.stats.udp_drops_send.inc();
+        return None;
+    };
+    *next_id += 1;
+    let flow = Arc::new(Flow {
+        id: *next_id,
+        upstream,
+        last_ms: AtomicU64::new(clock_ms()),
+        guard,
+    });
+    if flows.insert(client, flow.clone()).is_err() {
+        rt.stats.udp_drops_full.inc();
+        return None;
+    }
+    rt.stats.udp_flows_created.inc();
+    rt.stats.udp_flows_active.inc();
+    flow.guard.0.stats.connections.inc();
+    Some(flow)
 }
 
 /// Client → backend for an existing flow. Never waits: a full socket buffer drops the datagram.

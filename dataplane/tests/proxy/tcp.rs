@@ -49,6 +49,11 @@ async fn tcp_forwarding_splice() {
 }
 
 #[tokio::test]
+async fn tcp_forwarding_auto() {
+    forwards_both_ways_and_half_closes(CopyMode::Auto).await;
+}
+
+#[tokio::test]
 async fn tcp_forwarding_copy() {
     forwards_both_ways_and_half_closes(CopyMode::Copy).await;
 }
