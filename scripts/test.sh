@@ -32,7 +32,7 @@ export EDGEPLANE_ETCD_ENDPOINTS
 trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
 
-FEATURES=(--features edge-store/etcd,controller/etcd)
+FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd)
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

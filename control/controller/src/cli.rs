@@ -60,11 +60,8 @@ impl StoreArgs {
 
 #[cfg(feature = "etcd")]
 async fn open_etcd(args: &StoreArgs) -> Result<Arc<dyn Store>> {
-    let opts = edge_store::EtcdOptions {
-        endpoints: args.etcd.clone(),
-        namespace: args.etcd_prefix.clone().into_bytes(),
-        ..Default::default()
-    };
+    let opts =
+        edge_store::EtcdOptions::new(args.etcd.clone(), args.etcd_prefix.clone().into_bytes());
     Ok(Arc::new(
         edge_store::EtcdStore::connect(opts)
             .await
