@@ -317,6 +317,9 @@ impl Server {
     /// As [`Server::adopt_tcp`], for UDP.
     pub fn adopt_udp(&mut self, s: std::net::UdpSocket) -> io::Result<()> {
         s.set_nonblocking(true)?;
+        let sock = socket2::SockRef::from(&s);
+        let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
         self.prebound_udp.insert(s.local_addr()?, s);
         Ok(())
     }
@@ -531,15 +534,18 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
+/// Requested UDP listener buffers: bursts should queue, not drop (the kernel caps this at
+/// `net.core.rmem_max` / `wmem_max`; raise those on a real LB host).
+const UDP_SOCKET_BUFFER: usize = 8 << 20;
+
 fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {
         s.set_only_v6(false)?;
     }
-    // Big receive buffer: bursts of datagrams should queue, not drop.
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
+    let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())

@@ -49,6 +49,7 @@ pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared
     let mut flows: FlowTable<Arc<Flow>> = FlowTable::new(0);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut next_id = 0u64;
+    let mut outbox = Outbox::default();
     let _keep = &stop_tx;
     loop {
         tokio::select! {
@@ -62,7 +63,7 @@ pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared
                 if r.is_err() {
                     continue;
                 }
-                // Drain a batch per wake-up; each datagram is one recv and one send syscall.
+                // Drain a batch per wake-up; datagrams of one flow leave together (UDP GSO).
                 for _ in 0..BATCH {
                     let (n, client) = match sock.try_recv_from(&mut buf) {
                         Ok(x) => x,
@@ -71,12 +72,12 @@ pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared
                     };
                     let data = &buf[..n];
                     if let Some(f) = flows.get(&client) {
-                        forward(f, data, &shared, &key);
+                        outbox.push(f, data);
                         continue;
                     }
                     let Some(rt) = shared.load().get(&key).cloned() else { continue };
                     let Some(flow) = new_flow(&mut flows, client, &rt, &mut next_id) else { continue };
-                    forward(&flow, data, &shared, &key);
+                    outbox.push(&flow, data);
                     tokio::spawn(return_path(
                         flow,
                         client,
@@ -87,6 +88,10 @@ pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared
                         rt.stats.clone(),
                         shared.live_guard(),
                     ));
+                }
+                let dropped = outbox.flush();
+                if dropped > 0 && let Some(rt) = shared.load().get(&key) {
+                    rt.stats.udp_drops_send.add(dropped);
                 }
             }
         }
@@ -126,23 +131,99 @@ fn new_flow(
     Some(flow)
 }
 
-/// Client → backend for an existing flow. Never waits: a full socket buffer drops the datagram.
-fn forward(f: &Flow, data: &[u8], shared: &Shared, key: &ListenerKey) {
-    f.touch();
-    let b = &f.guard.0.stats;
-    // A direct send (no readiness check): a fresh socket may not have seen its first writable
-    // event yet, and we never wait for writability anyway.
-    match socket2::SockRef::from(&f.upstream).send(data) {
-        Ok(_) => {
-            b.packets_in.inc();
-            b.bytes_in.add(data.len() as u64);
+/// Datagrams of one flow that leave in one `sendmsg` with UDP GSO: equal-sized segments, the last
+/// one possibly shorter, at most [`GSO_MAX_SEGS`] and 64 KiB.
+struct Batch {
+    flow: Arc<Flow>,
+    buf: Vec<u8>,
+    seg: usize,
+    count: u64,
+    closed: bool,
+}
+
+/// Client → backend datagrams collected during one wake-up of a listener, in arrival order.
+#[derive(Default)]
+struct Outbox {
+    batches: Vec<Batch>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Segments per GSO send (the kernel's UDP_MAX_SEGMENTS is 64 on older kernels).
+const GSO_MAX_SEGS: u64 = 64;
+/// Only datagrams that fit a standard 1500-byte MTU are coalesced, so GSO never has to fail
+/// on the way out of a real NIC.
+const GSO_MAX_SEG_SIZE: usize = 1472;
+
+impl Outbox {
+    fn push(&mut self, f: &Arc<Flow>, data: &[u8]) {
+        f.touch();
+        if let Some(b) = self.batches.iter_mut().rev().find(|b| b.flow.id == f.id)
+            && !b.closed
+            && data.len() <= b.seg
+            && b.count < GSO_MAX_SEGS
+            && b.buf.len() + data.len() <= 65_000
+        {
+            b.buf.extend_from_slice(data);
+            b.count += 1;
+            b.closed = data.len() < b.seg;
+            return;
         }
-        Err(_) => {
-            if let Some(rt) = shared.load().get(key) {
-                rt.stats.udp_drops_send.inc();
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.extend_from_slice(data);
+        let seg = data.len();
+        self.batches.push(Batch {
+            flow: f.clone(),
+            buf,
+            seg,
+            count: 1,
+            closed: seg > GSO_MAX_SEG_SIZE || seg == 0,
+        });
+    }
+
+    /// Send everything; returns the number of datagrams dropped.
+    fn flush(&mut self) -> u64 {
+        let mut dropped = 0;
+        for mut b in self.batches.drain(..) {
+            let stats = &b.flow.guard.0.stats;
+            let sent = send_batch(&b);
+            stats.packets_in.add(sent);
+            stats.bytes_in.add(if sent == b.count {
+                b.buf.len() as u64
+            } else {
+                sent * b.seg as u64
+            });
+            dropped += b.count - sent;
+            b.buf.clear();
+            if self.spare.len() < 16 {
+                self.spare.push(b.buf);
             }
         }
+        dropped
     }
+}
+
+/// Send a batch on the flow's connected socket; returns how many datagrams went out. Direct
+/// syscalls (no readiness check): a fresh socket may not have seen its first writable event yet,
+/// and a full socket buffer drops rather than waits.
+fn send_batch(b: &Batch) -> u64 {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
+    use std::os::fd::AsRawFd;
+    let sock = socket2::SockRef::from(&b.flow.upstream);
+    if b.count == 1 {
+        return u64::from(sock.send(&b.buf).is_ok());
+    }
+    let seg = u16::try_from(b.seg).unwrap_or(u16::MAX);
+    let iov = [io::IoSlice::new(&b.buf)];
+    let gso = [ControlMessage::UdpGsoSegments(&seg)];
+    let fd = b.flow.upstream.as_raw_fd();
+    if sendmsg::<SockaddrStorage>(fd, &iov, &gso, MsgFlags::empty(), None).is_ok() {
+        return b.count;
+    }
+    // No GSO on this path (or a full buffer): one datagram at a time.
+    b.buf
+        .chunks(b.seg)
+        .map(|d| u64::from(sock.send(d).is_ok()))
+        .sum()
 }
 
 fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, ActiveGuard)> {
