@@ -1,6 +1,8 @@
 //! `edgeplane`: one binary, one role per subcommand. Each role lives in its own crate; this file
 //! only parses flags, sets up logging and the runtime, and dispatches.
 
+mod up;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -16,6 +18,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Role {
+    /// A whole local region in one process: controller (embedded store) + DME, with a
+    /// deployment document applied.
+    Up(up::UpArgs),
     /// The Distributed Matching Engine (gRPC + REST client API).
     Dme(dme::cli::DmeArgs),
     /// The regional controller (object API, notify push, fake CRM).
@@ -40,6 +45,7 @@ fn main() -> Result<()> {
     }
     let rt = rt.build()?;
     match cli.role {
+        Role::Up(args) => rt.block_on(up::run(args)),
         Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
         Role::Controller(args) => rt.block_on(controller::cli::run_controller(args)),
         Role::Version => {

@@ -16,8 +16,19 @@ pub const DME_NAME: &str = "dme-test";
 
 pub struct Dme {
     pub grpc: SocketAddr,
-    pub engine: Arc<dme::Dme>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    pub engine: Option<Arc<dme::Dme>>,
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Dme {
+    /// A client-side handle for a DME running elsewhere.
+    pub fn connect(grpc: SocketAddr) -> Self {
+        Self {
+            grpc,
+            engine: None,
+            _stop: None,
+        }
+    }
 }
 
 /// A DME subscribed to `notify`, serving gRPC on an OS-chosen port.
@@ -42,8 +53,8 @@ pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
     }));
     Dme {
         grpc,
-        engine,
-        _stop: tx,
+        engine: Some(engine),
+        _stop: Some(tx),
     }
 }
 
