@@ -24,7 +24,7 @@ pub struct RootLbArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// How plain TCP bytes are moved.
-    #[arg(long, value_enum, default_value_t = CopyMode::Splice)]
+    #[arg(long, value_enum, default_value_t = CopyMode::Auto)]
     pub copy_mode: CopyMode,
     /// Buffer bytes per direction for user-space copies (copy mode and TLS).
     #[arg(long, default_value_t = 16 * 1024)]

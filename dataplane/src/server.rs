@@ -29,11 +29,12 @@ use crate::{health, tcp, tls, udp};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum CopyMode {
     /// splice(2) through a pipe per direction: no user-space copy.
-    #[default]
     Splice,
     /// tokio's user-space `copy_bidirectional`.
     Copy,
-    /// Per-thread scratch buffer with direct writes; splice for bulk transfers.
+    /// Per-thread scratch buffer with direct writes; splice for bulk transfers. The default: it
+    /// measured best overall (see dataplane/README.md).
+    #[default]
     Auto,
 }
 

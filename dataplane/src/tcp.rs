@@ -72,7 +72,12 @@ async fn forward(
     shared: &Shared,
 ) -> Result<(), ConnError> {
     let _ = client.set_nodelay(true);
-    let local = client.local_addr().unwrap_or(peer);
+    // getsockname only when a PROXY header needs the original destination.
+    let local = if rt.route.proxy_protocol_v2 {
+        client.local_addr().unwrap_or(peer)
+    } else {
+        peer
+    };
     if rt.tls.is_some() {
         // Boxed: the TLS state is large and plain connections should not carry its size.
         return Box::pin(forward_tls(client, peer, local, rt, shared)).await;
@@ -82,6 +87,7 @@ async fn forward(
     let mut drain = guard.0.drain_rx();
     let b = &guard.0.stats;
     tokio::select! {
+        biased;
         r = relay::relay(client, up, shared.opts.copy_mode, shared.opts.copy_buf, b) => {
             if let Err(e) = r { tracing::trace!("relay ended: {e}"); }
         }
