@@ -50,7 +50,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
-            copy_mode: CopyMode::Splice,
+            copy_mode: CopyMode::Auto,
             copy_buf: 16 * 1024,
             tls_handshake_timeout: Duration::from_secs(10),
         }
