@@ -115,7 +115,7 @@ fn collect_candidates<'a>(
         let Some(inst) = table.insts.get(id as usize) else {
             continue;
         };
-        if !inst.usable {
+        if !inst.is_usable() {
             continue;
         }
         let distance_km = at.distance_km(&inst.location) + source.padding;

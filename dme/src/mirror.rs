@@ -35,6 +35,8 @@ pub struct Mirror {
     apps_by_cloudlet: HashMap<CloudletKey, HashMap<AppKey, u32>>,
     dirty_all: bool,
     dirty_apps: HashSet<AppKey>,
+    /// Instances whose state or health alone changed: patched in place, no rebuild.
+    state_changes: Vec<AppInstKey>,
     operator_codes_changed: bool,
     last_operator_codes: Arc<HashMap<String, String>>,
 }
@@ -125,6 +127,15 @@ impl Mirror {
     }
 
     pub fn upsert_inst(&mut self, inst: AppInst) {
+        if let Some(old) = self.insts.get_mut(&inst.key)
+            && same_placement(old, &inst)
+        {
+            if old.state != inst.state || old.health != inst.health {
+                self.state_changes.push(inst.key.clone());
+            }
+            *old = inst;
+            return;
+        }
         self.remove_inst(&inst.key.clone());
         self.dirty_apps.insert(inst.app.clone());
         self.insts_by_app
@@ -222,7 +233,33 @@ impl Mirror {
 
     /// Whether anything changed since the last build.
     pub fn is_dirty(&self) -> bool {
-        self.dirty_all || !self.dirty_apps.is_empty() || self.operator_codes_changed
+        self.dirty_all
+            || !self.dirty_apps.is_empty()
+            || self.operator_codes_changed
+            || !self.state_changes.is_empty()
+    }
+
+    /// Patches the usability of instances whose state or health changed into `tables` (tables
+    /// of apps rebuilt in this round are fresh already).
+    fn patch_states(&mut self, tables: &Tables) {
+        for key in std::mem::take(&mut self.state_changes) {
+            let Some(inst) = self.insts.get(&key) else {
+                continue;
+            };
+            let app = crate::tables::AppKeyRef {
+                organization: &inst.app.organization,
+                name: &inst.app.name,
+                version: &inst.app.version,
+            };
+            let Some(rec) = tables
+                .app(&app)
+                .and_then(|t| t.inst(&key.organization, &key.name))
+            else {
+                continue;
+            };
+            let c = &rec.cloudlet;
+            rec.set_usable(is_usable(inst.state, inst.health, c.state, c.maintenance));
+        }
     }
 
     /// Builds a snapshot: apps changed since the last build are rebuilt, the others are shared
@@ -254,14 +291,26 @@ impl Mirror {
         self.dirty_all = false;
         self.dirty_apps.clear();
         self.operator_codes_changed = false;
-        Tables::assemble(
+        let tables = Tables::assemble(
             version,
             apps,
             self.last_operator_codes.clone(),
             settings,
             self.settings.network_location.clone(),
-        )
+        );
+        self.patch_states(&tables);
+        tables
     }
+}
+
+/// Whether two versions of an instance sit in the same place in the tables (only their state
+/// or health may differ).
+fn same_placement(a: &AppInst, b: &AppInst) -> bool {
+    a.app == b.app
+        && a.cloudlet == b.cloudlet
+        && a.cluster == b.cluster
+        && a.uri == b.uri
+        && a.mapped_ports == b.mapped_ports
 }
 
 /// Per-build caches: cloudlet records shared by all instances on a cloudlet, interned strings.
@@ -309,23 +358,22 @@ impl<'m> BuildCtx<'m> {
             let Ok(id) = u32::try_from(recs.len()) else {
                 break;
             };
-            let rec = Inst {
-                name: inst.key.name.as_str().into(),
-                organization: self.interner.str(&inst.key.organization),
-                cluster: inst.cluster.as_deref().map(|c| self.interner.str(c)),
-                uri: self.interner.str(&inst.uri),
-                ports: self.interner.ports(&inst.mapped_ports),
-                location: cloudlet.location,
-                state: inst.state,
-                health: inst.health,
-                usable: is_usable(
-                    inst.state,
-                    inst.health,
-                    cloudlet.state,
-                    cloudlet.maintenance,
-                ),
+            let usable = is_usable(
+                inst.state,
+                inst.health,
+                cloudlet.state,
+                cloudlet.maintenance,
+            );
+            let rec = Inst::new(
+                inst.key.name.as_str().into(),
+                self.interner.str(&inst.key.organization),
+                inst.cluster.as_deref().map(|c| self.interner.str(c)),
                 cloudlet,
-            };
+                self.interner.str(&inst.uri),
+                self.interner.ports(&inst.mapped_ports),
+                usable,
+            );
+
             own.entry(inst.cloudlet.organization.as_str())
                 .or_default()
                 .push((rec.location, id));

@@ -1,9 +1,12 @@
-//! The DME's in-memory tables: one immutable snapshot per app (instances plus per-carrier spatial
-//! indexes), gathered in a region snapshot that is published with one atomic swap. Readers load
-//! the current snapshot without locks; writers build a new one off the hot path.
+//! The DME's in-memory tables: one snapshot per app (instances plus per-carrier spatial indexes),
+//! gathered in a region snapshot that is published with one atomic swap. Readers load the current
+//! snapshot without locks; writers build a new one off the hot path. The structure of a snapshot
+//! never changes once published; only each instance's usability is an atomic flag, so health and
+//! state changes (which come in storms) apply in place without rebuilding an index.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use edge_model::{
     App, AppKey, AppPort, CloudletKey, CloudletState, Deployment, HealthCheck, MaintenanceState,
@@ -64,10 +67,43 @@ pub struct Inst {
     pub ports: Arc<[AppPort]>,
     /// The instance's copy of its cloudlet's location (what upstream measures distance to).
     pub location: LatLon,
-    pub state: TrackedState,
-    pub health: HealthCheck,
-    /// Precomputed usability (state, cloudlet state and maintenance, health).
-    pub usable: bool,
+    /// Whether the instance may be returned (state, cloudlet state and maintenance, health).
+    /// Atomic so a health or state change updates the published table in place: such changes
+    /// come in storms and must not cost a rebuild of the app's index.
+    usable: AtomicBool,
+}
+
+impl Inst {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: Box<str>,
+        organization: Arc<str>,
+        cluster: Option<Arc<str>>,
+        cloudlet: Arc<CloudletRec>,
+        uri: Arc<str>,
+        ports: Arc<[AppPort]>,
+        usable: bool,
+    ) -> Self {
+        let location = cloudlet.location;
+        Self {
+            name,
+            organization,
+            cluster,
+            cloudlet,
+            uri,
+            ports,
+            location,
+            usable: AtomicBool::new(usable),
+        }
+    }
+
+    pub fn is_usable(&self) -> bool {
+        self.usable.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_usable(&self, usable: bool) {
+        self.usable.store(usable, Ordering::Relaxed);
+    }
 }
 
 /// Upstream's usability rule: instance READY, cloudlet READY and not UNDER_MAINTENANCE, health OK
@@ -104,6 +140,14 @@ pub struct AppTable {
 }
 
 impl AppTable {
+    /// The instance with this key; instances are kept in key order.
+    pub fn inst(&self, organization: &str, name: &str) -> Option<&Inst> {
+        self.insts
+            .binary_search_by(|i| (&*i.organization, &*i.name).cmp(&(organization, name)))
+            .ok()
+            .map(|i| &self.insts[i])
+    }
+
     pub fn bucket(&self, org: &str) -> Option<&Bucket> {
         self.buckets
             .binary_search_by(|b| (*b.org).cmp(org))
