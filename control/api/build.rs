@@ -1,5 +1,7 @@
 //! Compiles the control-plane protos with protox (pure Rust: no `protoc` needed), generates the
-//! tonic services (server and client), and writes a descriptor set for gRPC server reflection.
+//! tonic services (server and client), serde for the messages (the controller's REST mirror and
+//! `edgectl -o json`: proto field names, enums by name, as the DME's REST), and writes a
+//! descriptor set for gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
@@ -8,13 +10,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ["objects.proto", "controller.proto", "notify.proto"],
         ["proto"],
     )?;
-    std::fs::write(
-        out.join("edgeplane_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    let descriptors = prost::Message::encode_to_vec(&fds);
+    std::fs::write(out.join("edgeplane_descriptor.bin"), &descriptors)?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .preserve_proto_field_names()
+        .build(&[".edgeplane.v1"])?;
     Ok(())
 }

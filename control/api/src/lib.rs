@@ -7,7 +7,8 @@
 //! server logic; callers convert at the edge so no hot path matches on generated structs.
 //!
 //! # Layout
-//! - [`pb`]: generated messages, `pb::controller_server::Controller` /
+//! - [`pb`]: generated messages (with pbjson serde: proto field names, enums by name, unknown
+//!   fields rejected — the JSON of the controller's REST mirror and `edgectl -o json`), `pb::controller_server::Controller` /
 //!   `pb::controller_client::ControllerClient`, `pb::notify_server::Notify` /
 //!   `pb::notify_client::NotifyClient`, and [`pb::FILE_DESCRIPTOR_SET`] for reflection.
 //! - [`convert`]: `TryFrom<pb::X> for edge_model::X` (validating) and `From<&X> for pb::X`.
@@ -28,6 +29,7 @@ pub mod pb {
         missing_docs
     )]
     tonic::include_proto!("edgeplane.v1");
+    include!(concat!(env!("OUT_DIR"), "/edgeplane.v1.serde.rs"));
 
     /// The encoded `FileDescriptorSet` of every proto here, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -24,6 +24,13 @@ pub struct ControllerArgs {
         default_value = "127.0.0.1:37001"
     )]
     pub notify_addr: String,
+    /// REST/JSON mirror of the controller API listen address.
+    #[arg(
+        long,
+        env = "EDGEPLANE_CONTROLLER_HTTP_ADDR",
+        default_value = "127.0.0.1:36001"
+    )]
+    pub http_addr: String,
     /// Region name, part of generated FQDNs.
     #[arg(long, env = "EDGEPLANE_REGION", default_value = "local")]
     pub region: String,
@@ -84,14 +91,22 @@ pub async fn run_controller(args: ControllerArgs) -> Result<()> {
     let notify = TcpListener::bind(&args.notify_addr)
         .await
         .with_context(|| format!("binding notify address {}", args.notify_addr))?;
+    let http = TcpListener::bind(&args.http_addr)
+        .await
+        .with_context(|| format!("binding REST address {}", args.http_addr))?;
     println!(
-        "controller: API on {}, notify on {}",
+        "controller: API on {}, REST on {}, notify on {}",
         api.local_addr()?,
+        http.local_addr()?,
         notify.local_addr()?
     );
+    let rest = crate::server::spawn_rest(http, &handle, async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
     crate::server::run(api, notify, handle, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    rest.await?.context("serving REST")?;
     Ok(())
 }

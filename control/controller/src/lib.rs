@@ -28,6 +28,7 @@ pub mod notify;
 pub mod planner;
 pub mod ports;
 pub mod reports;
+pub mod rest;
 pub mod server;
 pub mod sync;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use edge_api::pb;
 use edge_store::Store;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::{ControllerService, Core};
 use crate::notify::{Acks, NotifyService};
@@ -53,7 +53,7 @@ pub async fn run(
         .add_service(pb::controller_server::ControllerServer::new(
             ControllerService(handle.core.clone()),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(api), async move {
+        .serve_with_incoming_shutdown(TcpIncoming::from(api).with_nodelay(Some(true)), async move {
             let _ = api_rx.wait_for(|s| *s).await;
         });
     let notify_svc = NotifyService::new(
@@ -66,7 +66,7 @@ pub async fn run(
         .add_service(
             pb::notify_server::NotifyServer::new(notify_svc).max_decoding_message_size(16 << 20),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(notify), async move {
+        .serve_with_incoming_shutdown(TcpIncoming::from(notify).with_nodelay(Some(true)), async move {
             let _ = notify_rx.wait_for(|s| *s).await;
         });
     tokio::spawn(async move {
@@ -77,4 +77,14 @@ pub async fn run(
     a?;
     n?;
     Ok(())
+}
+
+/// Serves the REST/JSON mirror of the API on `http` in a task until `shutdown` resolves (kept
+/// apart from [`run`] so callers that need no REST keep their signature).
+pub fn spawn_rest(
+    http: TcpListener,
+    handle: &Handle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(crate::rest::serve(http, handle.core.clone(), shutdown))
 }

@@ -1,10 +1,24 @@
 //! `edgectl`: the command line for a region. Talks to the controller API (objects, documents)
 //! and to DMEs (register / find / list), so a person can try the system without writing code.
 //!
-//! Owns: the CLI, document apply/delete against a controller. Does not own: any server logic.
+//! Owns: the CLI ([`cli`], run by the root package's `edgectl` binary), document apply/delete
+//! against a controller, objects from `field=value` pairs, and the `show` formats. Does not own:
+//! any server logic or validation of objects (the controller's, through edge-api).
+//!
+//! # Layout
+//! - [`apply`]: `apply` / `delete` of a deployment document, `finish` of a progress stream.
+//! - [`objects`]: a document as objects and back (`show -o yaml`), what an update must change.
+//! - [`assign`]: `key.name=berlin-1`-style assignments → proto JSON → `pb::Object` / `pb::ObjectKey`,
+//!   typed by [`schema`] (edge-api's descriptor set).
+//! - [`table`]: `show -o table`.
+//! - [`cli`]: clap flags and dispatch; the only place errors become text and exit codes.
 
 pub mod apply;
+pub mod assign;
+pub mod cli;
 pub mod objects;
+pub mod schema;
+pub mod table;
 
 pub use apply::{Report, apply, delete, finish};
 pub use objects::{document_from, document_objects, updatable_diff};
