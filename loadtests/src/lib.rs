@@ -1,1 +1,9 @@
-//! Load generators (being written).
+//! Load generation for the DME: an HDR-histogram load engine ([`engine`]), gRPC and REST
+//! callers for RegisterClient and FindCloudlet ([`callers`]), and a transport floor
+//! ([`floor`]): the same messages on the same server stack, answered without any work.
+//!
+//! The `dme-load` binary ties them together; see `benches/README.md` for how to run it.
+
+pub mod callers;
+pub mod engine;
+pub mod floor;

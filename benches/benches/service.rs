@@ -1,0 +1,209 @@
+//! The FindCloudlet service call without network, and its parts: session-cookie verification
+//! and signing (HS512 JWTs), the edge-events cookie, the decision, protobuf and JSON coding of
+//! the request and reply, and `Dme::find_cloudlet` whole (cookie verify + app lookup + match +
+//! reply with a freshly signed edge-events cookie), at 10k and 100k instances of one app.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use dme::cookie::{Claims, CookieLoc, EdgeEventsKey, KeyRing, SessionKey};
+use dme::proto;
+use dme::{Ctx, Dme, DmeConfig, Tables};
+use edgeplane_benches::{Query, RegionSpec, World, queries, region};
+use prost::Message;
+
+const SECRET: [u8; 64] = [7; 64];
+
+fn keys() -> KeyRing {
+    KeyRing::new(vec![("k1".into(), SECRET.to_vec())]).unwrap()
+}
+
+fn ctx() -> Ctx {
+    Ctx::now(Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))))
+}
+
+/// A DME over a one-app region of `n` instances, and FindCloudlet requests of registered
+/// clients (each its own cookie, location and carrier).
+fn setup(world: &World, n: usize, qs: &[Query]) -> (Dme, Vec<proto::FindCloudletRequest>) {
+    let tables = Tables::from_deployment(&region(world, &RegionSpec::one_app(n)), 1).unwrap();
+    let dme = Dme::new(tables, keys(), DmeConfig::default(), None);
+    let key = dme::fixture::app_key();
+    let reqs = qs
+        .iter()
+        .map(|q| {
+            let reg = proto::RegisterClientRequest {
+                org_name: key.organization.clone(),
+                app_name: key.name.clone(),
+                app_vers: key.version.clone(),
+                ..Default::default()
+            };
+            let cookie = dme.register_client(&reg, ctx()).unwrap().session_cookie;
+            proto::FindCloudletRequest {
+                session_cookie: cookie,
+                carrier_name: q.carrier.into(),
+                gps_location: Some(proto::Loc {
+                    latitude: q.at.lat(),
+                    longitude: q.at.lon(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    (dme, reqs)
+}
+
+fn service(c: &mut Criterion) {
+    let world = World::load().unwrap();
+    let qs = queries(&world, 512, 17);
+    let mut g = c.benchmark_group("service");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut small = None;
+    for n in [10_000, 100_000] {
+        let (dme, reqs) = setup(&world, n, &qs);
+        g.bench_function(BenchmarkId::new("find_cloudlet", n), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let r = &reqs[i % reqs.len()];
+                i += 1;
+                dme.find_cloudlet(r, ctx()).unwrap()
+            });
+        });
+        if n == 10_000 {
+            // What the REST front end adds around the call: JSON in, JSON out.
+            let bodies: Vec<Vec<u8>> = reqs
+                .iter()
+                .map(|r| serde_json::to_vec(r).unwrap())
+                .collect();
+            g.bench_function(BenchmarkId::new("find_cloudlet_json", n), |b| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    let body = &bodies[i % bodies.len()];
+                    i += 1;
+                    let req: proto::FindCloudletRequest = serde_json::from_slice(body).unwrap();
+                    serde_json::to_vec(&dme.find_cloudlet(&req, ctx()).unwrap()).unwrap()
+                });
+            });
+            // And the gRPC one: protobuf in, protobuf out.
+            let frames: Vec<Vec<u8>> = reqs.iter().map(Message::encode_to_vec).collect();
+            g.bench_function(BenchmarkId::new("find_cloudlet_proto", n), |b| {
+                let mut i = 0usize;
+                b.iter(|| {
+                    let frame = &frames[i % frames.len()];
+                    i += 1;
+                    let req = proto::FindCloudletRequest::decode(frame.as_slice()).unwrap();
+                    dme.find_cloudlet(&req, ctx()).unwrap().encode_to_vec()
+                });
+            });
+            let reg = proto::RegisterClientRequest {
+                org_name: "devorg".into(),
+                app_name: "app".into(),
+                app_vers: "1.0".into(),
+                ..Default::default()
+            };
+            g.bench_function("register_client", |b| {
+                b.iter(|| dme.register_client(&reg, ctx()).unwrap());
+            });
+            small = Some((dme, reqs));
+        }
+    }
+    g.finish();
+    if let Some((dme, reqs)) = small {
+        coding(c, &dme, &reqs);
+    }
+    cookies(c, &reqs_cookie(&world));
+}
+
+/// Protobuf and JSON coding of FindCloudlet's request and reply, alone.
+fn coding(c: &mut Criterion, dme: &Dme, reqs: &[proto::FindCloudletRequest]) {
+    let req = &reqs[0];
+    let reply = dme.find_cloudlet(req, ctx()).unwrap();
+    let mut g = c.benchmark_group("coding");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    let frame = req.encode_to_vec();
+    g.bench_function("proto_decode_request", |b| {
+        b.iter(|| proto::FindCloudletRequest::decode(black_box(frame.as_slice())).unwrap());
+    });
+    g.bench_function("proto_encode_reply", |b| {
+        b.iter(|| black_box(&reply).encode_to_vec());
+    });
+    let body = serde_json::to_vec(req).unwrap();
+    g.bench_function("json_decode_request", |b| {
+        b.iter(|| serde_json::from_slice::<proto::FindCloudletRequest>(black_box(&body)).unwrap());
+    });
+    g.bench_function("json_encode_reply", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&reply)).unwrap());
+    });
+    g.finish();
+}
+
+fn reqs_cookie(world: &World) -> Vec<String> {
+    let (_, reqs) = setup(world, 100, &queries(world, 64, 19));
+    reqs.into_iter().map(|r| r.session_cookie).collect()
+}
+
+/// Session-cookie verification (the hot path of every RPC) and signing; edge-events signing.
+fn cookies(c: &mut Criterion, cookies: &[String]) {
+    let ring = keys();
+    let now = ctx().now;
+    let mut g = c.benchmark_group("cookie");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    g.bench_function("verify_session", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let cookie = &cookies[i % cookies.len()];
+            i += 1;
+            ring.verify_session(cookie, now, |k| k.appname.len())
+                .unwrap()
+        });
+    });
+    let session = Claims {
+        iat: now,
+        exp: now + 86_400,
+        key: SessionKey {
+            peerip: "10.1.2.3".into(),
+            orgname: "devorg".into(),
+            appname: "app".into(),
+            appvers: "1.0".into(),
+            uniqueidtype: "dme-ksuid".into(),
+            uniqueid: "2Dxjq3JtZ1xQeC4eGz3qYl2Xk9F".into(),
+            kid: String::new(),
+        },
+    };
+    g.bench_function("sign_session", |b| {
+        b.iter(|| ring.sign(black_box(&session)))
+    });
+    let edge = Claims {
+        iat: now,
+        exp: now + 600,
+        key: EdgeEventsKey {
+            appinstname: "app-1234".into(),
+            appinstorg: "devorg".into(),
+            clusterorg: "devorg".into(),
+            clustername: String::new(),
+            cloudletorg: "telekom".into(),
+            cloudletname: "c1234".into(),
+            location: CookieLoc {
+                latitude: 52.52,
+                longitude: 13.405,
+            },
+            kid: String::new(),
+        },
+    };
+    g.bench_function("sign_edge_events", |b| {
+        b.iter(|| ring.sign(black_box(&edge)))
+    });
+    g.bench_function("ksuid", |b| b.iter(|| dme::ksuid::new(now)));
+    g.finish();
+}
+
+criterion_group!(benches, service);
+criterion_main!(benches);
