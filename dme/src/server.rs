@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::service::Dme;
 use crate::{grpc, rest};
@@ -35,9 +35,12 @@ pub async fn run(
     let grpc_task = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-            let _ = grpc_rx.wait_for(|s| *s).await;
-        });
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+            async move {
+                let _ = grpc_rx.wait_for(|s| *s).await;
+            },
+        );
     let mut http_rx = rx;
     let app = rest::router(dme).into_make_service_with_connect_info::<SocketAddr>();
     let http_listener = http_listener.tap_io(|tcp| {

@@ -10,7 +10,7 @@ pub enum ControlError {
     Invalid(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
-    #[error("{0} not found")]
+    #[error("{0}")]
     NotFound(String),
     #[error("{key} is referenced by {by}; delete those first")]
     InUse { key: String, by: String },
@@ -35,7 +35,7 @@ impl ControlError {
     }
 
     pub fn not_found(key: &ObjectKey) -> Self {
-        Self::NotFound(describe(key))
+        Self::NotFound(format!("{} not found", describe(key)))
     }
 
     pub fn exists(key: &ObjectKey) -> Self {

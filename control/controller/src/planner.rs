@@ -125,7 +125,12 @@ fn place_inst(
 ) -> Result<AppInst, ControlError> {
     let app = match m.get(&ObjectKey::App(inst.app.clone())).map(|s| &s.object) {
         Some(Object::App(a)) => a.clone(),
-        _ => return Err(ControlError::NotFound(format!("App {}", inst.app))),
+        _ => {
+            return Err(ControlError::NotFound(format!(
+                "App {} not found",
+                inst.app
+            )));
+        }
     };
     let cluster = inst.cluster.as_ref().and_then(|name| {
         let k = ObjectKey::ClusterInst(edge_model::ClusterKey {

@@ -53,9 +53,12 @@ pub async fn run(
         .add_service(pb::controller_server::ControllerServer::new(
             ControllerService(handle.core.clone()),
         ))
-        .serve_with_incoming_shutdown(TcpIncoming::from(api).with_nodelay(Some(true)), async move {
-            let _ = api_rx.wait_for(|s| *s).await;
-        });
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(api).with_nodelay(Some(true)),
+            async move {
+                let _ = api_rx.wait_for(|s| *s).await;
+            },
+        );
     let notify_svc = NotifyService::new(
         handle.core.store.clone(),
         handle.core.shared.clone(),
@@ -66,9 +69,12 @@ pub async fn run(
         .add_service(
             pb::notify_server::NotifyServer::new(notify_svc).max_decoding_message_size(16 << 20),
         )
-        .serve_with_incoming_shutdown(TcpIncoming::from(notify).with_nodelay(Some(true)), async move {
-            let _ = notify_rx.wait_for(|s| *s).await;
-        });
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(notify).with_nodelay(Some(true)),
+            async move {
+                let _ = notify_rx.wait_for(|s| *s).await;
+            },
+        );
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
