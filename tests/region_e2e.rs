@@ -189,3 +189,57 @@ async fn bad_requests_are_refused_whole() {
     }
     assert_eq!(ok, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_parent_delete_and_child_create_never_leave_an_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let mut client = ctl.client().await;
+    let doc = example();
+    edgectl::apply(&mut client, &doc).await.expect("apply");
+    // A fresh app per round: one task deletes it while another creates an instance of it.
+    for round in 0..10 {
+        let mut app = doc.apps[0].clone();
+        app.key.name = format!("race-{round}");
+        edgectl::finish(
+            client
+                .create(pb::CreateRequest {
+                    object: Some(pb::Object::from(&Object::App(app.clone()))),
+                })
+                .await,
+        )
+        .await
+        .expect("app");
+        let mut inst = doc.app_insts[0].clone();
+        inst.key.name = format!("race-inst-{round}");
+        inst.app = app.key.clone();
+        let (mut c1, mut c2) = (ctl.client().await, ctl.client().await);
+        let app_key = pb::ObjectKey::from(&ObjectKey::App(app.key.clone()));
+        let del = tokio::spawn(async move {
+            edgectl::finish(c1.delete(pb::DeleteRequest { key: Some(app_key) }).await).await
+        });
+        let obj = pb::Object::from(&Object::AppInst(inst.clone()));
+        let add = tokio::spawn(async move {
+            edgectl::finish(c2.create(pb::CreateRequest { object: Some(obj) }).await).await
+        });
+        let (del, add) = (del.await.unwrap(), add.await.unwrap());
+        let app_exists = !ctl
+            .handle
+            .core
+            .show(None, Some(&ObjectKey::App(app.key.clone())), None)
+            .is_empty();
+        let inst_exists = !ctl
+            .handle
+            .core
+            .show(None, Some(&ObjectKey::AppInst(inst.key.clone())), None)
+            .is_empty();
+        // Exactly one of the two wins, and the model stays consistent.
+        assert_ne!(
+            del.is_ok(),
+            add.is_ok(),
+            "round {round}: delete {del:?}, create {add:?}"
+        );
+        assert_eq!(app_exists, add.is_ok(), "round {round}");
+        assert_eq!(inst_exists, add.is_ok(), "round {round}");
+    }
+}

@@ -86,7 +86,7 @@ pub fn create(m: &Model, obj: Object, region: &Region) -> Result<Plan, ControlEr
 
 fn dangling(key: &ObjectKey, parent: &ObjectKey) -> ControlError {
     ControlError::NotFound(format!(
-        "{} refers to {}, which",
+        "{} refers to {}, which does not exist",
         describe(key),
         describe(parent)
     ))
