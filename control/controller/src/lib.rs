@@ -26,6 +26,8 @@ pub mod fields;
 pub mod model;
 pub mod notify;
 pub mod planner;
+#[cfg(test)]
+mod planner_tests;
 pub mod ports;
 pub mod reports;
 pub mod rest;
