@@ -5,5 +5,7 @@
 //! The `dme-load` binary ties them together; see `benches/README.md` for how to run it.
 
 pub mod callers;
+pub mod clients;
 pub mod engine;
 pub mod floor;
+pub mod report;

@@ -19,19 +19,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use dme::cookie::KeyRing;
-use dme::proto::{FindCloudletReply, FindCloudletRequest, Loc, RegisterClientRequest};
+use dme::proto::{FindCloudletReply, FindCloudletRequest};
 use dme::{Ctx, Dme, DmeConfig, Tables};
 use edge_model::AppKey;
 use edgeplane_benches::{CARRIERS, RegionSpec, World, region};
 use loadtests::callers::{
     self, FIND_FOUND_PREFIX, FindTarget, GrpcFind, GrpcRegister, RS_SUCCESS_PREFIX, Rest, RestCall,
 };
-use loadtests::engine::{self, Plan, Report};
+use loadtests::clients::{Target, find_request, register_request, virtual_clients};
+use loadtests::engine::{self, Plan};
 use loadtests::floor;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use loadtests::report::{self, Run, Scenario, threads_cpu_ns};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
@@ -111,41 +111,6 @@ struct Args {
     carriers: Vec<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Scenario {
-    GrpcFloor,
-    GrpcFind,
-    RestFloor,
-    RestFind,
-    GrpcRegister,
-    RestRegister,
-}
-
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Self::GrpcFloor => "grpc-floor",
-            Self::GrpcFind => "grpc-find",
-            Self::RestFloor => "rest-floor",
-            Self::RestFind => "rest-find",
-            Self::GrpcRegister => "grpc-register",
-            Self::RestRegister => "rest-register",
-        }
-    }
-}
-
-/// Where the load goes.
-struct Target {
-    grpc: Option<SocketAddr>,
-    http: Option<SocketAddr>,
-    floor_grpc: Option<SocketAddr>,
-    floor_http: Option<SocketAddr>,
-    app: AppKey,
-    carriers: Vec<String>,
-    /// In-process: stops the servers when dropped.
-    _stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -308,7 +273,7 @@ fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Targe
         floor_http: Some(addrs[3]),
         app,
         carriers: CARRIERS.map(String::from).to_vec(),
-        _stop: Some(stop),
+        stop: Some(stop),
     })
 }
 
@@ -329,132 +294,8 @@ fn external(args: &Args) -> anyhow::Result<Target> {
             version: version.into(),
         },
         carriers: args.carriers.clone(),
-        _stop: None,
+        stop: None,
     })
-}
-
-fn register_request(app: &AppKey) -> RegisterClientRequest {
-    RegisterClientRequest {
-        org_name: app.organization.clone(),
-        app_name: app.name.clone(),
-        app_vers: app.version.clone(),
-        ..Default::default()
-    }
-}
-
-fn find_request(cookie: String, carrier: &str, lat: f64, lon: f64) -> FindCloudletRequest {
-    FindCloudletRequest {
-        session_cookie: cookie,
-        carrier_name: carrier.into(),
-        gps_location: Some(Loc {
-            latitude: lat,
-            longitude: lon,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// Registers every virtual client (over gRPC if there is a gRPC target, else REST) and returns
-/// their FindCloudlet requests.
-async fn virtual_clients(
-    args: &Args,
-    world: &World,
-    target: &Target,
-) -> anyhow::Result<Vec<FindCloudletRequest>> {
-    let mut rng = SmallRng::seed_from_u64(args.seed);
-    let people: Vec<_> = (0..args.clients.max(1))
-        .map(|_| {
-            let carrier = target.carriers[rng.random_range(0..target.carriers.len())].clone();
-            (carrier, world.client_point(&mut rng))
-        })
-        .collect();
-    let reg = register_request(&target.app);
-    let chunk = people.len().div_ceil(64);
-    let mut tasks = Vec::new();
-    for part in people.chunks(chunk) {
-        let part = part.to_vec();
-        let reg = reg.clone();
-        let grpc = match target.grpc {
-            Some(a) => Some(callers::channel(a).await?),
-            None => None,
-        };
-        let http = target.http;
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::with_capacity(part.len());
-            for (carrier, at) in part {
-                let cookie = match (&grpc, http) {
-                    (Some(ch), _) => {
-                        let mut c = dme::proto::match_engine_api_client::MatchEngineApiClient::new(
-                            ch.clone(),
-                        );
-                        c.register_client(reg.clone())
-                            .await?
-                            .into_inner()
-                            .session_cookie
-                    }
-                    (None, Some(addr)) => register_rest(addr, &reg).await?,
-                    (None, None) => anyhow::bail!("no target"),
-                };
-                out.push(find_request(cookie, &carrier, at.lat(), at.lon()));
-            }
-            anyhow::Ok(out)
-        }));
-    }
-    let mut all = Vec::with_capacity(people.len());
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    anyhow::ensure!(
-        all.iter().all(|r| !r.session_cookie.is_empty()),
-        "a registration returned no cookie"
-    );
-    Ok(all)
-}
-
-async fn register_rest(addr: SocketAddr, reg: &RegisterClientRequest) -> anyhow::Result<String> {
-    use http_body_util::{BodyExt, Full};
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-    tokio::spawn(conn);
-    let req = http::Request::post("/v1/registerclient")
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(serde_json::to_vec(reg)?)))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    anyhow::ensure!(
-        status.is_success(),
-        "RegisterClient over REST: HTTP {status}"
-    );
-    let reply: dme::proto::RegisterClientReply = serde_json::from_slice(&body)?;
-    Ok(reply.session_cookie)
-}
-
-/// Sum of the CPU time (ns, from schedstat) of this process's threads named `prefix*`.
-fn threads_cpu_ns(prefix: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
-        })
-        .filter_map(|t| {
-            let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
-            s.split_whitespace().next()?.parse::<u64>().ok()
-        })
-        .sum()
-}
-
-struct Run {
-    scenario: Scenario,
-    report: Report,
-    /// Server and client CPU, µs per successful request (in-process server only).
-    server_us: Option<f64>,
-    client_us: f64,
 }
 
 async fn run_one(
@@ -542,7 +383,7 @@ async fn run_one(
     let run_secs = plan.warmup.as_secs_f64() + report.window.as_secs_f64();
     let per_req =
         |ns: u64| ns as f64 / 1000.0 / (elapsed_ok * run_secs / report.window.as_secs_f64());
-    let local = target._stop.is_some();
+    let local = target.stop.is_some();
     Ok(Some(Run {
         scenario,
         server_us: local.then(|| per_req(threads_cpu_ns("srv") - srv0)),
@@ -551,43 +392,9 @@ async fn run_one(
     }))
 }
 
-fn print_run(round: usize, r: &Run) {
-    let rep = &r.report;
-    let errors = if rep.errors.is_empty() {
-        "none".to_string()
-    } else {
-        rep.errors
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "round {round} {:<14} {:>9.0} req/s  p50 {:>6} p90 {:>6} p99 {:>6} p99.9 {:>6} µs  \
-         cpu/req server {} client {:.1} µs  errors: {errors}",
-        r.scenario.name(),
-        rep.rps(),
-        rep.q(0.5),
-        rep.q(0.9),
-        rep.q(0.99),
-        rep.q(0.999),
-        r.server_us.map_or("-".into(), |s| format!("{s:.1}")),
-        r.client_us,
-    );
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 async fn drive(args: &Args, world: &World, target: &Target) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
-    let reqs: Arc<[FindCloudletRequest]> = virtual_clients(args, world, target)
+    let reqs: Arc<[FindCloudletRequest]> = virtual_clients(target, world, args.clients, args.seed)
         .await
         .context("registering the virtual clients")?
         .into();
@@ -608,81 +415,11 @@ async fn drive(args: &Args, world: &World, target: &Target) -> anyhow::Result<()
         }
         for scenario in order {
             if let Some(run) = run_one(args, target, scenario, &reqs, &bodies).await? {
-                print_run(round, &run);
+                report::print_run(round, &run);
                 runs.push((round, run));
             }
         }
     }
-    summary(args, &runs);
+    report::summary(args.rounds, &args.scenarios, &runs);
     Ok(())
-}
-
-fn summary(args: &Args, runs: &[(usize, Run)]) {
-    println!("\nmedians over {} round(s):", args.rounds.max(1));
-    let of = |s: Scenario| runs.iter().filter(move |(_, r)| r.scenario == s);
-    let med = |s: Scenario, f: &dyn Fn(&Run) -> f64| median(of(s).map(|(_, r)| f(r)).collect());
-    for s in &args.scenarios {
-        if of(*s).next().is_none() {
-            continue;
-        }
-        let errors: u64 = of(*s).map(|(_, r)| r.report.error_count()).sum();
-        println!(
-            "  {:<14} {:>9.0} req/s  p50 {:>6.0} p90 {:>6.0} p99 {:>6.0} p99.9 {:>6.0} µs  \
-             server cpu/req {}  errors {errors}",
-            s.name(),
-            med(*s, &|r| r.report.rps()),
-            med(*s, &|r| r.report.q(0.5) as f64),
-            med(*s, &|r| r.report.q(0.9) as f64),
-            med(*s, &|r| r.report.q(0.99) as f64),
-            med(*s, &|r| r.report.q(0.999) as f64),
-            of(*s)
-                .next()
-                .and_then(|(_, r)| r.server_us)
-                .map_or("-".into(), |_| format!(
-                    "{:.1} µs",
-                    med(*s, &|r| r.server_us.unwrap_or(f64::NAN))
-                )),
-        );
-    }
-    for (find, floor, what) in [
-        (Scenario::GrpcFind, Scenario::GrpcFloor, "gRPC"),
-        (Scenario::RestFind, Scenario::RestFloor, "REST"),
-    ] {
-        if of(find).next().is_none() || of(floor).next().is_none() {
-            continue;
-        }
-        let ratio = med(find, &|r| r.report.rps()) / med(floor, &|r| r.report.rps());
-        // Per-round ratios too: floor and FindCloudlet of one round ran back to back.
-        let per_round: Vec<f64> = of(find)
-            .filter_map(|(round, f)| {
-                of(floor)
-                    .find(|(r2, _)| r2 == round)
-                    .map(|(_, fl)| f.report.rps() / fl.report.rps())
-            })
-            .collect();
-        let listed = per_round
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>();
-        let p99 = med(find, &|r| r.report.q(0.99) as f64);
-        // Server CPU per request is steadier than throughput on a shared machine; its inverse
-        // ratio is the throughput ratio a server-bound run would show.
-        let cpu = |s: Scenario| med(s, &|r| r.server_us.unwrap_or(f64::NAN));
-        let cpu_ratio = cpu(floor) / cpu(find);
-        if cpu_ratio.is_finite() {
-            println!(
-                "  {what} server CPU per request: floor {:.1} µs, FindCloudlet {:.1} µs \
-                 (floor/FindCloudlet = {cpu_ratio:.2})",
-                cpu(floor),
-                cpu(find)
-            );
-        }
-        println!(
-            "  {what} FindCloudlet / floor = {ratio:.2} (per round: {}; median {:.2}); \
-             FindCloudlet p99 under load {p99:.0} µs; target >= 0.85: {}",
-            listed.join(", "),
-            median(per_round.clone()),
-            if ratio >= 0.85 { "met" } else { "NOT met" }
-        );
-    }
 }
