@@ -117,10 +117,14 @@ async fn session(
                 None => return Err(SessionError::Ended),
             }
         }
-        if state.snapshot.is_some() || !state.mirror.is_dirty() {
+        if state.snapshot.is_some() {
             continue;
         }
-        publish(dme, state, version).await;
+        // Notices that changed nothing (a value re-sent unchanged) need no build, but their
+        // version is served all the same and is acknowledged.
+        if state.mirror.is_dirty() {
+            publish(dme, state, version).await;
+        }
         let ack = SubscriberMessage::Ack { version };
         if tx.send(pb::SubscriberMessage::from(&ack)).await.is_err() {
             return Err(SessionError::Ended);
