@@ -41,10 +41,11 @@ pub fn find<'a>(
             }
             let found = Found {
                 inst,
+                name: table.name(inst),
                 distance_km: at.distance_km(&inst.location) + padding,
                 bucket_org: org,
             };
-            insert(&mut list, found, limit, settings, rng);
+            insert(table, &mut list, found, limit, settings, rng);
         }
     }
     list
@@ -53,6 +54,7 @@ pub fn find<'a>(
 /// Upstream's bounded insertion: before the first entry that is farther (ties: key order), or,
 /// when randomising, before a very-close entry on a coin flip.
 fn insert<'a>(
+    table: &AppTable,
     list: &mut Results<'a>,
     found: Found<'a>,
     limit: usize,
@@ -78,8 +80,8 @@ fn insert<'a>(
         }
         let closer = found.distance_km < existing.distance_km
             || (found.distance_km == existing.distance_km
-                && (&*found.inst.name, &*found.inst.organization)
-                    < (&*existing.inst.name, &*existing.inst.organization));
+                && (found.name, table.organization(found.inst))
+                    < (existing.name, table.organization(existing.inst)));
         if closer {
             pos = i;
             break;

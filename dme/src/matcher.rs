@@ -20,6 +20,8 @@ use crate::tables::{AppTable, Inst, MatchSettings};
 #[derive(Clone, Copy, Debug)]
 pub struct Found<'a> {
     pub inst: &'a Inst,
+    /// The instance's name.
+    pub name: &'a str,
     /// Great-circle distance plus any public-cloud padding, in km.
     pub distance_km: f64,
     /// The carrier bucket the instance was found under (the alliance org for alliance hits).
@@ -121,6 +123,7 @@ fn collect_candidates<'a>(
         let distance_km = at.distance_km(&inst.location) + source.padding;
         let found = Found {
             inst,
+            name: table.name(inst),
             distance_km,
             bucket_org: source.org,
         };
@@ -131,7 +134,8 @@ fn collect_candidates<'a>(
             }
             continue;
         }
-        let pos = pool.partition_point(|f| by_distance_then_key(f, &found) == Ordering::Less);
+        let pos =
+            pool.partition_point(|f| by_distance_then_key(table, f, &found) == Ordering::Less);
         pool.insert(pos, found);
     }
 }
@@ -140,11 +144,11 @@ fn collect_candidates<'a>(
 /// candidate at the boundary from being cut off by rounding.
 const SLACK_KM: f64 = 1e-6;
 
-fn by_distance_then_key(a: &Found<'_>, b: &Found<'_>) -> Ordering {
+fn by_distance_then_key(t: &AppTable, a: &Found<'_>, b: &Found<'_>) -> Ordering {
     a.distance_km
         .total_cmp(&b.distance_km)
-        .then_with(|| a.inst.name.cmp(&b.inst.name))
-        .then_with(|| a.inst.organization.cmp(&b.inst.organization))
+        .then_with(|| a.name.cmp(b.name))
+        .then_with(|| t.organization(a.inst).cmp(t.organization(b.inst)))
 }
 
 /// Orders the first `limit` positions: each position takes, uniformly at random, one of the

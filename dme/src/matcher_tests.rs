@@ -27,7 +27,7 @@ fn names(t: &Tables, carrier: &str, lat: f64, lon: f64, limit: usize) -> Vec<Str
         &mut StdRng::seed_from_u64(7),
     )
     .iter()
-    .map(|f| f.inst.name.to_string())
+    .map(|f| f.name.to_string())
     .collect()
 }
 
@@ -223,7 +223,7 @@ fn very_close_instances_share_load_uniformly() {
     let n = 6000;
     for _ in 0..n {
         let f = find(app, &t.settings, "telekom", at, 1, &mut rng);
-        *counts.entry(f[0].inst.name.to_string()).or_default() += 1;
+        *counts.entry(f[0].name.to_string()).or_default() += 1;
     }
     assert_eq!(counts.get("far"), None, "{counts:?}");
     for name in ["a", "b", "c"] {
@@ -238,7 +238,7 @@ fn very_close_instances_share_load_uniformly() {
     let mut base_counts = std::collections::HashMap::<String, u32>::new();
     for _ in 0..n {
         let f = baseline::find(app, &t.settings, "telekom", at, 1, &mut rng);
-        *base_counts.entry(f[0].inst.name.to_string()).or_default() += 1;
+        *base_counts.entry(f[0].name.to_string()).or_default() += 1;
     }
     let max = base_counts.values().copied().max().unwrap_or(0);
     assert!(f64::from(max) / f64::from(n) > 0.4, "{base_counts:?}");
@@ -279,11 +279,8 @@ fn matches_the_linear_upstream_algorithm_on_random_regions() {
             let limit = [1, 3, 10][q % 3];
             let got = find(app, &t.settings, carrier, at, limit, &mut rng);
             let want = baseline::find(app, &t.settings, carrier, at, limit, &mut rng);
-            let got: Vec<_> = got.iter().map(|f| (&*f.inst.name, f.distance_km)).collect();
-            let want: Vec<_> = want
-                .iter()
-                .map(|f| (&*f.inst.name, f.distance_km))
-                .collect();
+            let got: Vec<_> = got.iter().map(|f| (&*f.name, f.distance_km)).collect();
+            let want: Vec<_> = want.iter().map(|f| (&*f.name, f.distance_km)).collect();
             assert_eq!(
                 got, want,
                 "round {round} query {q} carrier {carrier:?} at {at:?}"

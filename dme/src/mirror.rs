@@ -18,7 +18,7 @@ use edge_model::{
 use geodata::{LatLon, SiteIndex};
 
 use crate::tables::{
-    AppTable, AuthKey, Bucket, CloudletRec, Inst, MatchSettings, Tables, is_usable,
+    AppTable, AuthKey, Bucket, CloudletRec, Inst, InstIds, MatchSettings, NO_ID, Tables, is_usable,
 };
 
 /// The region as last told, plus what changed since the last build.
@@ -345,6 +345,8 @@ impl<'m> BuildCtx<'m> {
         let m = self.mirror;
         let keys = m.insts_by_app.get(&app.key);
         let mut recs = Vec::with_capacity(keys.map_or(0, BTreeSet::len));
+        let mut local = LocalIds::default();
+        let mut names = String::new();
         let mut own: HashMap<&str, Vec<(LatLon, u32)>> = HashMap::new();
         let mut allied: HashMap<&str, Vec<(LatLon, u32)>> = HashMap::new();
         for key in keys.into_iter().flatten() {
@@ -364,15 +366,25 @@ impl<'m> BuildCtx<'m> {
                 cloudlet.state,
                 cloudlet.maintenance,
             );
-            let rec = Inst::new(
-                inst.key.name.as_str().into(),
-                self.interner.str(&inst.key.organization),
-                inst.cluster.as_deref().map(|c| self.interner.str(c)),
-                cloudlet,
-                self.interner.str(&inst.uri),
-                self.interner.ports(&inst.mapped_ports),
-                usable,
-            );
+            // Names longer than the arena's 16-bit lengths are not plausible instance names.
+            let Ok(name_len) = u16::try_from(inst.key.name.len()) else {
+                tracing::warn!(inst = %inst.key, "instance name too long to serve; skipped");
+                continue;
+            };
+            let name_at = u32::try_from(names.len()).unwrap_or(u32::MAX);
+            names.push_str(&inst.key.name);
+            let ids = InstIds {
+                name_at,
+                name_len,
+                organization: local.str(self.interner.str(&inst.key.organization)),
+                cluster: inst
+                    .cluster
+                    .as_deref()
+                    .map_or(NO_ID, |c| local.str(self.interner.str(c))),
+                uri: local.str(self.interner.str(&inst.uri)),
+                ports: local.ports(self.interner.ports(&inst.mapped_ports)),
+            };
+            let rec = Inst::new(cloudlet, ids, usable);
 
             own.entry(inst.cloudlet.organization.as_str())
                 .or_default()
@@ -404,7 +416,41 @@ impl<'m> BuildCtx<'m> {
             auth_key: AuthKey::parse(app.auth_public_key.as_deref()),
             insts: recs,
             buckets,
+            strs: local.strs,
+            port_lists: local.port_lists,
+            names,
         }
+    }
+}
+
+/// An app table's own list of shared strings and port lists, with the ids instances use.
+#[derive(Default)]
+struct LocalIds {
+    strs: Vec<Arc<str>>,
+    str_ids: HashMap<Arc<str>, u32>,
+    port_lists: Vec<Arc<[AppPort]>>,
+    port_ids: HashMap<Arc<[AppPort]>, u32>,
+}
+
+impl LocalIds {
+    fn str(&mut self, s: Arc<str>) -> u32 {
+        if let Some(&id) = self.str_ids.get(&s) {
+            return id;
+        }
+        let id = u32::try_from(self.strs.len()).unwrap_or(NO_ID);
+        self.strs.push(s.clone());
+        self.str_ids.insert(s, id);
+        id
+    }
+
+    fn ports(&mut self, p: Arc<[AppPort]>) -> u32 {
+        if let Some(&id) = self.port_ids.get(&p) {
+            return id;
+        }
+        let id = u32::try_from(self.port_lists.len()).unwrap_or(NO_ID);
+        self.port_lists.push(p.clone());
+        self.port_ids.insert(p, id);
+        id
     }
 }
 

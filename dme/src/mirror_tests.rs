@@ -43,7 +43,7 @@ fn found(t: &Tables, app: &str) -> Vec<String> {
         &mut StdRng::seed_from_u64(1),
     )
     .iter()
-    .map(|f| f.inst.name.to_string())
+    .map(|f| f.name.to_string())
     .collect()
 }
 

@@ -285,24 +285,30 @@ impl Dme {
         let found = matcher::find(app, &tables.settings, carrier, at, 1, &mut rand::rng());
         if let Some(best) = found.first() {
             reply.status = proto::find_cloudlet_reply::FindStatus::FindFound as i32;
-            reply.fqdn = best.inst.uri.to_string();
-            reply.ports = best.inst.ports.iter().map(convert::app_port).collect();
+            reply.fqdn = app.uri(best.inst).to_string();
+            reply.ports = app.ports(best.inst).iter().map(convert::app_port).collect();
             reply.cloudlet_location = Some(convert::loc(best.inst.location));
-            reply.edge_events_cookie = self.edge_events_cookie(best, at, ctx);
+            reply.edge_events_cookie = self.edge_events_cookie(app, best, at, ctx);
         }
         reply
     }
 
-    fn edge_events_cookie(&self, found: &Found<'_>, at: LatLon, ctx: Ctx) -> String {
+    fn edge_events_cookie(
+        &self,
+        app: &AppTable,
+        found: &Found<'_>,
+        at: LatLon,
+        ctx: Ctx,
+    ) -> String {
         let inst = found.inst;
         let claims = Claims {
             iat: ctx.now,
             exp: ctx.now + secs(self.config.edge_events_cookie_lifetime),
             key: EdgeEventsKey {
-                appinstname: inst.name.to_string(),
-                appinstorg: inst.organization.to_string(),
-                clusterorg: inst.organization.to_string(),
-                clustername: inst.cluster.as_deref().unwrap_or_default().to_string(),
+                appinstname: found.name.to_string(),
+                appinstorg: app.organization(inst).to_string(),
+                clusterorg: app.organization(inst).to_string(),
+                clustername: app.cluster(inst).unwrap_or_default().to_string(),
                 cloudletorg: inst.cloudlet.key.organization.clone(),
                 cloudletname: inst.cloudlet.key.name.clone(),
                 location: CookieLoc {
@@ -378,10 +384,10 @@ impl Dme {
                 let entry = proto::Appinstance {
                     app_name: app.app.key.name.clone(),
                     app_vers: app.app.key.version.clone(),
-                    fqdn: f.inst.uri.to_string(),
-                    ports: f.inst.ports.iter().map(convert::app_port).collect(),
+                    fqdn: app.uri(f.inst).to_string(),
+                    ports: app.ports(f.inst).iter().map(convert::app_port).collect(),
                     org_name: app.app.key.organization.clone(),
-                    edge_events_cookie: self.edge_events_cookie(f, at, ctx),
+                    edge_events_cookie: self.edge_events_cookie(app, f, at, ctx),
                     ..Default::default()
                 };
                 match cloudlets.iter_mut().find(|cl| {

@@ -55,44 +55,55 @@ pub struct CloudletRec {
     pub maintenance: MaintenanceState,
 }
 
-/// One app instance, compact: strings that repeat across instances (organization, URI, ports)
-/// are shared, because the table must stay small at a million instances.
+/// One app instance, compact: strings and port lists that repeat across instances (the
+/// organization, the cluster, the URI of a shared load balancer, the ports) live once in the
+/// app's table and are referred to by 32-bit ids, because the table must stay small at a million
+/// instances. Read them through [`AppTable`]'s accessors.
 #[derive(Debug)]
 pub struct Inst {
-    pub name: Box<str>,
-    pub organization: Arc<str>,
-    pub cluster: Option<Arc<str>>,
     pub cloudlet: Arc<CloudletRec>,
-    pub uri: Arc<str>,
-    pub ports: Arc<[AppPort]>,
     /// The instance's copy of its cloudlet's location (what upstream measures distance to).
     pub location: LatLon,
+    organization: u32,
+    /// `NO_ID`: no cluster.
+    cluster: u32,
+    uri: u32,
+    ports: u32,
+    /// The name, as a slice of the table's name arena (one allocation per app, not per instance).
+    name_at: u32,
+    name_len: u16,
     /// Whether the instance may be returned (state, cloudlet state and maintenance, health).
     /// Atomic so a health or state change updates the published table in place: such changes
     /// come in storms and must not cost a rebuild of the app's index.
     usable: AtomicBool,
 }
 
+/// The id of an absent optional string.
+pub(crate) const NO_ID: u32 = u32::MAX;
+
+/// Ids of an instance's shared strings and ports in its app table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InstIds {
+    pub name_at: u32,
+    pub name_len: u16,
+    pub organization: u32,
+    pub cluster: u32,
+    pub uri: u32,
+    pub ports: u32,
+}
+
 impl Inst {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        name: Box<str>,
-        organization: Arc<str>,
-        cluster: Option<Arc<str>>,
-        cloudlet: Arc<CloudletRec>,
-        uri: Arc<str>,
-        ports: Arc<[AppPort]>,
-        usable: bool,
-    ) -> Self {
+    pub(crate) fn new(cloudlet: Arc<CloudletRec>, ids: InstIds, usable: bool) -> Self {
         let location = cloudlet.location;
         Self {
-            name,
-            organization,
-            cluster,
+            name_at: ids.name_at,
+            name_len: ids.name_len,
             cloudlet,
-            uri,
-            ports,
             location,
+            organization: ids.organization,
+            cluster: ids.cluster,
+            uri: ids.uri,
+            ports: ids.ports,
             usable: AtomicBool::new(usable),
         }
     }
@@ -137,13 +148,47 @@ pub struct AppTable {
     pub insts: Vec<Inst>,
     /// Carrier buckets, sorted by org.
     pub buckets: Vec<Bucket>,
+    /// Strings the instances refer to by id (organizations, clusters, URIs).
+    pub(crate) strs: Vec<Arc<str>>,
+    /// Port lists the instances refer to by id.
+    pub(crate) port_lists: Vec<Arc<[AppPort]>>,
+    /// Every instance name, concatenated.
+    pub(crate) names: String,
 }
 
 impl AppTable {
+    /// The instance's name.
+    pub fn name(&self, i: &Inst) -> &str {
+        let start = i.name_at as usize;
+        self.names
+            .get(start..start + usize::from(i.name_len))
+            .unwrap_or("")
+    }
+
+    /// The instance's organization.
+    pub fn organization(&self, i: &Inst) -> &str {
+        self.strs.get(i.organization as usize).map_or("", |s| s)
+    }
+
+    /// The instance's cluster name, if any.
+    pub fn cluster(&self, i: &Inst) -> Option<&str> {
+        self.strs.get(i.cluster as usize).map(|s| &**s)
+    }
+
+    /// The FQDN clients connect to.
+    pub fn uri(&self, i: &Inst) -> &str {
+        self.strs.get(i.uri as usize).map_or("", |s| s)
+    }
+
+    /// The instance's ports with their public ports.
+    pub fn ports(&self, i: &Inst) -> &[AppPort] {
+        self.port_lists.get(i.ports as usize).map_or(&[], |p| p)
+    }
+
     /// The instance with this key; instances are kept in key order.
     pub fn inst(&self, organization: &str, name: &str) -> Option<&Inst> {
         self.insts
-            .binary_search_by(|i| (&*i.organization, &*i.name).cmp(&(organization, name)))
+            .binary_search_by(|i| (self.organization(i), self.name(i)).cmp(&(organization, name)))
             .ok()
             .map(|i| &self.insts[i])
     }

@@ -176,10 +176,11 @@ fn main() -> anyhow::Result<()> {
     for app in tables.apps() {
         inst_vecs += app.insts.capacity() * size_of::<dme::tables::Inst>();
         for inst in &app.insts {
-            names += inst.name.len();
-            if uris.insert(inst.uri.as_ptr() as usize) {
+            names += app.name(inst).len();
+            let uri = app.uri(inst);
+            if uris.insert(uri.as_ptr() as usize) {
                 // Arc<str>: two counters plus the bytes.
-                uri_bytes += inst.uri.len() + 16;
+                uri_bytes += uri.len() + 16;
             }
             cloudlets_seen.insert(std::sync::Arc::as_ptr(&inst.cloudlet) as usize);
         }
@@ -232,7 +233,7 @@ fn main() -> anyhow::Result<()> {
         &format!("instance URIs ({} unique Arc<str>)", uris.len()),
         uri_bytes as f64,
     );
-    row("instance names (Box<str>)", names as f64);
+    row("instance names (name arena)", names as f64);
     // Per-app structures: the Arc'd AppTable, its bucket array (each bucket holds two R-tree
     // roots inline), and the map entry.
     let per_app = tables.app_count() * (size_of::<dme::tables::AppTable>() + 16)
