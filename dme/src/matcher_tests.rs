@@ -279,8 +279,8 @@ fn matches_the_linear_upstream_algorithm_on_random_regions() {
             let limit = [1, 3, 10][q % 3];
             let got = find(app, &t.settings, carrier, at, limit, &mut rng);
             let want = baseline::find(app, &t.settings, carrier, at, limit, &mut rng);
-            let got: Vec<_> = got.iter().map(|f| (&*f.name, f.distance_km)).collect();
-            let want: Vec<_> = want.iter().map(|f| (&*f.name, f.distance_km)).collect();
+            let got: Vec<_> = got.iter().map(|f| (f.name, f.distance_km)).collect();
+            let want: Vec<_> = want.iter().map(|f| (f.name, f.distance_km)).collect();
             assert_eq!(
                 got, want,
                 "round {round} query {q} carrier {carrier:?} at {at:?}"
