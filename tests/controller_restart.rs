@@ -43,6 +43,7 @@ async fn dme_survives_a_controller_restart_and_prunes_what_was_deleted() {
                 "--notify-addr",
                 &notify.to_string(),
             ])
+            .env_remove("EDGEPLANE_STORE_ETCD")
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("controller process starts")

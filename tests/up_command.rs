@@ -19,6 +19,7 @@ async fn up_serves_the_example_region() {
             "--dme-http-addr",
             "127.0.0.1:0",
         ])
+        .env_remove("EDGEPLANE_STORE_ETCD")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

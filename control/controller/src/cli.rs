@@ -46,7 +46,7 @@ pub struct StoreArgs {
     pub data_dir: PathBuf,
     /// Use etcd at these comma-separated endpoints instead of the embedded store (needs a build
     /// with the `etcd` feature).
-    #[arg(long, env = "EDGEPLANE_ETCD_ENDPOINTS", value_delimiter = ',')]
+    #[arg(long, env = "EDGEPLANE_STORE_ETCD", value_delimiter = ',')]
     pub etcd: Vec<String>,
     /// Key namespace inside etcd.
     #[arg(long, default_value = "edgeplane/")]
