@@ -3,6 +3,11 @@
 
 mod up;
 
+/// glibc's allocator serialises threads on its arena locks under the DME's allocation pattern
+/// (measured: futex waits in malloc under load); mimalloc keeps per-thread heaps.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 

@@ -13,6 +13,11 @@
 //!
 //! See `benches/README.md` for the commands and the figures.
 
+/// glibc's allocator serialises threads on its arena locks under the DME's allocation pattern
+/// (measured: futex waits in malloc under load); mimalloc keeps per-thread heaps.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
