@@ -17,6 +17,7 @@
 
 pub mod convert;
 pub mod fields;
+pub mod gateway;
 pub mod notify;
 
 /// Generated wire types and services, package `edgeplane.v1`.

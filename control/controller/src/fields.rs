@@ -6,40 +6,31 @@ use edge_model::{Object, ObjectKind};
 
 use crate::error::ControlError;
 
-/// The updatable fields of a kind, by their document (snake_case) names.
-pub fn updatable(kind: ObjectKind) -> &'static [&'static str] {
+/// Fields that fix where an object sits or that the controller computes: named in an update
+/// mask they are refused (move an instance by deleting and re-creating it).
+fn fixed(kind: ObjectKind) -> &'static [&'static str] {
     match kind {
-        ObjectKind::OperatorCode => &["organization"],
-        ObjectKind::Flavor => &["ram_mb", "vcpus", "disk_gb"],
-        ObjectKind::Settings => &[
-            "public_cloud_orgs",
-            "public_cloud_padding_km",
-            "very_close_km",
-            "randomize_very_close",
-            "network_location",
-            "app_dns_root",
+        ObjectKind::ClusterInst => &["cloudlet", "ip_access"],
+        ObjectKind::AppInst => &[
+            "app",
+            "cloudlet",
+            "cluster",
+            "uri",
+            "mapped_ports",
+            "errors",
         ],
-        ObjectKind::Cloudlet => &[
-            "location",
-            "platform_type",
-            "alliance_orgs",
-            "maintenance_state",
-            "state",
-        ],
-        ObjectKind::CloudletInfo => &["state", "errors", "notify_id"],
-        ObjectKind::App => &[
-            "deployment",
-            "image_path",
-            "access_ports",
-            "default_flavor",
-            "official_fqdn",
-            "android_package_name",
-            "auth_public_key",
-            "platform_app",
-        ],
-        ObjectKind::ClusterInst => &["flavor", "num_masters", "num_nodes", "state"],
-        ObjectKind::AppInst => &["state", "health"],
+        _ => &[],
     }
+}
+
+/// The fields of a kind an update may change: the wire's non-key fields (`edge_api`) less the
+/// fixed ones.
+pub fn updatable(kind: ObjectKind) -> Vec<&'static str> {
+    edge_api::updatable_fields(kind)
+        .iter()
+        .copied()
+        .filter(|f| !fixed(kind).contains(f))
+        .collect()
 }
 
 /// Copies `fields` from `new` onto a clone of `cur` (same kind and key).
@@ -124,4 +115,22 @@ pub fn merge(cur: &Object, new: &Object, fields: &[String]) -> Result<Object, Co
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_and_computed_fields_are_not_updatable() {
+        assert_eq!(updatable(ObjectKind::AppInst), ["state", "health"]);
+        assert_eq!(
+            updatable(ObjectKind::ClusterInst),
+            ["flavor", "num_masters", "num_nodes", "state"]
+        );
+        assert_eq!(
+            updatable(ObjectKind::App),
+            edge_api::updatable_fields(ObjectKind::App)
+        );
+    }
 }
