@@ -30,6 +30,8 @@ enum Role {
     Dme(dme::cli::DmeArgs),
     /// The regional controller (object API, notify push, fake CRM).
     Controller(controller::cli::ControllerArgs),
+    /// The shared root load balancer of a cloudlet (multi-tenant L4 proxy).
+    Rootlb(dataplane::RootLbArgs),
     /// Print the version and exit.
     Version,
 }
@@ -43,6 +45,10 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The root LB sizes its own runtime (`--threads`).
+    if let Role::Rootlb(args) = cli.role {
+        return dataplane::rootlb::main(args);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = cli.workers {
@@ -53,6 +59,7 @@ fn main() -> Result<()> {
         Role::Up(args) => rt.block_on(up::run(args)),
         Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
         Role::Controller(args) => rt.block_on(controller::cli::run_controller(args)),
+        Role::Rootlb(_) => unreachable!("handled before the runtime is built"),
         Role::Version => {
             println!("edgeplane {}", env!("CARGO_PKG_VERSION"));
             Ok(())

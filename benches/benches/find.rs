@@ -4,6 +4,10 @@
 //! carriers plus a padded public cloud, sites at world cities), and at 1M instances spread over
 //! 10k apps of 100 instances each on 10k shared cloudlets.
 
+// The shipped binary's allocator (src/main.rs), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! The spatial index alone (`geodata::SiteIndex`): nearest site, the five nearest, and bulk
 //! build, at 100, 10k and 100k sites at world cities; queries at world cities too.
 
+// The shipped binary's allocator (src/main.rs), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

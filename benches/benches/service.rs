@@ -3,6 +3,10 @@
 //! the request and reply, and `Dme::find_cloudlet` whole (cookie verify + app lookup + match +
 //! reply with a freshly signed edge-events cookie), at 10k and 100k instances of one app.
 
+// The shipped binary's allocator (src/main.rs), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
