@@ -44,6 +44,7 @@ pub fn updatable_fields(kind: ObjectKind) -> &'static [&'static str] {
             "num_masters",
             "num_nodes",
             "state",
+            "node_address",
         ],
         ObjectKind::AppInst => &[
             "app",

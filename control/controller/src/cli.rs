@@ -34,6 +34,10 @@ pub struct ControllerArgs {
     /// Region name, part of generated FQDNs.
     #[arg(long, env = "EDGEPLANE_REGION", default_value = "local")]
     pub region: String,
+    /// The node address the fake-platform CRM reports for every cluster it makes ready: where
+    /// the cloudlet's shared root LB sends the cluster's traffic.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub fake_node_address: std::net::IpAddr,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -84,7 +88,10 @@ async fn open_etcd(_: &StoreArgs) -> Result<Arc<dyn Store>> {
 /// Opens the store, binds, serves until Ctrl-C.
 pub async fn run_controller(args: ControllerArgs) -> Result<()> {
     let store = args.store.open().await?;
-    let handle = crate::server::start(store, &args.region).await?;
+    let fake = crate::crm::FakePlatform {
+        node_address: args.fake_node_address,
+    };
+    let handle = crate::server::start_with(store, &args.region, fake).await?;
     let api = TcpListener::bind(&args.api_addr)
         .await
         .with_context(|| format!("binding API address {}", args.api_addr))?;

@@ -3,6 +3,7 @@
 //! READY and healthy, delete → gone), as upstream's fake platform does without any I/O. Real
 //! platforms get their own CRM later; this one lets a local region work end to end.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use edge_model::{
@@ -18,6 +19,22 @@ use crate::sync::Shared;
 
 /// The platform this CRM drives.
 pub const FAKE_PLATFORM: &str = "fake";
+
+/// What the fake platform reports about the clusters it "creates".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakePlatform {
+    /// Reported as every ready cluster's `node_address`: where the shared root LB sends an
+    /// instance's traffic (a real platform reports the cluster master node's IP).
+    pub node_address: IpAddr,
+}
+
+impl Default for FakePlatform {
+    fn default() -> Self {
+        Self {
+            node_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
 
 /// What the CRM must do for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +80,12 @@ pub fn decide(m: &Model, key: &ObjectKey) -> Option<Action> {
     }
 }
 
-async fn perform(store: &dyn Store, shared: &Shared, action: &Action) -> Result<(), ControlError> {
+async fn perform(
+    store: &dyn Store,
+    shared: &Shared,
+    platform: FakePlatform,
+    action: &Action,
+) -> Result<(), ControlError> {
     match action {
         Action::CloudletReady(k) => {
             let info = Object::CloudletInfo(CloudletInfo {
@@ -89,7 +111,14 @@ async fn perform(store: &dyn Store, shared: &Shared, action: &Action) -> Result<
         Action::Ready(k) => {
             commit::execute(store, shared, "crm ready", |m| match decide(m, k) {
                 Some(Action::Ready(_)) => {
-                    planner::set_state(m, k, TrackedState::Ready, Some(HealthCheck::Ok))
+                    let mut plan =
+                        planner::set_state(m, k, TrackedState::Ready, Some(HealthCheck::Ok))?;
+                    for obj in &mut plan.puts {
+                        if let Object::ClusterInst(c) = obj {
+                            c.node_address = Some(platform.node_address);
+                        }
+                    }
+                    Ok(plan)
                 }
                 _ => Ok(planner::Plan::default()),
             })
@@ -107,7 +136,7 @@ async fn perform(store: &dyn Store, shared: &Shared, action: &Action) -> Result<
 }
 
 /// Runs the CRM until the store goes away: reacts to every changed key.
-pub fn spawn(store: Arc<dyn Store>, shared: Arc<Shared>) {
+pub fn spawn(store: Arc<dyn Store>, shared: Arc<Shared>, platform: FakePlatform) {
     tokio::spawn(async move {
         let mut rx = shared.subscribe();
         let mut seen_rev = 0;
@@ -127,7 +156,7 @@ pub fn spawn(store: Arc<dyn Store>, shared: Arc<Shared>) {
                 acts
             };
             for a in &actions {
-                if let Err(e) = perform(store.as_ref(), &shared, a).await {
+                if let Err(e) = perform(store.as_ref(), &shared, platform, a).await {
                     tracing::warn!(action = ?a, error = %e, "fake CRM action failed");
                 }
             }

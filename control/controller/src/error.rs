@@ -20,6 +20,9 @@ pub enum ControlError {
     Conflict(String),
     #[error("store: {0}")]
     Store(String),
+    /// The caller may not change this object (e.g. a root LB reporting another cloudlet).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl ControlError {
@@ -31,6 +34,7 @@ impl ControlError {
             Self::InUse { .. } | Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Conflict(_) => Code::Aborted,
             Self::Store(_) => Code::Unavailable,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
         }
     }
 

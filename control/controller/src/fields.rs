@@ -10,7 +10,8 @@ use crate::error::ControlError;
 /// mask they are refused (move an instance by deleting and re-creating it).
 fn fixed(kind: ObjectKind) -> &'static [&'static str] {
     match kind {
-        ObjectKind::ClusterInst => &["cloudlet", "ip_access"],
+        // node_address is the CRM's report, like an instance's health from the root LB.
+        ObjectKind::ClusterInst => &["cloudlet", "ip_access", "node_address"],
         ObjectKind::AppInst => &[
             "app",
             "cloudlet",

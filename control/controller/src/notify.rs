@@ -115,9 +115,11 @@ impl pb::notify_server::Notify for NotifyService {
                 match SubscriberMessage::try_from(msg) {
                     Ok(SubscriberMessage::Ack { version }) => acks.record(&sub.name, version),
                     Ok(SubscriberMessage::Report(obj)) => {
-                        if let Err(e) =
-                            reports::apply(store.as_ref(), &shared, obj, notify_id).await
-                        {
+                        let from = reports::Reporter {
+                            notify_id,
+                            cloudlet: sub.cloudlet_filter.as_ref(),
+                        };
+                        if let Err(e) = reports::apply(store.as_ref(), &shared, obj, from).await {
                             tracing::warn!(name = %sub.name, error = %e, "report refused");
                         }
                     }

@@ -74,8 +74,10 @@ pub fn create(m: &Model, obj: Object, region: &Region) -> Result<Plan, ControlEr
     require_parents(m, &obj, &mut plan)?;
     let obj = match obj {
         Object::AppInst(inst) => Object::AppInst(place_inst(m, inst, region, &mut plan)?),
+        // The node address is the CRM's to report once the cluster exists.
         Object::ClusterInst(c) => Object::ClusterInst(ClusterInst {
             state: TrackedState::CreateRequested,
+            node_address: None,
             ..c
         }),
         other => other,

@@ -1,23 +1,50 @@
 //! Objects subscribers send up: a CRM's CloudletInfo, and instance health seen by a root load
 //! balancer. Only the fields a reporter owns are taken; everything else stays the controller's.
+//!
+//! A reporter is trusted only for its own cloudlet: health reports are accepted from a
+//! subscription filtered to a cloudlet, and only for instances on that cloudlet, so one
+//! cloudlet's root LB cannot take another cloudlet's instances out of matching.
 
-use edge_model::{Object, ObjectKey};
+use edge_model::{AppInst, CloudletKey, Object, ObjectKey};
 use edge_store::Store;
 
 use crate::commit;
-use crate::error::ControlError;
+use crate::error::{ControlError, describe};
 use crate::planner::{self, Plan, Region};
 use crate::sync::Shared;
+
+/// Who sent a report: the notify connection and its subscription's cloudlet filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter<'a> {
+    pub notify_id: u64,
+    pub cloudlet: Option<&'a CloudletKey>,
+}
+
+/// Whether `from` may report the health of `inst` (pure).
+pub fn may_report_health(from: Option<&CloudletKey>, inst: &AppInst) -> Result<(), ControlError> {
+    match from {
+        Some(c) if *c == inst.cloudlet => Ok(()),
+        Some(c) => Err(ControlError::PermissionDenied(format!(
+            "health report for {} refused: it is on cloudlet {}, the reporter serves cloudlet {c}",
+            describe(&ObjectKey::AppInst(inst.key.clone())),
+            inst.cloudlet
+        ))),
+        None => Err(ControlError::PermissionDenied(format!(
+            "health report for {} refused: only a subscriber filtered to the instance's cloudlet may report health",
+            describe(&ObjectKey::AppInst(inst.key.clone()))
+        ))),
+    }
+}
 
 pub async fn apply(
     store: &dyn Store,
     shared: &Shared,
     obj: Object,
-    notify_id: u64,
+    from: Reporter<'_>,
 ) -> Result<(), ControlError> {
     match obj {
         Object::CloudletInfo(mut info) => {
-            info.notify_id = notify_id;
+            info.notify_id = from.notify_id;
             let obj = Object::CloudletInfo(info);
             let region = Region {
                 name: String::new(),
@@ -32,15 +59,21 @@ pub async fn apply(
             let health = inst.health;
             commit::execute(store, shared, "health report", |m| {
                 match m.app_inst(&inst.key) {
-                    Some(cur) if cur.health != health => planner::update(
-                        m,
-                        &Object::AppInst(edge_model::AppInst {
-                            health,
-                            ..cur.clone()
-                        }),
-                        &["health".into()],
-                    ),
-                    Some(_) => Ok(Plan::default()),
+                    Some(cur) => {
+                        // Checked against the stored instance, not the report's own claim.
+                        may_report_health(from.cloudlet, cur)?;
+                        if cur.health == health {
+                            return Ok(Plan::default());
+                        }
+                        planner::update(
+                            m,
+                            &Object::AppInst(AppInst {
+                                health,
+                                ..cur.clone()
+                            }),
+                            &["health".into()],
+                        )
+                    }
                     None => Err(ControlError::not_found(&key)),
                 }
             })
@@ -54,4 +87,48 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_model::{AppInstKey, AppKey, HealthCheck, TrackedState};
+
+    fn inst_on(cloudlet: &CloudletKey) -> AppInst {
+        AppInst {
+            key: AppInstKey {
+                organization: "o".into(),
+                name: "i".into(),
+            },
+            app: AppKey {
+                organization: "o".into(),
+                name: "a".into(),
+                version: "1".into(),
+            },
+            cloudlet: cloudlet.clone(),
+            cluster: None,
+            uri: String::new(),
+            mapped_ports: Vec::new(),
+            state: TrackedState::Ready,
+            health: HealthCheck::Ok,
+        }
+    }
+
+    #[test]
+    fn health_reports_only_for_the_reporters_cloudlet() {
+        let mine = CloudletKey {
+            organization: "telekom".into(),
+            name: "berlin-1".into(),
+        };
+        let other = CloudletKey {
+            organization: "telekom".into(),
+            name: "munich-1".into(),
+        };
+        assert_eq!(may_report_health(Some(&mine), &inst_on(&mine)), Ok(()));
+        let e = may_report_health(Some(&mine), &inst_on(&other)).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.to_string().contains("munich-1"), "{e}");
+        let e = may_report_health(None, &inst_on(&mine)).unwrap_err();
+        assert!(e.to_string().contains("filtered"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@
 use geodata::LatLon;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 
 use crate::ports::AppPort;
 
@@ -215,6 +216,22 @@ pub struct ClusterInst {
     pub num_nodes: u32,
     /// Lifecycle state; documents always give READY (there is no CRM to move it).
     pub state: TrackedState,
+    /// The address the cloudlet's shared root LB proxies to (upstream: the cluster master
+    /// node's IP). Reported by the CRM when the cluster is ready; `None` until then.
+    pub node_address: Option<IpAddr>,
+}
+
+impl ClusterInst {
+    /// Parses the textual `node_address` (wire, documents): empty means none, anything else
+    /// must be an IPv4 or IPv6 address.
+    pub fn parse_node_address(s: &str) -> Result<Option<IpAddr>, String> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse()
+            .map(Some)
+            .map_err(|_| format!("node_address must be an IP address, got {s:?}"))
+    }
 }
 
 /// A running instance of an app on a cloudlet.

@@ -128,6 +128,8 @@ fn cluster_inst(m: pb::ClusterInst) -> Result<ClusterInst, ConvertError> {
         num_masters: m.num_masters,
         num_nodes: m.num_nodes,
         state: tracked_state(m.state)?,
+        node_address: ClusterInst::parse_node_address(&m.node_address)
+            .map_err(|e| ConvertError::new("node_address", ConvertErrorKind::Invalid(e)))?,
     })
 }
 
@@ -141,6 +143,7 @@ impl From<&ClusterInst> for pb::ClusterInst {
             num_masters: c.num_masters,
             num_nodes: c.num_nodes,
             state: c.state as i32,
+            node_address: c.node_address.map(|a| a.to_string()).unwrap_or_default(),
         }
     }
 }

@@ -70,6 +70,7 @@ pub(crate) fn cluster_inst() -> ClusterInst {
         num_masters: 1,
         num_nodes: 3,
         state: TrackedState::Updating,
+        node_address: Some("10.1.2.3".parse().unwrap()),
     }
 }
 

@@ -121,6 +121,8 @@ struct ClusterInstOut<'a> {
     ip_access: &'static str,
     num_masters: u32,
     num_nodes: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_address: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -278,6 +280,7 @@ fn cluster_inst(c: &ClusterInst) -> ClusterInstOut<'_> {
         ip_access: c.ip_access.as_str(),
         num_masters: c.num_masters,
         num_nodes: c.num_nodes,
+        node_address: c.node_address.map(|a| a.to_string()),
     }
 }
 

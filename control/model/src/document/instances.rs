@@ -154,6 +154,16 @@ pub(super) fn cluster_insts(
             ));
         }
         refs.clusters.insert(key.clone(), cloudlet.clone());
+        let node_address = match &c.node_address {
+            None => None,
+            Some(a) => ClusterInst::parse_node_address(&a.value).map_err(|e| {
+                DocumentError::at(
+                    format!("{path}.node_address"),
+                    line_of(a),
+                    ErrorKind::Invalid(e),
+                )
+            })?,
+        };
         out.push(ClusterInst {
             key,
             cloudlet,
@@ -168,6 +178,7 @@ pub(super) fn cluster_insts(
             num_nodes: c.num_nodes.unwrap_or(0),
             // The document format has no cluster state: without a CRM a cluster is READY.
             state: TrackedState::Ready,
+            node_address,
         });
     }
     Ok(out)

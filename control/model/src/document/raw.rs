@@ -124,6 +124,8 @@ pub(super) struct RawClusterInst {
     pub ip_access: Option<S<String>>,
     pub num_masters: Option<u32>,
     pub num_nodes: Option<u32>,
+    /// What a CRM would report; given only where no CRM runs (standalone documents).
+    pub node_address: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

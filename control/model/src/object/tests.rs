@@ -160,6 +160,7 @@ fn objects_know_their_kind_and_key() {
         num_masters: 1,
         num_nodes: 0,
         state: TrackedState::Ready,
+        node_address: None,
     });
     assert_eq!(cluster.key().to_store_key(), "ClusterInst/o/c");
 }

@@ -69,7 +69,7 @@ fn to_yaml_is_a_fixed_point() {
     );
     let rich = rich.replace(
         "    flavor: x1.small\n",
-        "    flavor: x1.small\n    ip_access: IP_ACCESS_DEDICATED\n    num_nodes: 3\n",
+        "    flavor: x1.small\n    ip_access: IP_ACCESS_DEDICATED\n    num_nodes: 3\n    node_address: 10.0.0.7\n",
     );
     for text in [BASE, rich.as_str(), "version: 1\n"] {
         let first = parse(text).unwrap();
@@ -78,7 +78,14 @@ fn to_yaml_is_a_fixed_point() {
         assert_eq!(first, second, "{yaml}");
         assert_eq!(to_yaml(&second), yaml);
     }
+    let bad = rich.replace("node_address: 10.0.0.7", "node_address: node-7");
+    let e = parse(&bad).unwrap_err();
+    assert!(
+        e.to_string().contains("node_address must be an IP address"),
+        "{e}"
+    );
     let yaml = to_yaml(&parse(&rich).unwrap());
+    assert!(yaml.contains("node_address: \"10.0.0.7\""), "{yaml}");
     assert!(
         yaml.contains("maintenance_state: UNDER_MAINTENANCE"),
         "{yaml}"
