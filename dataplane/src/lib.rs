@@ -6,16 +6,21 @@
 //! with splice or copy, UDP flows, TLS termination, drain), active health checks, Prometheus
 //! metrics, and the `edgeplane rootlb` entry point ([`rootlb::run_rootlb`]).
 //!
-//! Does not own: the access-ports grammar (`edge-model`), the controller's notify stream (a
-//! subscriber will feed [`server::Server::apply`] / the `watch` channel given to [`server::run`]),
-//! or the binary's flag dispatch (`src/main.rs`).
+//! With `--controller` the table comes from the controller's notify stream, filtered to this
+//! cloudlet ([`subscribe`] mirrors the objects, [`notify_routes`] turns them into a table and
+//! instance health); health changes go back up as AppInst health reports.
+//!
+//! Does not own: the access-ports grammar (`edge-model`), the notify protocol and objects
+//! (`edge-api`), or the binary's flag dispatch (`src/main.rs`).
 
 pub mod decide;
 pub mod fuzzing;
 pub mod metrics;
+pub mod notify_routes;
 pub mod relay;
 pub mod rootlb;
 pub mod server;
+pub mod subscribe;
 pub mod table;
 pub mod tcp;
 pub mod tls;
@@ -23,6 +28,6 @@ pub mod tls;
 mod health;
 mod udp;
 
-pub use rootlb::{RootLbArgs, run_rootlb};
+pub use rootlb::{RootLbArgs, run_rootlb, run_rootlb_until};
 pub use server::{ApplyReport, CopyMode, HealthEvent, ListenerError, Server, ServerOptions};
 pub use table::{ListenerKey, Proto, Route, RouteTable, TableError};

@@ -1,9 +1,13 @@
-//! `edgeplane rootlb`: the standalone root load balancer driven by a routes file.
+//! `edgeplane rootlb`: the root load balancer, driven by a routes file or by the controller.
 //!
-//! The file is re-read when it (or a certificate it names) changes, and on SIGHUP. A file that
-//! does not validate is rejected whole and the previous table keeps serving.
+//! With `--routes` the file is re-read when it (or a certificate it names) changes, and on
+//! SIGHUP. A file that does not validate is rejected whole and the previous table keeps serving.
+//! With `--controller`/`--cloudlet` the table comes from the controller's notify stream
+//! ([`crate::subscribe`]) and backend health goes back up as instance health. Either source
+//! feeds the same `watch` channel that [`server::run`] applies.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,15 +15,54 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::notify_routes::RouteOptions;
 use crate::server::{self, CopyMode, Server, ServerOptions};
-use crate::table::{RouteTable, TableError};
+use crate::subscribe::{self, NotifyConfig};
+use crate::table::{HealthCheck, RouteTable, TableError, TlsFiles, default};
 
 /// Flags of `edgeplane rootlb`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RootLbArgs {
-    /// YAML routes file (see dataplane/README.md).
-    #[arg(long, value_name = "FILE")]
-    pub routes: PathBuf,
+    /// YAML routes file (see dataplane/README.md). Exactly one of this and `--controller`.
+    #[arg(long, value_name = "FILE", required_unless_present = "controller", conflicts_with_all = ["controller", "cloudlet"])]
+    pub routes: Option<PathBuf>,
+    /// Take routes from the controller's notify stream at these addresses (tried in turn).
+    #[arg(
+        long,
+        value_name = "ADDR[,ADDR]",
+        value_delimiter = ',',
+        requires = "cloudlet"
+    )]
+    pub controller: Vec<String>,
+    /// The cloudlet this root LB serves, `ORG/NAME` (with `--controller`).
+    #[arg(long, value_name = "ORG/NAME", value_parser = parse_cloudlet, requires = "controller")]
+    pub cloudlet: Option<edge_model::CloudletKey>,
+    /// Address the public listeners bind (with `--controller`; a routes file sets its own).
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub listen_ip: IpAddr,
+    /// Subscriber name the controller records acknowledgements under (default
+    /// `rootlb-ORG-NAME`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Cloudlet-wide (wildcard) certificate chain, PEM, for `tls` ports (with `--controller`;
+    /// without it `tls` ports get no listener).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of `--tls-cert`, PEM.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Active health check interval in milliseconds (with `--controller`; 0 turns checks off).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub health_interval_ms: u64,
+    /// Active health check timeout in milliseconds (at most the interval).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub health_timeout_ms: u64,
+    /// Consecutive passing checks that bring a backend up.
+    #[arg(long, default_value_t = default::HC_RISE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub health_rise: u32,
+    /// Consecutive failing checks that take a backend down.
+    #[arg(long, default_value_t = default::HC_FALL, value_parser = clap::value_parser!(u32).range(1..))]
+    pub health_fall: u32,
     /// Serve Prometheus metrics on this address (GET /metrics).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -35,6 +78,48 @@ pub struct RootLbArgs {
     /// Worker threads when the runtime is built by [`main`] (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+fn parse_cloudlet(s: &str) -> Result<edge_model::CloudletKey, String> {
+    match s.split_once('/') {
+        Some((org, name)) if !org.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok(edge_model::CloudletKey {
+                organization: org.into(),
+                name: name.into(),
+            })
+        }
+        _ => Err(format!("expected ORG/NAME, got {s:?}")),
+    }
+}
+
+impl RootLbArgs {
+    /// The route settings for tables built from the controller's objects.
+    pub fn route_options(&self) -> anyhow::Result<RouteOptions> {
+        let health_check = (self.health_interval_ms > 0).then(|| HealthCheck {
+            interval: Duration::from_millis(self.health_interval_ms),
+            timeout: Duration::from_millis(self.health_timeout_ms),
+            rise: self.health_rise,
+            fall: self.health_fall,
+        });
+        if let Some(hc) = health_check
+            && (hc.timeout.is_zero() || hc.timeout > hc.interval)
+        {
+            anyhow::bail!("--health-timeout-ms must be between 1 and --health-interval-ms");
+        }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        };
+        Ok(RouteOptions {
+            listen_ip: self.listen_ip,
+            tls,
+            health_check,
+            ..RouteOptions::default()
+        })
+    }
 }
 
 /// Why a routes file could not be turned into a table.
@@ -82,15 +167,38 @@ pub fn main(args: RootLbArgs) -> anyhow::Result<()> {
 
 /// Run the root LB inside the current runtime until SIGINT/SIGTERM.
 pub async fn run_rootlb(args: RootLbArgs) -> anyhow::Result<()> {
-    let table = load_routes(&args.routes)?;
-    tracing::info!(listeners = table.len(), file = %args.routes.display(), "routes loaded");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: draining connections");
+    };
+    run_rootlb_until(args, shutdown).await
+}
+
+/// Run the root LB inside the current runtime until `shutdown` resolves (then drain).
+pub async fn run_rootlb_until(
+    args: RootLbArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let server = Server::new(ServerOptions {
         copy_mode: args.copy_mode,
         copy_buf: args.copy_buf,
         ..Default::default()
     });
     let shared = server.shared();
-    let (tx, rx) = watch::channel(Arc::new(table));
+    let first = match &args.routes {
+        Some(path) => {
+            let table = load_routes(path)?;
+            tracing::info!(listeners = table.len(), file = %path.display(), "routes loaded");
+            table
+        }
+        // Nothing is served until the controller's snapshot arrives.
+        None => RouteTable::empty(),
+    };
+    let (tx, rx) = watch::channel(Arc::new(first));
 
     if let Some(addr) = args.metrics_addr {
         let l = tokio::net::TcpListener::bind(addr)
@@ -103,24 +211,37 @@ pub async fn run_rootlb(args: RootLbArgs) -> anyhow::Result<()> {
             std::future::pending(),
         ));
     }
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let (force_tx, force_rx) = tokio::sync::mpsc::channel(1);
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            let _ = force_tx.try_send(());
+    let producer = match (&args.routes, &args.cloudlet) {
+        (Some(path), _) => {
+            let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            let (force_tx, force_rx) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = force_tx.try_send(());
+                }
+            });
+            let poll = Duration::from_millis(args.reload_poll_ms.max(10));
+            tokio::spawn(watch_routes(path.clone(), tx, poll, force_rx))
         }
-    });
-    let poll = Duration::from_millis(args.reload_poll_ms.max(10));
-    tokio::spawn(watch_routes(args.routes.clone(), tx, poll, force_rx));
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        (None, Some(cloudlet)) if !args.controller.is_empty() => {
+            let config = NotifyConfig {
+                addrs: args.controller.clone(),
+                name: args.name.clone().unwrap_or_else(|| {
+                    format!("rootlb-{}-{}", cloudlet.organization, cloudlet.name)
+                }),
+                cloudlet: cloudlet.clone(),
+                routes: args.route_options()?,
+            };
+            tracing::info!(controller = ?config.addrs, %cloudlet, name = %config.name, "routes from the controller");
+            let health = server.health_events();
+            tokio::spawn(subscribe::run(config, tx, shared.clone(), health))
         }
-        tracing::info!("shutting down: draining connections");
+        _ => {
+            anyhow::bail!("give either --routes FILE or --controller ADDR with --cloudlet ORG/NAME")
+        }
     };
     server::run(server, rx, None, shutdown).await;
+    producer.abort();
     Ok(())
 }
 

@@ -140,6 +140,12 @@ impl BackendRt {
         self.is_healthy(clock_ms())
     }
 
+    /// The active checks' verdict alone (true without checks), without passive ejection: what
+    /// the root LB reports upstream as the instance's health.
+    pub fn checked_healthy(&self) -> bool {
+        self.checked_healthy.load(Relaxed)
+    }
+
     pub(crate) fn set_checked_health(&self, healthy: bool) {
         self.checked_healthy.store(healthy, Relaxed);
     }
