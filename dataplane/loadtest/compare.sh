@@ -10,11 +10,15 @@
 # Usage (from the workspace root; needs haproxy nginx libnginx-mod-stream wrk iperf3 python3):
 #   dataplane/loadtest/compare.sh                 # DUR=10 REPS=3
 #   DUR=5 REPS=1 ONLY="direct rootlb-splice" dataplane/loadtest/compare.sh
+#   TESTS="iperf-udp iperf-tcp" ...    # subset of: keepalive connclose bigfile iperf-tcp iperf-udp churn idle
+#   LB_BIN=/path/to/rootlb ...         # measure a prebuilt binary instead of building one
+#   LB_OLD=/path/to/old/rootlb ...     # also measure an older build (auto mode) as "rootlb-old"
 # Results: $WORK/results.csv and $WORK/summary.md (WORK defaults to /tmp/dp-compare).
 # Every process started here is stopped by pid on exit. Only 127.0.0.1 is used.
 set -u
 DUR=${DUR:-10}; REPS=${REPS:-3}; CONNS=${CONNS:-50}; BIG_CONNS=${BIG_CONNS:-4}; IPERF_DUR=${IPERF_DUR:-5}
 IDLE_N=${IDLE_N:-2000}; ONLY=${ONLY:-}; WORK=${WORK:-/tmp/dp-compare}
+TESTS=${TESTS:-keepalive connclose bigfile iperf-tcp iperf-udp churn idle}; LB_BIN=${LB_BIN:-}; LB_OLD=${LB_OLD:-}
 QUIET_PCT=${QUIET_PCT:-15}; QUIET_WAIT=${QUIET_WAIT:-60}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -26,8 +30,10 @@ case "$WORK" in /|""|/tmp|/tmp/) echo "refusing WORK=$WORK" >&2; exit 1;; esac
 if [ -e "$WORK" ] && [ ! -e "$WORK/.dp-compare" ]; then echo "$WORK is not ours" >&2; exit 1; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-(cd "$ROOT" && cargo build --release -q -p dataplane --example rootlb) || exit 1
-LB="$CARGO_TARGET_DIR/release/examples/rootlb"
+if [ -n "$LB_BIN" ]; then LB=$LB_BIN; else
+  (cd "$ROOT" && cargo build --release -q -j 2 -p dataplane --example rootlb) || exit 1
+  LB="$CARGO_TARGET_DIR/release/examples/rootlb"
+fi
 # Everything measured here (backends, proxies, load generators) runs ahead of unrelated
 # background work on a shared box; all targets get the same priority.
 renice -n "${NICE:--10}" $$ >/dev/null 2>&1 || true
@@ -124,6 +130,11 @@ RUST_LOG=warn "$LB" --routes "$WORK/routes-copy.yaml" --threads 1 --copy-mode co
   >"$WORK/logs/rootlb-copy.log" 2>&1 & PIDS+=($!); LBC_PID=$!
 RUST_LOG=warn "$LB" --routes "$WORK/routes-auto.yaml" --threads 1 --copy-mode auto \
   >"$WORK/logs/rootlb-auto.log" 2>&1 & PIDS+=($!); LBA_PID=$!
+if [ -n "$LB_OLD" ]; then
+  routes 28060 25181 > "$WORK/routes-old.yaml"
+  RUST_LOG=warn "$LB_OLD" --routes "$WORK/routes-old.yaml" --threads 1 --copy-mode auto \
+    >"$WORK/logs/rootlb-old.log" 2>&1 & PIDS+=($!); LBO_PID=$!
+fi
 sleep 1.5
 for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || { echo "pid $p failed to start; see $WORK/logs" >&2; tail "$WORK"/logs/*; exit 1; }; done
 
@@ -135,6 +146,7 @@ TARGETS=("direct 18080 15201 1 $BACKEND_PID"
          "rootlb-splice 28080 25201 1 $LBS_PID"
          "rootlb-copy 28090 25211 1 $LBC_PID"
          "rootlb-auto 28070 25191 1 $LBA_PID")
+[ -n "$LB_OLD" ] && TARGETS+=("rootlb-old 28060 25181 1 $LBO_PID")
 
 CLK=$(getconf CLK_TCK)
 ticks() { local t=0 c; for c in $1 $(pgrep -P "$1" 2>/dev/null); do [ -r /proc/$c/stat ] && t=$((t + $(awk '{print $14+$15}' /proc/$c/stat))); done; echo $t; }
@@ -178,23 +190,24 @@ iperf_run() { # name port mode pid
   echo "  $name iperf-$mode: $gbs GB/s loss=$loss% cpu=${cpu}%" >&2; alive "$name" "$pid"; sleep 1
 }
 selected() { [ -z "$ONLY" ] && return 0; for o in $ONLY; do [ "$o" = "$1" ] && return 0; done; return 1; }
+want() { for o in $TESTS; do [ "$o" = "$1" ] && return 0; done; return 1; }
 
 for REP in $(seq 1 "$REPS"); do
   for t in "${TARGETS[@]}"; do
     read -r name hp bp udp pid <<<"$t"; selected "$name" || continue
     echo "== rep $REP: $name" >&2
     if [ "$name" != haproxy-splice ]; then
-      wrk_run "$name" "$hp" keepalive /small "$CONNS" "$pid"
-      wrk_run "$name" "$hp" connclose /small "$CONNS" "$pid" -H "Connection: close"
+      want keepalive && wrk_run "$name" "$hp" keepalive /small "$CONNS" "$pid"
+      want connclose && wrk_run "$name" "$hp" connclose /small "$CONNS" "$pid" -H "Connection: close"
     fi
-    wrk_run "$name" "$hp" bigfile /big "$BIG_CONNS" "$pid"
-    iperf_run "$name" "$bp" tcp "$pid"
-    [ "$udp" = 1 ] && iperf_run "$name" "$bp" udp "$pid"
+    want bigfile && wrk_run "$name" "$hp" bigfile /big "$BIG_CONNS" "$pid"
+    want iperf-tcp && iperf_run "$name" "$bp" tcp "$pid"
+    [ "$udp" = 1 ] && want iperf-udp && iperf_run "$name" "$bp" udp "$pid"
   done
 done
 
 # --- route churn: the splice LB's routes file rewritten 10x/s (an extra listener added/removed)
-if selected rootlb-splice; then
+if selected rootlb-splice && want churn; then
   echo "== route churn during keep-alive (rootlb-splice)" >&2
   ( end=$((SECONDS + DUR + 1)); i=0
     while [ $SECONDS -lt $end ]; do
@@ -213,7 +226,7 @@ fi
 echo "target,idle_conns,rss_before_kb,rss_after_kb,bytes_per_conn" > "$WORK/idle.csv"
 for t in "${TARGETS[@]}"; do
   read -r name hp bp udp pid <<<"$t"; selected "$name" || continue
-  [ "$name" = direct ] || [ "$name" = haproxy-splice ] && continue
+  [ "$name" = direct ] || [ "$name" = haproxy-splice ] || ! want idle && continue
   before=$(rss_kb "$pid")
   coproc IDLE { python3 "$ROOT/dataplane/loadtest/idle_conns.py" "$hp" "$IDLE_N" 4; }
   read -r line <&"${IDLE[0]}"; sleep 1
@@ -237,7 +250,7 @@ ha = {t: med(rs, 'value') for (n, t), rs in g.items() if n == 'haproxy'}
 f = lambda x: "" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
 print("| target | test | median | unit | vs haproxy | p50 ms | p99 ms | errors (udp: loss %) | proxy CPU % | reps |")
 print("|---|---|---|---|---|---|---|---|---|---|")
-order = ['direct', 'haproxy', 'haproxy-splice', 'nginx-stream', 'rootlb-splice', 'rootlb-copy', 'rootlb-auto']
+order = ['direct', 'haproxy', 'haproxy-splice', 'nginx-stream', 'rootlb-splice', 'rootlb-copy', 'rootlb-auto', 'rootlb-old']
 for (n, t), rs in sorted(g.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]) if kv[0][0] in order else 99)):
     v = med(rs, 'value'); h = ha.get(t.replace('-churn', ''))
     ratio = f"{v/h:.2f}" if h and v is not None and n != 'haproxy' else "-"
