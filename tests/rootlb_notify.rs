@@ -1,0 +1,322 @@
+//! The root LB fed by the controller's notify stream, over real sockets: a controller (embedded
+//! store), a DME and a root LB subscribed to it for one cloudlet, and a TCP echo backend. Backend
+//! health flows up as the instance's health, and the DME stops (and resumes) returning it.
+
+mod common;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use common::*;
+use edge_api::notify::{Role, SubscriberMessage, Subscription};
+use edge_api::pb;
+use edge_model::{AppInst, AppInstKey, AppKey, CloudletKey, HealthCheck, Object, ObjectKey};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const BERLIN: (f64, f64) = (52.52, 13.405);
+
+/// Polls `f` every 100 ms until it yields `Some`, at most `secs` seconds.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    for _ in 0..(secs * 10 + 1) {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+/// An echo server on `addr` (port 0: OS-chosen); abort the handle to stop accepting.
+async fn echo_backend(addr: SocketAddr) -> (SocketAddr, JoinHandle<()>) {
+    let l = TcpListener::bind(addr).await.expect("backend binds");
+    let local = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    (local, task)
+}
+
+/// Sends a line through `addr` and returns what came back, if the connection worked.
+async fn echo_via(addr: SocketAddr) -> Option<String> {
+    let io = async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"ping\n").await?;
+        s.shutdown().await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), io).await {
+        Ok(Ok(out)) if !out.is_empty() => Some(out),
+        _ => None,
+    }
+}
+
+fn document(berlin_port: u16, munich_port: u16) -> edge_model::Deployment {
+    let text = format!(
+        r#"
+version: 1
+region: eu
+operator_codes:
+  - {{code: "26201", organization: telekom}}
+cloudlets:
+  - key: {{organization: telekom, name: berlin-1}}
+    location: {{latitude: {}, longitude: {}}}
+    platform_type: fake
+  - key: {{organization: telekom, name: munich-1}}
+    location: {{latitude: 48.1374, longitude: 11.5755}}
+    platform_type: fake
+apps:
+  - key: {{organization: acme, name: echo, version: "1.0"}}
+    deployment: docker
+    image_path: registry.example.net/acme/echo:1.0
+    access_ports: "tcp:{berlin_port}"
+  - key: {{organization: acme, name: echo-m, version: "1.0"}}
+    deployment: docker
+    image_path: registry.example.net/acme/echo:1.0
+    access_ports: "tcp:{munich_port}"
+cluster_insts:
+  - key: {{organization: acme, name: c-berlin}}
+    cloudlet: {{organization: telekom, name: berlin-1}}
+  - key: {{organization: acme, name: c-munich}}
+    cloudlet: {{organization: telekom, name: munich-1}}
+app_insts:
+  - key: {{organization: acme, name: echo-berlin}}
+    app: {{organization: acme, name: echo, version: "1.0"}}
+    cloudlet: {{organization: telekom, name: berlin-1}}
+    cluster: c-berlin
+  - key: {{organization: acme, name: echo-munich}}
+    app: {{organization: acme, name: echo-m, version: "1.0"}}
+    cloudlet: {{organization: telekom, name: munich-1}}
+    cluster: c-munich
+"#,
+        BERLIN.0, BERLIN.1
+    );
+    edge_model::document::parse(&text).expect("test document parses")
+}
+
+fn echo_app() -> AppKey {
+    AppKey {
+        organization: "acme".into(),
+        name: "echo".into(),
+        version: "1.0".into(),
+    }
+}
+
+fn inst_key(name: &str) -> AppInstKey {
+    AppInstKey {
+        organization: "acme".into(),
+        name: name.into(),
+    }
+}
+
+fn app_inst(ctl: &Controller, key: &AppInstKey) -> Option<AppInst> {
+    match ctl
+        .handle
+        .core
+        .show(None, Some(&ObjectKey::AppInst(key.clone())), None)
+        .pop()
+    {
+        Some(Object::AppInst(i)) => Some(i),
+        _ => None,
+    }
+}
+
+async fn wait_health(ctl: &Controller, key: &AppInstKey, want: HealthCheck, secs: u64) {
+    eventually(&format!("{} health {want:?}", key.name), secs, || async {
+        (app_inst(ctl, key)?.health == want).then_some(())
+    })
+    .await;
+}
+
+#[derive(Parser)]
+struct RootLbCli {
+    #[command(flatten)]
+    args: dataplane::RootLbArgs,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rootlb_serves_controller_routes_and_reports_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let dme = start_dme(&[ctl.notify]).await;
+    let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
+    // The munich instance only needs a port of its own.
+    let munich_port = backend.port().wrapping_add(1).max(1024);
+    let mut client = ctl.client().await;
+    let report = edgectl::apply(&mut client, &document(backend.port(), munich_port))
+        .await
+        .expect("apply");
+    ctl.wait_dme(report.revision).await;
+    let berlin = inst_key("echo-berlin");
+    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+
+    // The root LB for berlin-1, its public listeners on 127.0.0.2 so that the public port can
+    // equal the backend's port on 127.0.0.1.
+    let args = RootLbCli::parse_from([
+        "rootlb",
+        "--controller",
+        &ctl.notify.to_string(),
+        "--cloudlet",
+        "telekom/berlin-1",
+        "--listen-ip",
+        "127.0.0.2",
+        "--health-interval-ms",
+        "200",
+        "--health-timeout-ms",
+        "150",
+        "--health-rise",
+        "2",
+        "--health-fall",
+        "2",
+    ])
+    .args;
+    let app = echo_app();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let lb = tokio::spawn(dataplane::run_rootlb_until(args, async move {
+        let _ = stop_rx.await;
+    }));
+    let inst = app_inst(&ctl, &berlin).expect("instance exists");
+    assert_eq!(inst.mapped_ports.len(), 1, "{inst:?}");
+    let public: u16 = inst.mapped_ports[0].public_port.try_into().unwrap();
+    assert_eq!(
+        public,
+        backend.port(),
+        "public port keeps the internal number"
+    );
+    let front = SocketAddr::from(([127, 0, 0, 2], public));
+
+    // Traffic reaches the backend through the root LB; the DME finds the instance.
+    let echoed = eventually("echo through the root LB", 10, || echo_via(front)).await;
+    assert_eq!(echoed, "ping\n");
+    eventually("FindCloudlet finds berlin-1", 10, || {
+        dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+    })
+    .await;
+    // The root LB acknowledged what it serves.
+    assert!(ctl.handle.acks.get("rootlb-telekom-berlin-1").is_some());
+
+    // Backend down: the instance is marked ServerFail and matching stops returning it.
+    backend_task.abort();
+    let _ = backend_task.await;
+    wait_health(&ctl, &berlin, HealthCheck::ServerFail, 10).await;
+    eventually("FindCloudlet stops finding berlin-1", 10, || async {
+        dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // Backend back on the same port: healthy again and found again.
+    let (again, backend_task) = echo_backend(backend).await;
+    assert_eq!(again, backend);
+    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+    eventually("FindCloudlet finds berlin-1 again", 10, || {
+        dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+    })
+    .await;
+    assert_eq!(
+        eventually("echo after recovery", 10, || echo_via(front)).await,
+        "ping\n"
+    );
+
+    // Instance deleted: the listener closes.
+    let key = ObjectKey::AppInst(berlin.clone());
+    edgectl::finish(
+        client
+            .delete(pb::DeleteRequest {
+                key: Some(pb::ObjectKey::from(&key)),
+            })
+            .await,
+    )
+    .await
+    .expect("delete");
+    eventually("the listener closes", 10, || async {
+        let refused = matches!(
+            tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(front)).await,
+            Ok(Err(_))
+        );
+        refused.then_some(())
+    })
+    .await;
+
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(40), lb)
+        .await
+        .expect("the root LB stops")
+        .unwrap()
+        .expect("the root LB ran cleanly");
+    backend_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_for_another_cloudlet_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let mut client = ctl.client().await;
+    edgectl::apply(&mut client, &document(18080, 18081))
+        .await
+        .expect("apply");
+    let (berlin, munich) = (inst_key("echo-berlin"), inst_key("echo-munich"));
+    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+    wait_health(&ctl, &munich, HealthCheck::Ok, 10).await;
+
+    // A subscriber filtered to berlin-1 reports both instances down.
+    let mut notify = pb::notify_client::NotifyClient::connect(format!("http://{}", ctl.notify))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubscriberMessage>(8);
+    let subscribe = SubscriberMessage::Subscribe(Subscription {
+        name: "rogue-rootlb".into(),
+        role: Role::RootLb,
+        want: vec![edge_model::ObjectKind::AppInst],
+        cloudlet_filter: Some(CloudletKey {
+            organization: "telekom".into(),
+            name: "berlin-1".into(),
+        }),
+    });
+    tx.send(pb::SubscriberMessage::from(&subscribe))
+        .await
+        .unwrap();
+    let _inbound = notify
+        .stream(tokio_stream_wrapper(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    for key in [&munich, &berlin] {
+        let inst = app_inst(&ctl, key).unwrap();
+        let report = SubscriberMessage::Report(Object::AppInst(AppInst {
+            health: HealthCheck::ServerFail,
+            ..inst
+        }));
+        tx.send(pb::SubscriberMessage::from(&report)).await.unwrap();
+    }
+    // Reports are applied in order: once berlin's is in, munich's was refused.
+    wait_health(&ctl, &berlin, HealthCheck::ServerFail, 10).await;
+    assert_eq!(app_inst(&ctl, &munich).unwrap().health, HealthCheck::Ok);
+}
+
+/// The request stream of a notify call, from a channel.
+fn tokio_stream_wrapper(
+    rx: tokio::sync::mpsc::Receiver<pb::SubscriberMessage>,
+) -> impl futures::Stream<Item = pb::SubscriberMessage> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) })
+}
