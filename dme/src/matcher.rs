@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use geodata::LatLon;
+use geodata::{LatLon, SiteIndex};
 use rand::Rng;
 use smallvec::SmallVec;
 
@@ -55,11 +55,54 @@ pub fn find<'a>(
     pool
 }
 
-/// One lazily merged source: a bucket's own or alliance index with its padding.
-struct Source<'a, I: Iterator<Item = (&'a u32, f64)>> {
-    iter: std::iter::Peekable<I>,
+/// One searched index: a bucket's own or alliance instances, with the bucket's padding.
+struct Source<'a> {
+    index: &'a SiteIndex<u32>,
     padding: f64,
     org: &'a str,
+}
+
+/// The indexes a client of `carrier` is matched against: every bucket for a client that names
+/// no carrier; otherwise its carrier's bucket (own and alliance instances) and the public
+/// clouds, padded unless the public cloud is the client's carrier.
+fn sources<'a>(
+    table: &'a AppTable,
+    settings: &MatchSettings,
+    carrier: &str,
+) -> SmallVec<[Source<'a>; 6]> {
+    let mut out = SmallVec::new();
+    for bucket in &table.buckets {
+        let org = &*bucket.org;
+        let searched = carrier.is_empty() || bucket.public_cloud || org == carrier;
+        if !searched {
+            continue;
+        }
+        let padding = if bucket.public_cloud && !carrier.is_empty() && carrier != org {
+            settings.public_cloud_padding_km
+        } else {
+            0.0
+        };
+        if !bucket.own.is_empty() {
+            out.push(Source {
+                index: &bucket.own,
+                padding,
+                org,
+            });
+        }
+        // Alliance instances only serve clients that name a carrier.
+        if !carrier.is_empty() && !bucket.alliance.is_empty() {
+            out.push(Source {
+                index: &bucket.alliance,
+                padding,
+                org,
+            });
+        }
+    }
+    out
+}
+
+fn usable(table: &AppTable, id: u32) -> Option<&Inst> {
+    table.insts.get(id as usize).filter(|i| i.is_usable())
 }
 
 /// Gathers, in ascending padded distance, every usable candidate that could be chosen: at least
@@ -73,34 +116,20 @@ fn collect_candidates<'a>(
     window: f64,
     pool: &mut Results<'a>,
 ) {
-    let mut sources: SmallVec<[_; 6]> = SmallVec::new();
-    for bucket in &table.buckets {
-        let org = &*bucket.org;
-        let searched = carrier.is_empty() || bucket.public_cloud || org == carrier;
-        if !searched {
-            continue;
-        }
-        let padding = if bucket.public_cloud && !carrier.is_empty() && carrier != org {
-            settings.public_cloud_padding_km
-        } else {
-            0.0
-        };
-        if !bucket.own.is_empty() {
-            let iter = bucket.own.nearest_iter(at).peekable();
-            sources.push(Source { iter, padding, org });
-        }
-        // Alliance instances only serve clients that name a carrier.
-        if !carrier.is_empty() && !bucket.alliance.is_empty() {
-            let iter = bucket.alliance.nearest_iter(at).peekable();
-            sources.push(Source { iter, padding, org });
-        }
+    let sources = sources(table, settings, carrier);
+    if limit == 1 {
+        return collect_one(table, &sources, at, window, pool);
     }
+    let mut iters: SmallVec<[_; 6]> = sources
+        .iter()
+        .map(|s| s.index.nearest_iter(at).peekable())
+        .collect();
     loop {
         // Pick the source whose next candidate is nearest once padded.
         let mut best: Option<(usize, f64)> = None;
-        for (i, s) in sources.iter_mut().enumerate() {
-            if let Some(&(_, d)) = s.iter.peek() {
-                let d = d + s.padding;
+        for (i, it) in iters.iter_mut().enumerate() {
+            if let Some(&(_, d)) = it.peek() {
+                let d = d + sources[i].padding;
                 if best.is_none_or(|(_, bd)| d < bd) {
                     best = Some((i, d));
                 }
@@ -110,34 +139,74 @@ fn collect_candidates<'a>(
         if pool.len() >= limit && approx >= pool[limit - 1].distance_km + window + SLACK_KM {
             break;
         }
-        let source = &mut sources[i];
-        let Some((&id, _)) = source.iter.next() else {
+        let Some((&id, _)) = iters[i].next() else {
             break;
         };
-        let Some(inst) = table.insts.get(id as usize) else {
-            continue;
-        };
-        if !inst.is_usable() {
-            continue;
+        if let Some(inst) = usable(table, id) {
+            add(table, pool, inst, &sources[i], at);
         }
-        let distance_km = at.distance_km(&inst.location) + source.padding;
-        let found = Found {
-            inst,
-            name: table.name(inst),
-            distance_km,
-            bucket_org: source.org,
-        };
-        // An instance reachable through two buckets keeps its best (smallest) distance.
-        if let Some(existing) = pool.iter_mut().find(|f| std::ptr::eq(f.inst, inst)) {
-            if distance_km < existing.distance_km {
-                *existing = found;
-            }
-            continue;
-        }
-        let pos =
-            pool.partition_point(|f| by_distance_then_key(table, f, &found) == Ordering::Less);
-        pool.insert(pos, found);
     }
+}
+
+/// The candidates for one result (FindCloudlet), without a merged ordered walk: each source's
+/// nearest usable instance (a pruned search with an inline heap) gives the best padded
+/// distance; then only sources that reach within the window of it are searched for every
+/// usable instance inside (a range search with an inline stack). Allocation-free, and the same
+/// candidate set as the general walk: everything padded-nearer than best + window.
+fn collect_one<'a>(
+    table: &'a AppTable,
+    sources: &[Source<'a>],
+    at: LatLon,
+    window: f64,
+    pool: &mut Results<'a>,
+) {
+    let mut nearest: SmallVec<[f64; 6]> = SmallVec::new();
+    for s in sources {
+        let d = s.index.nearest(at, |&id| usable(table, id).is_some());
+        nearest.push(d.map_or(f64::INFINITY, |(_, d)| d + s.padding));
+    }
+    let best = nearest.iter().copied().fold(f64::INFINITY, f64::min);
+    if !best.is_finite() {
+        return;
+    }
+    let radius = best + window + SLACK_KM;
+    for (s, &d) in sources.iter().zip(&nearest) {
+        if d > radius {
+            continue;
+        }
+        s.index.for_each_within_km(at, radius - s.padding, |&id| {
+            if let Some(inst) = usable(table, id) {
+                add(table, pool, inst, s, at);
+            }
+        });
+    }
+}
+
+/// Adds a usable instance found through `source` to the sorted pool. An instance reachable
+/// through two buckets keeps its best (smallest) distance.
+fn add<'a>(
+    table: &'a AppTable,
+    pool: &mut Results<'a>,
+    inst: &'a Inst,
+    source: &Source<'a>,
+    at: LatLon,
+) {
+    let distance_km = at.distance_km(&inst.location) + source.padding;
+    let found = Found {
+        inst,
+        name: table.name(inst),
+        distance_km,
+        bucket_org: source.org,
+    };
+    if let Some(pos) = pool.iter().position(|f| std::ptr::eq(f.inst, inst)) {
+        if distance_km < pool[pos].distance_km {
+            pool.remove(pos);
+        } else {
+            return;
+        }
+    }
+    let pos = pool.partition_point(|f| by_distance_then_key(table, f, &found) == Ordering::Less);
+    pool.insert(pos, found);
 }
 
 /// The index's chord-derived distances and haversine agree to ~1e-9 km; this margin keeps a

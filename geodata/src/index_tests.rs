@@ -214,3 +214,46 @@ fn entries_stay_small() {
     assert_eq!(size_of::<RTreeNode<Entry<u32>>>(), 72);
     assert_eq!(size_of::<RTreeNode<Entry<[u64; 5]>>>(), 72);
 }
+
+#[test]
+fn for_each_within_km_matches_brute_force() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let (sites, index) = random_sites(&mut rng, 1000);
+    for _ in 0..300 {
+        // Small radii as the DME uses (the very-close window) as well as large ones.
+        let radius = if rng.random_bool(0.5) {
+            rng.random_range(0.0..5.0)
+        } else {
+            rng.random_range(0.0..25_000.0)
+        };
+        let at = random_point(&mut rng);
+        let mut got = Vec::new();
+        index.for_each_within_km(at, radius, |&i| got.push(i));
+        got.sort_unstable();
+        let mut want: Vec<usize> = brute_force(&sites, at)
+            .into_iter()
+            .filter(|&(_, d)| d <= radius)
+            .map(|(i, _)| i)
+            .collect();
+        want.sort_unstable();
+        assert_eq!(got, want, "radius {radius} km at {at:?}");
+    }
+    // A site exactly at the radius is inside; the whole sphere at half the circumference.
+    let at = ll(0.0, 0.0);
+    let exact = haversine_km(at, sites[0]);
+    let count = |index: &SiteIndex<usize>, radius: f64, want: usize| {
+        let mut n = 0;
+        let mut seen = false;
+        index.for_each_within_km(at, radius, |&i| {
+            n += 1;
+            seen |= i == want;
+        });
+        (n, seen)
+    };
+    assert!(count(&index, exact, 0).1);
+    assert_eq!(count(&index, 30_000.0, 0).0, sites.len());
+    assert_eq!(count(&index, -1.0, 0).0, 0);
+    assert_eq!(count(&index, f64::NAN, 0).0, 0);
+    let empty: SiteIndex<usize> = SiteIndex::build([]);
+    assert_eq!(count(&empty, 1e6, 0).0, 0);
+}

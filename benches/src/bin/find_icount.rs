@@ -1,0 +1,45 @@
+//! Runs N FindCloudlet decisions (matcher or linear baseline) on the 10k-instance bench table,
+//! for instruction counting under `valgrind --tool=callgrind`, which is repeatable on a noisy
+//! shared machine where wall-clock benchmarks are not: run it with two N and subtract to
+//! cancel the set-up.
+//!
+//! `find_icount matcher|baseline N [INSTANCES]`
+
+use std::hint::black_box;
+
+use dme::Tables;
+use edgeplane_benches::{RegionSpec, World, queries, region};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let which = args.get(1).map(String::as_str).unwrap_or("matcher");
+    let n: usize = args
+        .get(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let size: usize = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let world = World::load()?;
+    let qs = queries(&world, 4096, 11);
+    let tables = Tables::from_deployment(&region(&world, &RegionSpec::one_app(size)), 1)?;
+    let app = tables.apps().next().expect("one app").clone();
+    let settings = &tables.settings;
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut sum = 0.0;
+    for i in 0..n {
+        let q = &qs[i % qs.len()];
+        let found = match which {
+            "baseline" => dme::baseline::find(&app, settings, q.carrier, q.at, 1, &mut rng),
+            _ => dme::matcher::find(&app, settings, q.carrier, q.at, 1, &mut rng),
+        };
+        sum += found.first().map_or(0.0, |f| f.distance_km);
+    }
+    println!("{which} {n}: {}", black_box(sum));
+    Ok(())
+}
