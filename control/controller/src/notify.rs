@@ -174,7 +174,7 @@ fn batch(sub: &Subscription, m: &Model, keys: Option<&[ObjectKey]>) -> Vec<Notic
         Some(keys) => {
             let mut seen = std::collections::HashSet::new();
             for k in keys {
-                if !seen.insert(k) {
+                if !seen.insert(k.clone()) {
                     continue;
                 }
                 match m.get(k) {
@@ -183,6 +183,22 @@ fn batch(sub: &Subscription, m: &Model, keys: Option<&[ObjectKey]>) -> Vec<Notic
                     None if wanted_key(sub, k) => deletes.push(k.clone()),
                     None => {}
                 }
+            }
+            // A filtered subscriber was not sent an App while no instance on its cloudlet used
+            // it: sending an instance forces its App along (as upstream), parents first below.
+            if sub.cloudlet_filter.is_some() {
+                let apps: Vec<&Object> = updates
+                    .iter()
+                    .filter_map(|o| match o {
+                        Object::AppInst(i) => m
+                            .get(&ObjectKey::App(i.app.clone()))
+                            .map(|s| &s.object)
+                            .filter(|a| wanted(sub, m, a)),
+                        _ => None,
+                    })
+                    .filter(|a| seen.insert(a.key()))
+                    .collect();
+                updates.extend(apps);
             }
         }
     }
@@ -249,3 +265,76 @@ pub const DME_KINDS: [ObjectKind; 6] = [
     ObjectKind::App,
     ObjectKind::AppInst,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_api::notify::Role;
+    use edge_model::{AppInst, AppInstKey, AppKey, CloudletKey, HealthCheck, TrackedState};
+
+    fn app(name: &str) -> edge_model::App {
+        edge_model::App {
+            key: AppKey {
+                organization: "acme".into(),
+                name: name.into(),
+                version: "1".into(),
+            },
+            deployment: edge_model::DeploymentKind::Docker,
+            image_path: String::new(),
+            access_ports: Vec::new(),
+            default_flavor: None,
+            official_fqdn: Vec::new(),
+            android_package_name: String::new(),
+            auth_public_key: None,
+            platform_app: false,
+        }
+    }
+
+    #[test]
+    fn a_filtered_subscriber_gets_the_app_of_a_new_instance() {
+        let berlin = CloudletKey {
+            organization: "telekom".into(),
+            name: "berlin-1".into(),
+        };
+        let sub = Subscription {
+            name: "rootlb".into(),
+            role: Role::RootLb,
+            want: vec![ObjectKind::App, ObjectKind::AppInst],
+            cloudlet_filter: Some(berlin.clone()),
+        };
+        let mut m = Model::default();
+        m.put(Object::App(app("game")), 1);
+        m.put(Object::App(app("other")), 2);
+        // The App existed before any instance used it: not part of the snapshot.
+        assert!(!batch(&sub, &m, None).iter().any(|n| matches!(
+            n,
+            Notice::Update {
+                object: Object::App(_),
+                ..
+            }
+        )));
+        let inst = AppInst {
+            key: AppInstKey {
+                organization: "acme".into(),
+                name: "game-ber".into(),
+            },
+            app: app("game").key,
+            cloudlet: berlin,
+            cluster: None,
+            uri: String::new(),
+            mapped_ports: Vec::new(),
+            state: TrackedState::Ready,
+            health: HealthCheck::Ok,
+        };
+        m.put(Object::AppInst(inst.clone()), 3);
+        let out = batch(&sub, &m, Some(&[ObjectKey::AppInst(inst.key.clone())]));
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|n| match n {
+                Notice::Update { object, .. } => object.key().to_store_key(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["App/acme/game/1", "AppInst/acme/game-ber"]);
+    }
+}
