@@ -295,3 +295,96 @@ fn fingerprint(routes: &Path, table: &RouteTable) -> Fingerprint {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: RootLbArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RootLbArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rootlb").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn exactly_one_route_source() {
+        assert!(parse(&["--routes", "r.yaml"]).is_ok());
+        let a = parse(&["--controller", "a:1,b:2", "--cloudlet", "telekom/berlin-1"]).unwrap();
+        assert_eq!(a.controller, ["a:1", "b:2"]);
+        assert_eq!(a.cloudlet.as_ref().unwrap().name, "berlin-1");
+        assert_eq!(a.listen_ip, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--controller", "a:1"]).is_err(), "needs --cloudlet");
+        assert!(
+            parse(&[
+                "--routes",
+                "r.yaml",
+                "--controller",
+                "a:1",
+                "--cloudlet",
+                "o/n"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["--controller", "a:1", "--cloudlet", "no-slash"]).is_err());
+        assert!(
+            parse(&[
+                "--controller",
+                "a:1",
+                "--cloudlet",
+                "o/n",
+                "--tls-cert",
+                "c"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn route_options_follow_the_flags() {
+        let a = parse(&[
+            "--controller",
+            "a:1",
+            "--cloudlet",
+            "o/n",
+            "--listen-ip",
+            "127.0.0.2",
+            "--health-interval-ms",
+            "200",
+            "--health-timeout-ms",
+            "100",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .unwrap();
+        let o = a.route_options().unwrap();
+        assert_eq!(o.listen_ip, "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(o.health_check.unwrap().interval, Duration::from_millis(200));
+        assert_eq!(o.tls.unwrap().cert, PathBuf::from("c.pem"));
+        let off = parse(&[
+            "--controller",
+            "a:1",
+            "--cloudlet",
+            "o/n",
+            "--health-interval-ms",
+            "0",
+        ]);
+        assert!(off.unwrap().route_options().unwrap().health_check.is_none());
+        let bad = parse(&[
+            "--controller",
+            "a:1",
+            "--cloudlet",
+            "o/n",
+            "--health-timeout-ms",
+            "9000",
+        ]);
+        assert!(bad.unwrap().route_options().is_err());
+    }
+}
