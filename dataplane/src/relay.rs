@@ -5,6 +5,11 @@
 //!   buffer, so idle connections cost no buffer memory), switching a direction to splice once a
 //!   read fills the whole scratch buffer (bulk transfer) and back when reads get small.
 //!
+//! Pipes come from a per-thread pool and go back to it as soon as they are empty, i.e. after every
+//! chunk: a connection holds a pipe only while a chunk is in flight, so idle connections hold
+//! none, and pipes can be large (fewer splice calls and wake-ups per byte for bulk streams)
+//! without the per-user pipe quota (`fs.pipe-user-pages-soft`) growing with the connection count.
+//!
 //! All half-close correctly: EOF on one side becomes a write shutdown on the other, and the other
 //! direction keeps flowing.
 
@@ -13,15 +18,20 @@ use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 
-use nix::fcntl::{OFlag, SpliceFFlags, splice};
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::metrics::BackendStats;
 use crate::server::CopyMode;
 
-/// Largest chunk moved per splice call (the default pipe capacity).
-const CHUNK: usize = 1 << 16;
+/// Pipe capacity asked for with F_SETPIPE_SZ (the default is 64 KiB; unprivileged processes may
+/// go up to `fs.pipe-max-size`, 1 MiB by default). A chunk is at most this big. Measured on one
+/// iperf3 stream through the proxy (2 vCPUs, loopback): 1 MiB chunks moved 1.8-2.4 GB/s at
+/// 0.17-0.21 CPU-s/GB against 1.4-1.7 GB/s at 0.29-0.34 CPU-s/GB with 64 KiB chunks.
+const PIPE_SIZE: usize = 1 << 20;
+/// Empty pipes kept per worker thread for reuse.
+const POOL_MAX: usize = 64;
 /// Scratch buffer of `auto` mode; a read that fills it switches the direction to splice.
 const SCRATCH: usize = 16 * 1024;
 /// In `auto` mode, a splice read smaller than this switches the direction back to copying.
@@ -29,6 +39,40 @@ const SMALL: usize = 4 * 1024;
 
 thread_local! {
     static SCRATCH_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH]);
+    static PIPES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A non-blocking pipe and its capacity.
+struct Pipe {
+    rd: OwnedFd,
+    wr: OwnedFd,
+    cap: usize,
+}
+
+impl Pipe {
+    /// An empty pipe from this thread's pool, or a new one.
+    fn take() -> io::Result<Pipe> {
+        if let Some(p) = PIPES.with_borrow_mut(Vec::pop) {
+            return Ok(p);
+        }
+        let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // Best effort: over the quota or the limit the pipe keeps its default size.
+        let size = i32::try_from(PIPE_SIZE).unwrap_or(i32::MAX);
+        let cap = fcntl(&wr, FcntlArg::F_SETPIPE_SZ(size))
+            .or_else(|_| fcntl(&wr, FcntlArg::F_GETPIPE_SZ))
+            .map_or(1 << 16, |c| usize::try_from(c).unwrap_or(1 << 16));
+        Ok(Pipe { rd, wr, cap })
+    }
+
+    /// Return an empty pipe to the pool (a pipe with data in it is dropped instead, never
+    /// returned: the caller only calls this after moving everything out).
+    fn give(self) {
+        PIPES.with_borrow_mut(|pool| {
+            if pool.len() < POOL_MAX {
+                pool.push(self);
+            }
+        });
+    }
 }
 
 /// Relay until both directions reach EOF or one fails.
@@ -84,22 +128,16 @@ async fn auto_one_way(
     counter: &crate::metrics::Counter,
 ) -> io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
-    let mut pipe: Option<(OwnedFd, OwnedFd)> = None;
     let mut bulk = false;
     loop {
         from.readable().await?;
         if bulk {
-            let (rd, wr) = match &pipe {
-                Some(p) => p,
-                None => pipe.insert(new_pipe()?),
-            };
-            let Some(n) = splice_in(from, wr)? else {
+            let Some(n) = splice_chunk(from, to).await? else {
                 continue;
             };
             if n == 0 {
                 return shutdown_write(to);
             }
-            splice_out(rd, to, n).await?;
             counter.add(n as u64);
             bulk = n >= SMALL;
             continue;
@@ -172,12 +210,25 @@ fn copy_now(
     Ok(Step::Data(got, got == buf.len()))
 }
 
-fn new_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)
+/// Move one chunk `from` → pipe → `to` (whatever `from` has, up to the pipe's capacity).
+/// `None`: not readable after all; `Some(0)`: EOF.
+async fn splice_chunk(from: &TcpStream, to: &TcpStream) -> io::Result<Option<usize>> {
+    let pipe = Pipe::take()?;
+    let n = match splice_in(from, &pipe.wr, pipe.cap)? {
+        Some(n) if n > 0 => n,
+        other => {
+            pipe.give();
+            return Ok(other);
+        }
+    };
+    // On error or cancellation (drain) the pipe still holds data and is dropped with `pipe`.
+    splice_out(&pipe.rd, to, n).await?;
+    pipe.give();
+    Ok(Some(n))
 }
 
 /// Splice what `from` has into the (empty) pipe. `None`: not readable after all.
-fn splice_in(from: &TcpStream, wr: &OwnedFd) -> io::Result<Option<usize>> {
+fn splice_in(from: &TcpStream, wr: &OwnedFd, max: usize) -> io::Result<Option<usize>> {
     // The pipe is empty here, so EAGAIN can only mean "socket not readable".
     match from.try_io(Interest::READABLE, || {
         splice(
@@ -185,7 +236,7 @@ fn splice_in(from: &TcpStream, wr: &OwnedFd) -> io::Result<Option<usize>> {
             None,
             wr,
             None,
-            CHUNK,
+            max,
             SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
         )
         .map_err(io::Error::from)
@@ -222,27 +273,17 @@ async fn splice_out(rd: &OwnedFd, to: &TcpStream, n: usize) -> io::Result<()> {
 }
 
 /// Splice `from` → pipe → `to` until EOF on `from`, then shut down `to`'s write side.
-///
-/// The pipe is created lazily on the first readable event, so an idle connection holds no pipe.
 async fn splice_one_way(
     from: &TcpStream,
     to: &TcpStream,
     counter: &crate::metrics::Counter,
 ) -> io::Result<()> {
-    let mut pipe: Option<(OwnedFd, OwnedFd)> = None;
     loop {
         from.readable().await?;
-        let (rd, wr) = match &pipe {
-            Some(p) => p,
-            None => pipe.insert(new_pipe()?),
-        };
-        let Some(n) = splice_in(from, wr)? else {
-            continue;
-        };
-        if n == 0 {
-            return shutdown_write(to);
+        match splice_chunk(from, to).await? {
+            None => {}
+            Some(0) => return shutdown_write(to),
+            Some(n) => counter.add(n as u64),
         }
-        splice_out(rd, to, n).await?;
-        counter.add(n as u64);
     }
 }
