@@ -69,6 +69,10 @@ pub struct DmeArgs {
     /// Passed to clients in RegisterClientReply.token_server_uri.
     #[arg(long, default_value = "")]
     pub token_server_uri: String,
+    /// Verified session cookies remembered, so repeated requests skip HMAC verification
+    /// (slots, rounded up to a power of two; about 0.5 KB each when full; 0 = off).
+    #[arg(long, env = "EDGEPLANE_DME_SESSION_CACHE", default_value_t = crate::session_cache::DEFAULT_CAPACITY)]
+    pub session_cache: usize,
 }
 
 /// Loads everything, binds both listeners, and serves until Ctrl-C.
@@ -99,6 +103,7 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
     let config = DmeConfig {
         session_cookie_lifetime: Duration::from_secs(args.session_lifetime_secs),
         token_server_uri: args.token_server_uri.clone(),
+        session_cache: args.session_cache,
         ..DmeConfig::default()
     };
     let apps = tables.app_count();

@@ -1,5 +1,6 @@
-//! Session and edge-events cookies: JWTs signed with HMAC-SHA512 (HS512), with the upstream
-//! claims so a decoded token looks familiar. Keys carry an id (`kid`, in the JWT header and, as
+//! Session and edge-events cookies and platform client tokens: JWTs signed with HMAC (session
+//! cookies HS512 as upstream, see [`Purpose`]), with the upstream claims so a decoded token
+//! looks familiar. Keys carry an id (`kid`, in the JWT header and, as
 //! upstream, inside the `key` claim) so keys can be rotated: the first key signs, every key in the
 //! ring verifies. Verification is on every request's path: it decodes into stack buffers and
 //! hands borrowed claims to a closure, allocating nothing.
@@ -43,9 +44,79 @@ pub enum KeyError {
     },
 }
 
-/// HS512 keys by id; the first one signs.
+/// What a token is for. Each purpose signs with its own key, derived from the ring's secret, so
+/// a token issued for one purpose never verifies as another (upstream signed all of them with
+/// one key and told them apart only by the shape of their claims).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The session cookie: HS512 with the secret itself, exactly as upstream, so DMEs that share
+    /// a region's secret accept each other's cookies.
+    Session = 0,
+    /// The edge-events cookie in every FindCloudlet reply: HS256 with a derived key. It is only
+    /// ever read back by a DME, and one is signed per found instance, so its cost is on the
+    /// hot path; SHA-256 is the cheaper hash on CPUs with SHA extensions.
+    EdgeEvents = 1,
+    /// The platform client token (GetAppOfficialFqdn → PlatformFindCloudlet): HS512, derived key.
+    ClientToken = 2,
+}
+
+const PURPOSES: [Purpose; 3] = [Purpose::Session, Purpose::EdgeEvents, Purpose::ClientToken];
+
+impl Purpose {
+    fn alg(self) -> &'static str {
+        match self {
+            Self::EdgeEvents => "HS256",
+            Self::Session | Self::ClientToken => "HS512",
+        }
+    }
+
+    fn algorithm(self) -> hmac::Algorithm {
+        match self {
+            Self::EdgeEvents => hmac::HMAC_SHA256,
+            Self::Session | Self::ClientToken => hmac::HMAC_SHA512,
+        }
+    }
+
+    /// The key for this purpose from a ring secret.
+    fn key(self, secret: &[u8]) -> hmac::Key {
+        let label: &[u8] = match self {
+            Self::Session => return hmac::Key::new(self.algorithm(), secret),
+            Self::EdgeEvents => b"edgeplane dme edge-events cookie v1",
+            Self::ClientToken => b"edgeplane dme platform client token v1",
+        };
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, secret), label);
+        hmac::Key::new(self.algorithm(), derived.as_ref())
+    }
+}
+
+/// One key of the ring: its id, a key per purpose, and the base64 JWT header per purpose (the
+/// same bytes for every token, so signing does not re-encode it and verification recognises it
+/// without decoding).
+struct RingKey {
+    kid: String,
+    keys: [hmac::Key; 3],
+    headers: [String; 3],
+}
+
+impl RingKey {
+    fn new(kid: String, secret: &[u8]) -> Self {
+        let keys = PURPOSES.map(|p| p.key(secret));
+        let headers = PURPOSES.map(|p| {
+            let header = Header {
+                alg: p.alg().into(),
+                typ: Some("JWT".into()),
+                kid: Some(kid.as_str().into()),
+            };
+            // Serialising a struct of strings cannot fail.
+            B64.encode(serde_json::to_vec(&header).unwrap_or_default())
+        });
+        Self { kid, keys, headers }
+    }
+}
+
+/// Keys by id; the first one signs, every one verifies.
 pub struct KeyRing {
-    keys: Vec<(String, hmac::Key)>,
+    keys: Vec<RingKey>,
 }
 
 impl KeyRing {
@@ -60,7 +131,7 @@ impl KeyRing {
                 if secret.len() < 32 {
                     return Err(KeyError::TooShort(kid));
                 }
-                Ok((kid, hmac::Key::new(hmac::HMAC_SHA512, &secret)))
+                Ok(RingKey::new(kid, &secret))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { keys })
@@ -102,30 +173,35 @@ impl KeyRing {
         Self::new(keys)
     }
 
-    fn signer(&self) -> &(String, hmac::Key) {
-        &self.keys[0]
-    }
-
-    fn key(&self, kid: &str) -> Option<&hmac::Key> {
-        self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
-    }
-
-    /// Signs `claims` as a JWT.
+    /// Signs `claims` as a session cookie.
     pub fn sign<C: Serialize>(&self, claims: &C) -> String {
-        let (kid, key) = self.signer();
-        let header = Header {
-            alg: "HS512".into(),
-            typ: Some("JWT".into()),
-            kid: Some(kid.into()),
+        self.sign_for(Purpose::Session, claims)
+    }
+
+    /// Signs `claims` as a JWT for `purpose` with the first key.
+    pub fn sign_for<C: Serialize>(&self, purpose: Purpose, claims: &C) -> String {
+        let signer = &self.keys[0];
+        let header = &signer.headers[purpose as usize];
+        // Claims are a few hundred bytes: serialise them on the stack, not in a Vec.
+        let mut stack = [0u8; 1024];
+        let mut cursor = std::io::Cursor::new(&mut stack[..]);
+        let heap;
+        let payload: &[u8] = if serde_json::to_writer(&mut cursor, claims).is_ok() {
+            let n = usize::try_from(cursor.position()).unwrap_or(0);
+            &stack[..n]
+        } else {
+            // Too big for the stack buffer (or, impossibly for plain structs, unserialisable).
+            heap = serde_json::to_vec(claims).unwrap_or_default();
+            &heap
         };
-        // Serialising plain structs of strings and numbers cannot fail.
-        let header = serde_json::to_vec(&header).unwrap_or_default();
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let mut token = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 100);
-        B64.encode_string(&header, &mut token);
+        let tag_len = purpose.algorithm().digest_algorithm().output_len();
+        let mut token = String::with_capacity(
+            header.len() + 2 + payload.len().div_ceil(3) * 4 + tag_len.div_ceil(3) * 4,
+        );
+        token.push_str(header);
         token.push('.');
-        B64.encode_string(&payload, &mut token);
-        let tag = hmac::sign(key, token.as_bytes());
+        B64.encode_string(payload, &mut token);
+        let tag = hmac::sign(&signer.keys[purpose as usize], token.as_bytes());
         token.push('.');
         B64.encode_string(tag.as_ref(), &mut token);
         token
@@ -139,28 +215,39 @@ impl KeyRing {
         now: i64,
         f: impl for<'b> FnOnce(&SessionKeyRef<'b>) -> R,
     ) -> Result<R, CookieError> {
-        self.verify_with(token, |payload| {
+        self.verify_session_claims(token, now, |claims| f(&claims.key))
+    }
+
+    /// [`Self::verify_session`], handing over all the claims (for caches that need `exp`).
+    pub fn verify_session_claims<R>(
+        &self,
+        token: &str,
+        now: i64,
+        f: impl for<'b> FnOnce(&Claims<SessionKeyRef<'b>>) -> R,
+    ) -> Result<R, CookieError> {
+        self.verify_with(Purpose::Session, token, |payload| {
             let claims: Claims<SessionKeyRef<'_>> = serde_json::from_slice(payload)
                 .map_err(|_| CookieError::Malformed("claims are not valid"))?;
             if claims.exp <= now {
                 return Err(CookieError::Expired);
             }
-            Ok(f(&claims.key))
+            Ok(f(&claims))
         })
     }
 
     /// Verifies an edge-events cookie and returns its `key` claim.
     pub fn verify_edge_events(&self, token: &str, now: i64) -> Result<EdgeEventsKey, CookieError> {
-        self.verify_with_claims(token, now)
+        self.verify_claims(Purpose::EdgeEvents, token, now)
     }
 
-    /// Verifies any token this ring signed and returns its owned `key` claim.
-    pub fn verify_with_claims<K: serde::de::DeserializeOwned>(
+    /// Verifies a token this ring signed for `purpose` and returns its owned `key` claim.
+    pub fn verify_claims<K: serde::de::DeserializeOwned>(
         &self,
+        purpose: Purpose,
         token: &str,
         now: i64,
     ) -> Result<K, CookieError> {
-        self.verify_with(token, |payload| {
+        self.verify_with(purpose, token, |payload| {
             let claims: Claims<K> = serde_json::from_slice(payload)
                 .map_err(|_| CookieError::Malformed("claims are not valid"))?;
             if claims.exp <= now {
@@ -170,9 +257,36 @@ impl KeyRing {
         })
     }
 
+    /// The key that must have signed a token with header `h` for `purpose`.
+    fn key_for(&self, purpose: Purpose, h: &str) -> Result<&hmac::Key, CookieError> {
+        let p = purpose as usize;
+        // Our own headers are recognised as they are, without decoding.
+        if let Some(k) = self.keys.iter().find(|k| k.headers[p] == h) {
+            return Ok(&k.keys[p]);
+        }
+        let mut hbuf = [0u8; 256];
+        let hlen = decode(h, &mut hbuf)?;
+        let header: Header<'_> = serde_json::from_slice(&hbuf[..hlen])
+            .map_err(|_| CookieError::Malformed("header is not JSON"))?;
+        if header.alg != purpose.alg() {
+            return Err(CookieError::Algorithm);
+        }
+        match header.kid.as_deref() {
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .map(|k| &k.keys[p])
+                .ok_or(CookieError::UnknownKey),
+            None if self.keys.len() == 1 => Ok(&self.keys[0].keys[p]),
+            None => Err(CookieError::UnknownKey),
+        }
+    }
+
     /// Checks the header and the signature, then hands the decoded payload to `f`.
     fn verify_with<R>(
         &self,
+        purpose: Purpose,
         token: &str,
         f: impl FnOnce(&[u8]) -> Result<R, CookieError>,
     ) -> Result<R, CookieError> {
@@ -183,18 +297,7 @@ impl KeyRing {
         let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CookieError::Malformed("expected three dot-separated parts"));
         };
-        let mut hbuf = [0u8; 256];
-        let hlen = decode(h, &mut hbuf)?;
-        let header: Header<'_> = serde_json::from_slice(&hbuf[..hlen])
-            .map_err(|_| CookieError::Malformed("header is not JSON"))?;
-        if header.alg != "HS512" {
-            return Err(CookieError::Algorithm);
-        }
-        let key = match header.kid.as_deref() {
-            Some(kid) => self.key(kid).ok_or(CookieError::UnknownKey)?,
-            None if self.keys.len() == 1 => &self.keys[0].1,
-            None => return Err(CookieError::UnknownKey),
-        };
+        let key = self.key_for(purpose, h)?;
         let mut sbuf = [0u8; 96];
         let slen = decode(s, &mut sbuf)?;
         let signed = &token[..h.len() + 1 + p.len()];
@@ -299,6 +402,35 @@ pub struct SessionKeyRef<'a> {
     pub uniqueid: Cow<'a, str>,
 }
 
+impl SessionKey {
+    /// A borrowed view, as verification hands out.
+    pub fn as_ref(&self) -> SessionKeyRef<'_> {
+        SessionKeyRef {
+            peerip: Cow::Borrowed(&self.peerip),
+            orgname: Cow::Borrowed(&self.orgname),
+            appname: Cow::Borrowed(&self.appname),
+            appvers: Cow::Borrowed(&self.appvers),
+            uniqueidtype: Cow::Borrowed(&self.uniqueidtype),
+            uniqueid: Cow::Borrowed(&self.uniqueid),
+        }
+    }
+}
+
+impl SessionKeyRef<'_> {
+    /// An owned copy (the `kid` claim is not kept: the header's key id is what verifies).
+    pub fn to_owned_key(&self) -> SessionKey {
+        SessionKey {
+            peerip: self.peerip.to_string(),
+            orgname: self.orgname.to_string(),
+            appname: self.appname.to_string(),
+            appvers: self.appvers.to_string(),
+            uniqueidtype: self.uniqueidtype.to_string(),
+            uniqueid: self.uniqueid.to_string(),
+            kid: String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +495,46 @@ mod tests {
             verify(&r, &format!("{long}.{long}.{long}"), 0),
             Err(CookieError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn each_purpose_verifies_only_its_own_tokens() {
+        let r = ring("1", 1);
+        let edge = Claims {
+            iat: 0,
+            exp: 100,
+            key: EdgeEventsKey {
+                appinstname: "i".into(),
+                ..Default::default()
+            },
+        };
+        let e = r.sign_for(Purpose::EdgeEvents, &edge);
+        let got = r.verify_edge_events(&e, 0).unwrap();
+        assert_eq!(got.appinstname, "i");
+        assert_eq!(r.verify_edge_events(&e, 100), Err(CookieError::Expired));
+        // HS256 under the edge-events key: not a session cookie, not a client token.
+        assert_eq!(verify(&r, &e, 0), Err(CookieError::Algorithm));
+        let c = r.sign_for(Purpose::ClientToken, &session(100));
+        assert_eq!(verify(&r, &c, 0), Err(CookieError::Signature));
+        let s = r.sign(&session(100));
+        assert_eq!(
+            r.verify_claims::<SessionKey>(Purpose::ClientToken, &s, 0),
+            Err(CookieError::Signature)
+        );
+        assert!(matches!(
+            r.verify_edge_events(&s, 0),
+            Err(CookieError::Algorithm)
+        ));
+        // A header we did not write (no typ, other order) still verifies through the slow path.
+        let parts: Vec<&str> = s.split('.').collect();
+        let header = B64.encode(br#"{"kid":"1","alg":"HS512"}"#);
+        let signed = format!("{header}.{}", parts[1]);
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA512, &[1; 64]),
+            signed.as_bytes(),
+        );
+        let other = format!("{signed}.{}", B64.encode(tag.as_ref()));
+        assert_eq!(verify(&r, &other, 0).as_deref(), Ok("o/a/1"));
     }
 
     #[test]

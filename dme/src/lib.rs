@@ -33,6 +33,7 @@ pub mod ratelimit;
 pub mod rest;
 pub mod server;
 pub mod service;
+pub mod session_cache;
 pub mod subscriber;
 pub mod tables;
 pub mod token;

@@ -149,10 +149,12 @@ fn collect_candidates<'a>(
 }
 
 /// The candidates for one result (FindCloudlet), without a merged ordered walk: each source's
-/// nearest usable instance (a pruned search with an inline heap) gives the best padded
-/// distance; then only sources that reach within the window of it are searched for every
-/// usable instance inside (a range search with an inline stack). Allocation-free, and the same
-/// candidate set as the general walk: everything padded-nearer than best + window.
+/// nearest usable instance (a depth-first search bounded by the best padded distance found so
+/// far plus the window, so sources that cannot compete are dismissed after a few box tests,
+/// unpadded sources first because they usually win) gives the best padded distance; then only
+/// sources that reach within the window of it are searched for every usable instance inside.
+/// Allocation-free, and the same candidate set as the general walk: everything padded-nearer
+/// than best + window.
 fn collect_one<'a>(
     table: &'a AppTable,
     sources: &[Source<'a>],
@@ -160,12 +162,23 @@ fn collect_one<'a>(
     window: f64,
     pool: &mut Results<'a>,
 ) {
-    let mut nearest: SmallVec<[f64; 6]> = SmallVec::new();
-    for s in sources {
-        let d = s.index.nearest(at, |&id| usable(table, id).is_some());
-        nearest.push(d.map_or(f64::INFINITY, |(_, d)| d + s.padding));
+    let mut nearest: SmallVec<[f64; 6]> = SmallVec::from_elem(f64::INFINITY, sources.len());
+    let mut best = f64::INFINITY;
+    for padded in [false, true] {
+        for (s, d) in sources.iter().zip(nearest.iter_mut()) {
+            if (s.padding > 0.0) != padded {
+                continue;
+            }
+            let reach = best + window + SLACK_KM - s.padding;
+            if let Some((_, km)) = s
+                .index
+                .nearest_within(at, reach, |&id| usable(table, id).is_some())
+            {
+                *d = km + s.padding;
+                best = best.min(*d);
+            }
+        }
     }
-    let best = nearest.iter().copied().fold(f64::INFINITY, f64::min);
     if !best.is_finite() {
         return;
     }

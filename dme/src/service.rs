@@ -10,11 +10,14 @@ use geodata::{GeoIp, LatLon};
 use serde::{Deserialize, Serialize};
 
 use crate::convert;
-use crate::cookie::{Claims, CookieLoc, EdgeEventsKey, KeyRing, SessionKey, SessionKeyRef};
+use crate::cookie::{
+    Claims, CookieLoc, EdgeEventsKey, KeyRing, Purpose, SessionKey, SessionKeyRef,
+};
 use crate::error::ApiError;
 use crate::matcher::{self, Found};
 use crate::proto;
 use crate::ratelimit::RateLimiter;
+use crate::session_cache::SessionCache;
 use crate::tables::{AppKeyRef, AppTable, AuthKey, Tables};
 use crate::token;
 
@@ -25,6 +28,8 @@ pub struct DmeConfig {
     pub edge_events_cookie_lifetime: Duration,
     pub client_token_lifetime: Duration,
     pub token_server_uri: String,
+    /// Verified session cookies kept (slots; 0: verify every request in full).
+    pub session_cache: usize,
 }
 
 impl Default for DmeConfig {
@@ -34,6 +39,7 @@ impl Default for DmeConfig {
             edge_events_cookie_lifetime: Duration::from_secs(600),
             client_token_lifetime: Duration::from_secs(3600),
             token_server_uri: String::new(),
+            session_cache: crate::session_cache::DEFAULT_CAPACITY,
         }
     }
 }
@@ -71,6 +77,7 @@ pub struct Dme {
     config: DmeConfig,
     geoip: Option<GeoIp>,
     limiter: RateLimiter,
+    sessions: SessionCache,
 }
 
 /// The platform client token's claims (signed, unlike upstream's base64 JSON).
@@ -94,6 +101,7 @@ impl Dme {
         Self {
             tables: ArcSwap::from_pointee(tables),
             keys,
+            sessions: SessionCache::new(config.session_cache),
             config,
             geoip,
             limiter: RateLimiter::unlimited(),
@@ -135,20 +143,28 @@ impl Dme {
         f: impl FnOnce(&Tables, &Arc<AppTable>, &SessionKeyRef<'_>) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
         let tables = self.tables.load();
+        let with_key = |key: &SessionKeyRef<'_>| {
+            let app_key = AppKeyRef {
+                organization: &key.orgname,
+                name: &key.appname,
+                version: &key.appvers,
+            };
+            let Some(app) = tables.app(&app_key) else {
+                return Err(ApiError::unauthenticated(format!(
+                    "app not found -- developer: {}, app: {}, version: {}",
+                    key.orgname, key.appname, key.appvers
+                )));
+            };
+            f(&tables, app, key)
+        };
+        if let Some(cached) = self.sessions.get(cookie, ctx.now) {
+            return with_key(&cached.key.as_ref());
+        }
         self.keys
-            .verify_session(cookie, ctx.now, |key| {
-                let app_key = AppKeyRef {
-                    organization: &key.orgname,
-                    name: &key.appname,
-                    version: &key.appvers,
-                };
-                let Some(app) = tables.app(&app_key) else {
-                    return Err(ApiError::unauthenticated(format!(
-                        "app not found -- developer: {}, app: {}, version: {}",
-                        key.orgname, key.appname, key.appvers
-                    )));
-                };
-                f(&tables, app, key)
+            .verify_session_claims(cookie, ctx.now, |claims| {
+                self.sessions
+                    .insert(cookie, claims.exp, claims.key.to_owned_key());
+                with_key(&claims.key)
             })
             .map_err(|e| ApiError::unauthenticated(e.to_string()))?
     }
@@ -318,7 +334,7 @@ impl Dme {
                 kid: String::new(),
             },
         };
-        self.keys.sign(&claims)
+        self.keys.sign_for(Purpose::EdgeEvents, &claims)
     }
 
     pub fn platform_find_cloudlet(
@@ -333,7 +349,7 @@ impl Dme {
             }
             let token = self
                 .keys
-                .verify_with_claims::<ClientTokenKey>(&req.client_token, ctx.now)
+                .verify_claims::<ClientTokenKey>(Purpose::ClientToken, &req.client_token, ctx.now)
                 .map_err(|e| ApiError::invalid(format!("Invalid ClientToken: {e}")))?;
             let k = &token.app_key;
             if k.organization.is_empty() || k.name.is_empty() || k.version.is_empty() {
@@ -477,7 +493,7 @@ impl Dme {
                 },
             };
             reply.app_official_fqdn = app.app.official_fqdn.join(",");
-            reply.client_token = self.keys.sign(&claims);
+            reply.client_token = self.keys.sign_for(Purpose::ClientToken, &claims);
             reply.ports = app
                 .app
                 .access_ports

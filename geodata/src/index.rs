@@ -70,10 +70,31 @@ impl<T> SiteIndex<T> {
     /// and `filter` sees each payload at most once. Several times cheaper than rstar's generic
     /// nearest-neighbour search (see `benches/`), which matters because FindCloudlet runs one
     /// per carrier bucket.
-    pub fn nearest(&self, at: LatLon, mut filter: impl FnMut(&T) -> bool) -> Option<(&T, f64)> {
+    pub fn nearest(&self, at: LatLon, filter: impl FnMut(&T) -> bool) -> Option<(&T, f64)> {
+        self.nearest_within(at, f64::INFINITY, filter)
+    }
+
+    /// [`Self::nearest`] among the sites within `max_km` (inclusive, up to rounding of ~1e-9
+    /// km): the bound prunes the walk from the start, so a search that cannot beat what the
+    /// caller already has costs a few box tests.
+    pub fn nearest_within(
+        &self,
+        at: LatLon,
+        max_km: f64,
+        mut filter: impl FnMut(&T) -> bool,
+    ) -> Option<(&T, f64)> {
+        let bound = if max_km == f64::INFINITY {
+            f64::INFINITY
+        } else {
+            km_to_chord_2(max_km)
+        };
+        if bound < 0.0 {
+            return None;
+        }
+        // `Best` holds an exclusive bound; nudge it so a site exactly at `max_km` counts.
         let mut best = Best {
             entry: None,
-            chord_2: f64::INFINITY,
+            chord_2: bound * (1.0 + 1e-12) + 1e-300,
         };
         search::nearest(
             self.tree.root(),

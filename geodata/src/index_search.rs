@@ -16,8 +16,8 @@ pub(super) struct Best<'a, T> {
     pub chord_2: f64,
 }
 
-/// Children sorted on the stack; nodes with more (never, with [`super::Params`]) are walked
-/// unsorted, which is slower but still exact.
+/// Children sorted on the stack. rstar's nodes hold at most 6 (its default parameters; the bulk
+/// loader may put a few more in one); a node with more is walked unsorted, slower but exact.
 const MAX_SORTED: usize = 16;
 
 #[inline]

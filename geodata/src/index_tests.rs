@@ -257,3 +257,38 @@ fn for_each_within_km_matches_brute_force() {
     let empty: SiteIndex<usize> = SiteIndex::build([]);
     assert_eq!(count(&empty, 1e6, 0).0, 0);
 }
+
+#[test]
+fn nearest_within_respects_the_bound_and_the_filter() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let (sites, index) = random_sites(&mut rng, 1000);
+    for _ in 0..300 {
+        let at = random_point(&mut rng);
+        let max_km = rng.random_range(0.0..3000.0);
+        let odd_only = rng.random_bool(0.5);
+        let keep = |i: &usize| !odd_only || i % 2 == 1;
+        let want = brute_force(&sites, at)
+            .into_iter()
+            .find(|(i, d)| keep(i) && *d <= max_km);
+        let got = index.nearest_within(at, max_km, keep);
+        match (got, want) {
+            (None, None) => {}
+            (Some((&g, gd)), Some((w, wd))) => {
+                assert!(
+                    (gd - wd).abs() <= tolerance_km(wd),
+                    "{g} at {gd} vs {w} at {wd}"
+                );
+                assert!(keep(&g));
+            }
+            (got, want) => panic!("got {got:?}, want {want:?} within {max_km} km of {at:?}"),
+        }
+    }
+    let at = ll(0.0, 0.0);
+    let exact = haversine_km(at, sites[0]);
+    let d0 = index
+        .nearest_within(at, exact, |&i| i == 0)
+        .map(|(&i, _)| i);
+    assert_eq!(d0, Some(0), "a site exactly at the bound is inside");
+    assert!(index.nearest_within(at, -1.0, |_| true).is_none());
+    assert!(index.nearest_within(at, f64::NAN, |_| true).is_none());
+}

@@ -3,7 +3,8 @@
 //! shared machine where wall-clock benchmarks are not: run it with two N and subtract to
 //! cancel the set-up.
 //!
-//! `find_icount matcher|baseline N [INSTANCES]`
+//! `find_icount matcher|baseline|service N [INSTANCES]` (`service`: `Dme::find_cloudlet` whole,
+//! with registered clients' cookies, so session verification, the decision and the signed reply)
 
 use std::hint::black_box;
 
@@ -30,6 +31,9 @@ fn main() -> anyhow::Result<()> {
     let tables = Tables::from_deployment(&region(&world, &RegionSpec::one_app(size)), 1)?;
     let app = tables.apps().next().expect("one app").clone();
     let settings = &tables.settings;
+    if which == "service" {
+        return service(tables, &qs, n);
+    }
     let mut rng = SmallRng::seed_from_u64(3);
     let mut sum = 0.0;
     for i in 0..n {
@@ -41,5 +45,44 @@ fn main() -> anyhow::Result<()> {
         sum += found.first().map_or(0.0, |f| f.distance_km);
     }
     println!("{which} {n}: {}", black_box(sum));
+    Ok(())
+}
+
+fn service(tables: Tables, qs: &[edgeplane_benches::Query], n: usize) -> anyhow::Result<()> {
+    let keys = dme::cookie::KeyRing::new(vec![("k1".into(), vec![7; 64])])?;
+    let dme = dme::Dme::new(tables, keys, dme::DmeConfig::default(), None);
+    let key = dme::fixture::app_key();
+    let ctx = dme::Ctx::now(Some(std::net::Ipv4Addr::new(10, 1, 2, 3).into()));
+    let mut reqs = Vec::new();
+    for q in qs {
+        let reg = dme::proto::RegisterClientRequest {
+            org_name: key.organization.clone(),
+            app_name: key.name.clone(),
+            app_vers: key.version.clone(),
+            ..Default::default()
+        };
+        let cookie = dme
+            .register_client(&reg, ctx)
+            .map_err(|e| anyhow::anyhow!(e.message))?
+            .session_cookie;
+        reqs.push(dme::proto::FindCloudletRequest {
+            session_cookie: cookie,
+            carrier_name: q.carrier.into(),
+            gps_location: Some(dme::proto::Loc {
+                latitude: q.at.lat(),
+                longitude: q.at.lon(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    let mut bytes = 0;
+    for i in 0..n {
+        let reply = dme
+            .find_cloudlet(&reqs[i % reqs.len()], ctx)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        bytes += black_box(reply).edge_events_cookie.len();
+    }
+    println!("service {n}: {bytes}");
     Ok(())
 }
