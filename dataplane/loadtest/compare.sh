@@ -247,14 +247,25 @@ def med(rs, k):
     v = [float(r[k]) for r in rs if r[k] not in ('', None)]
     return st.median(v) if v else None
 ha = {t: med(rs, 'value') for (n, t), rs in g.items() if n == 'haproxy'}
+ng = {t: med(rs, 'value') for (n, t), rs in g.items() if n == 'nginx-stream'}
 f = lambda x: "" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
-print("| target | test | median | unit | vs haproxy | p50 ms | p99 ms | errors (udp: loss %) | proxy CPU % | reps |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+rat = lambda v, b: f"{v/b:.2f}" if b and v is not None else "-"
+print("| target | test | median | unit | vs haproxy | vs nginx-stream | p50 ms | p99 ms | errors (udp: loss %) | proxy CPU % | bg busy % | reps |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 order = ['direct', 'haproxy', 'haproxy-splice', 'nginx-stream', 'rootlb-splice', 'rootlb-copy', 'rootlb-auto', 'rootlb-old']
 for (n, t), rs in sorted(g.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]) if kv[0][0] in order else 99)):
-    v = med(rs, 'value'); h = ha.get(t.replace('-churn', ''))
-    ratio = f"{v/h:.2f}" if h and v is not None and n != 'haproxy' else "-"
-    print(f"| {n} | {t} | {f(v)} | {rs[0]['unit']} | {ratio} | {f(med(rs,'p50_ms'))} | {f(med(rs,'p99_ms'))} | {'/'.join(r['errors'] for r in rs)} | {f(med(rs,'cpu_pct'))} | {len(rs)} |")
+    v = med(rs, 'value'); base = t.replace('-churn', '')
+    print(f"| {n} | {t} | {f(v)} | {rs[0]['unit']} | {rat(v, ha.get(base)) if n != 'haproxy' else '-'} | {rat(v, ng.get(base)) if n != 'nginx-stream' else '-'} | {f(med(rs,'p50_ms'))} | {f(med(rs,'p99_ms'))} | {'/'.join(r['errors'] for r in rs)} | {f(med(rs,'cpu_pct'))} | {'/'.join(r['bg_pct'] for r in rs)} | {len(rs)} |")
+# Keep-alive latency (wrk --latency, CONNS connections): the p99 target is <= 1.1x HAProxy's.
+ka = {n: rs for (n, t), rs in g.items() if t == 'keepalive'}
+if ka:
+    print()
+    print("| target | keep-alive req/s | p50 ms | p99 ms | p99 / HAProxy p99 |")
+    print("|---|---|---|---|---|")
+    hp99 = med(ka['haproxy'], 'p99_ms') if 'haproxy' in ka else None
+    for n in sorted(ka, key=lambda n: order.index(n) if n in order else 99):
+        rs = ka[n]; p99 = med(rs, 'p99_ms')
+        print(f"| {n} | {f(med(rs,'value'))} | {f(med(rs,'p50_ms'))} | {f(p99)} | {rat(p99, hp99) if n != 'haproxy' else '-'} |")
 print()
 print("| target | idle conns | RSS before kB | RSS after kB | bytes per idle conn |")
 print("|---|---|---|---|---|")
