@@ -6,51 +6,112 @@
 //! into a 2-D lat/lon R-tree is a known source of wrong neighbours: the tree prunes with planar
 //! envelope distances that disagree with the metric.)
 
-use rstar::RTree;
 use rstar::primitives::GeomWithData;
+use rstar::{ParentNode, RTree, RTreeNode};
 
 use crate::latlon::{EARTH_RADIUS_KM, LatLon};
 
-/// One indexed site: the unit vector and the payload, nothing else. No `LatLon` copy is kept
-/// because callers that need coordinates can put them in `T`, and the DME's per-instance memory
-/// budget is tight.
-type Entry<T> = GeomWithData<[f64; 3], T>;
-
 /// A spatial index of sites built once (off the hot path) and then queried read-only.
 ///
-/// Rebuild and swap atomically when the set of sites changes; `bulk_load` of 10⁴ sites takes
-/// a few milliseconds, a nearest-neighbour query about a microsecond.
+/// The tree is packed by rstar's R-tree bulk loader (sort-tile-recursive clustering over the
+/// unit vectors) and then laid out flat: nodes in breadth-first order with each node's children
+/// contiguous, sites' vectors and payloads in leaf order. rstar's own nodes are an enum of about
+/// 80 bytes per child, each node's children in a separate allocation; the flat form needs about
+/// a third of the memory and a query walks contiguous arrays instead of chasing pointers, which
+/// is most of a FindCloudlet decision's time. Rebuild and swap atomically when the set of sites
+/// changes.
 #[derive(Debug, Clone)]
 pub struct SiteIndex<T> {
-    tree: RTree<Entry<T>>,
+    /// `nodes[0]` is the root (when there are sites).
+    nodes: Vec<Node>,
+    points: Vec<[f64; 3]>,
+    payloads: Vec<T>,
+}
+
+/// Most sites kept directly in one node. rstar's bulk loader leaves about two sites per leaf (it
+/// splits every node at least in two along each of the three axes); subtrees up to this size are
+/// merged into one node whose sites a query scans in a row, which beats descending further
+/// (`find` bench at 10k instances: 16 → 650 ns, 32 → 615, 64 → 571, 160 → 636).
+const LEAF_SITES: usize = 64;
+
+/// A node's bounding box and its children: a range of `nodes` and a range of sites.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    lower: [f64; 3],
+    upper: [f64; 3],
+    nodes: (u32, u32),
+    sites: (u32, u32),
 }
 
 impl<T> SiteIndex<T> {
-    /// Builds the index from `(location, payload)` pairs with rstar's bulk loader, which packs
-    /// the tree better and faster than repeated inserts.
+    /// Builds the index from `(location, payload)` pairs.
+    ///
+    /// # Panics
+    /// With more than `u32::MAX` sites.
     pub fn build(items: impl IntoIterator<Item = (LatLon, T)>) -> Self {
-        let entries: Vec<Entry<T>> = items
-            .into_iter()
-            .map(|(at, payload)| GeomWithData::new(at.to_unit_vector(), payload))
-            .collect();
-        Self {
-            tree: RTree::bulk_load(entries),
+        let mut payloads: Vec<Option<T>> = Vec::new();
+        let mut entries = Vec::new();
+        for (at, payload) in items {
+            let id = u32::try_from(payloads.len()).expect("at most u32::MAX sites");
+            entries.push(GeomWithData::new(at.to_unit_vector(), id));
+            payloads.push(Some(payload));
         }
+        let mut index = Self {
+            nodes: Vec::new(),
+            points: Vec::with_capacity(entries.len()),
+            payloads: Vec::with_capacity(entries.len()),
+        };
+        if entries.is_empty() {
+            return index;
+        }
+        let tree = RTree::bulk_load(entries);
+        index.nodes.push(Node::from(tree.root()));
+        let mut queue = std::collections::VecDeque::from([(0usize, tree.root())]);
+        while let Some((at, parent)) = queue.pop_front() {
+            let first_node = index.nodes.len() as u32;
+            let first_site = index.points.len() as u32;
+            let small = subtree_sites(parent) <= LEAF_SITES;
+            for child in parent.children() {
+                match child {
+                    RTreeNode::Leaf(e) => index.push_site(e, &mut payloads),
+                    RTreeNode::Parent(p) if small => {
+                        for_each_site(p, &mut |e| index.push_site(e, &mut payloads));
+                    }
+                    RTreeNode::Parent(p) => {
+                        queue.push_back((index.nodes.len(), p));
+                        index.nodes.push(Node::from(p));
+                    }
+                }
+            }
+            let (end_node, end_site) = (index.nodes.len() as u32, index.points.len() as u32);
+            let node = &mut index.nodes[at];
+            node.nodes = (first_node, end_node);
+            node.sites = (first_site, end_site);
+        }
+        index.nodes.shrink_to_fit();
+        index
+    }
+
+    fn push_site(&mut self, e: &GeomWithData<[f64; 3], u32>, payloads: &mut [Option<T>]) {
+        self.points.push(*e.geom());
+        // Every id is taken exactly once: ids are the entries' own indexes.
+        let payload = payloads[e.data as usize].take().expect("each site once");
+        self.payloads.push(payload);
     }
 
     /// Number of sites.
     pub fn len(&self) -> usize {
-        self.tree.size()
+        self.payloads.len()
     }
 
     /// Whether the index holds no site.
     pub fn is_empty(&self) -> bool {
-        self.tree.size() == 0
+        self.payloads.is_empty()
     }
 
     /// All payloads, in tree order (not by distance).
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.tree.iter().map(|entry| &entry.data)
+        self.payloads.iter()
     }
 
     /// Payloads in ascending great-circle distance from `at`, each with that distance in km.
@@ -58,9 +119,8 @@ impl<T> SiteIndex<T> {
     /// Lazy: each step costs O(log n), so callers can skip unusable sites (unhealthy, wrong
     /// carrier) and stop as soon as they have enough, without rebuilding the index.
     pub fn nearest_iter(&self, at: LatLon) -> impl Iterator<Item = (&T, f64)> {
-        self.tree
-            .nearest_neighbor_iter_with_distance_2(at.to_unit_vector())
-            .map(|(entry, chord_2)| (&entry.data, chord_2_to_km(chord_2)))
+        search::Ordered::new(self, at.to_unit_vector())
+            .map(|(i, chord_2)| (&self.payloads[i], chord_2_to_km(chord_2)))
     }
 
     /// The nearest payload accepted by `filter`, with its distance in km.
@@ -93,16 +153,15 @@ impl<T> SiteIndex<T> {
         }
         // `Best` holds an exclusive bound; nudge it so a site exactly at `max_km` counts.
         let mut best = Best {
-            entry: None,
+            site: None,
             chord_2: bound * (1.0 + 1e-12) + 1e-300,
         };
-        search::nearest(
-            self.tree.root(),
-            &at.to_unit_vector(),
-            &mut filter,
-            &mut best,
-        );
-        best.entry.map(|e| (&e.data, chord_2_to_km(best.chord_2)))
+        if !self.nodes.is_empty() {
+            let q = at.to_unit_vector();
+            search::nearest(self, 0, &q, &mut |i| filter(&self.payloads[i]), &mut best);
+        }
+        best.site
+            .map(|i| (&self.payloads[i], chord_2_to_km(best.chord_2)))
     }
 
     /// Up to `k` nearest payloads accepted by `filter`, in ascending distance, with distances
@@ -140,10 +199,9 @@ impl<T> SiteIndex<T> {
     /// radius visits nothing.
     pub fn for_each_within_km(&self, at: LatLon, radius_km: f64, mut f: impl FnMut(&T)) {
         let chord_2 = km_to_chord_2(radius_km);
-        if chord_2 >= 0.0 {
-            search::within(self.tree.root(), &at.to_unit_vector(), chord_2, &mut |e| {
-                f(&e.data)
-            });
+        if chord_2 >= 0.0 && !self.nodes.is_empty() {
+            let q = at.to_unit_vector();
+            search::within(self, 0, &q, chord_2, &mut |i| f(&self.payloads[i]));
         }
     }
 }
@@ -166,6 +224,39 @@ fn km_to_chord_2(radius_km: f64) -> f64 {
 fn chord_2_to_km(chord_2: f64) -> f64 {
     let half_chord = (chord_2.sqrt() / 2.0).min(1.0);
     2.0 * EARTH_RADIUS_KM * half_chord.asin()
+}
+
+type Packed = ParentNode<GeomWithData<[f64; 3], u32>>;
+
+fn subtree_sites(p: &Packed) -> usize {
+    p.children()
+        .iter()
+        .map(|c| match c {
+            RTreeNode::Leaf(_) => 1,
+            RTreeNode::Parent(p) => subtree_sites(p),
+        })
+        .sum()
+}
+
+fn for_each_site(p: &Packed, f: &mut impl FnMut(&GeomWithData<[f64; 3], u32>)) {
+    for c in p.children() {
+        match c {
+            RTreeNode::Leaf(e) => f(e),
+            RTreeNode::Parent(p) => for_each_site(p, f),
+        }
+    }
+}
+
+impl From<&Packed> for Node {
+    fn from(p: &Packed) -> Self {
+        let env = p.envelope();
+        Self {
+            lower: env.lower(),
+            upper: env.upper(),
+            nodes: (0, 0),
+            sites: (0, 0),
+        }
+    }
 }
 
 #[path = "index_search.rs"]

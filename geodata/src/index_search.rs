@@ -1,23 +1,21 @@
-//! Depth-first branch-and-bound walks over the nodes of the index's rstar tree, with the
-//! distance arithmetic written out for 3-D points. rstar's own nearest-neighbour search is
-//! generic over dimensions and number types and keeps a priority queue of nodes; the DME runs
-//! one search per carrier bucket on every FindCloudlet, so this module does the same work with
-//! a few comparisons per child and nothing but the call stack (the tree is a handful of levels
-//! deep).
+//! Walks over the flat tree of [`SiteIndex`]: depth-first branch-and-bound for the nearest site
+//! and for range queries (no allocation, the call stack is the tree's depth), and a best-first
+//! ordered walk with a priority queue for callers that want sites in distance order.
 
-use rstar::{ParentNode, RTreeNode};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
-use super::Entry;
+use super::SiteIndex;
 
 /// The best site so far of a nearest search.
-pub(super) struct Best<'a, T> {
-    pub entry: Option<&'a Entry<T>>,
-    /// Squared chord to `entry` (infinity when there is none).
+pub(super) struct Best {
+    pub site: Option<usize>,
+    /// Squared chord to `site`; while there is none, the exclusive bound of the search.
     pub chord_2: f64,
 }
 
-/// Children sorted on the stack. rstar's nodes hold at most 6 (its default parameters; the bulk
-/// loader may put a few more in one); a node with more is walked unsorted, slower but exact.
+/// Child nodes sorted on the stack; a node with more (rstar packs about six) is walked
+/// unsorted, slower but exact.
 const MAX_SORTED: usize = 16;
 
 #[inline]
@@ -37,86 +35,152 @@ fn box_2(q: &[f64; 3], lower: &[f64; 3], upper: &[f64; 3]) -> f64 {
     sum
 }
 
-#[inline]
-fn child_2<T>(q: &[f64; 3], child: &RTreeNode<Entry<T>>) -> f64 {
-    match child {
-        RTreeNode::Leaf(e) => point_2(q, e.geom()),
-        RTreeNode::Parent(p) => {
-            let env = p.envelope();
-            box_2(q, &env.lower(), &env.upper())
+/// Finds the nearest site accepted by `filter` below node `n` that is nearer than `best`.
+pub(super) fn nearest<T>(
+    ix: &SiteIndex<T>,
+    n: usize,
+    q: &[f64; 3],
+    filter: &mut impl FnMut(usize) -> bool,
+    best: &mut Best,
+) {
+    let node = &ix.nodes[n];
+    for i in node.sites.0 as usize..node.sites.1 as usize {
+        let d = point_2(q, &ix.points[i]);
+        if d < best.chord_2 && filter(i) {
+            best.site = Some(i);
+            best.chord_2 = d;
         }
     }
-}
-
-/// Finds the nearest entry accepted by `filter` below `node` that is nearer than `best`.
-pub(super) fn nearest<'a, T>(
-    node: &'a ParentNode<Entry<T>>,
-    q: &[f64; 3],
-    filter: &mut impl FnMut(&T) -> bool,
-    best: &mut Best<'a, T>,
-) {
-    let children = node.children();
-    if children.len() > MAX_SORTED {
-        for child in children {
-            visit(child, child_2(q, child), q, filter, best);
+    let (first, end) = (node.nodes.0 as usize, node.nodes.1 as usize);
+    if end - first > MAX_SORTED {
+        for c in first..end {
+            let child = &ix.nodes[c];
+            if box_2(q, &child.lower, &child.upper) < best.chord_2 {
+                nearest(ix, c, q, filter, best);
+            }
         }
         return;
     }
-    let mut order = [(0.0f64, 0u8); MAX_SORTED];
-    let mut n = 0;
-    for (i, child) in children.iter().enumerate() {
-        let d = child_2(q, child);
+    let mut order = [(0.0f64, 0u32); MAX_SORTED];
+    let mut len = 0;
+    for c in first..end {
+        let child = &ix.nodes[c];
+        let d = box_2(q, &child.lower, &child.upper);
         if d < best.chord_2 {
-            // Insertion sort: at most MAX_SORTED entries, mostly already in place.
-            let mut j = n;
+            // Insertion sort of a handful of entries.
+            let mut j = len;
             while j > 0 && order[j - 1].0 > d {
                 order[j] = order[j - 1];
                 j -= 1;
             }
-            order[j] = (d, i as u8);
-            n += 1;
+            order[j] = (d, c as u32);
+            len += 1;
         }
     }
-    for &(d, i) in &order[..n] {
-        visit(&children[i as usize], d, q, filter, best);
+    for &(d, c) in &order[..len] {
+        if d < best.chord_2 {
+            nearest(ix, c as usize, q, filter, best);
+        }
     }
 }
 
-#[inline]
-fn visit<'a, T>(
-    child: &'a RTreeNode<Entry<T>>,
-    d: f64,
-    q: &[f64; 3],
-    filter: &mut impl FnMut(&T) -> bool,
-    best: &mut Best<'a, T>,
-) {
-    if d >= best.chord_2 {
-        return;
-    }
-    match child {
-        RTreeNode::Leaf(e) => {
-            if filter(&e.data) {
-                best.entry = Some(e);
-                best.chord_2 = d;
-            }
-        }
-        RTreeNode::Parent(p) => nearest(p, q, filter, best),
-    }
-}
-
-/// Calls `f` with every entry below `node` whose squared chord to `q` is at most `max_2`.
-pub(super) fn within<'a, T>(
-    node: &'a ParentNode<Entry<T>>,
+/// Calls `f` with every site below node `n` whose squared chord to `q` is at most `max_2`.
+pub(super) fn within<T>(
+    ix: &SiteIndex<T>,
+    n: usize,
     q: &[f64; 3],
     max_2: f64,
-    f: &mut impl FnMut(&'a Entry<T>),
+    f: &mut impl FnMut(usize),
 ) {
-    for child in node.children() {
-        if child_2(q, child) <= max_2 {
-            match child {
-                RTreeNode::Leaf(e) => f(e),
-                RTreeNode::Parent(p) => within(p, q, max_2, f),
+    let node = &ix.nodes[n];
+    for i in node.sites.0 as usize..node.sites.1 as usize {
+        if point_2(q, &ix.points[i]) <= max_2 {
+            f(i);
+        }
+    }
+    for c in node.nodes.0 as usize..node.nodes.1 as usize {
+        let child = &ix.nodes[c];
+        if box_2(q, &child.lower, &child.upper) <= max_2 {
+            within(ix, c, q, max_2, f);
+        }
+    }
+}
+
+/// A queued node or site of the ordered walk, nearest first.
+#[derive(PartialEq)]
+struct Queued {
+    chord_2: f64,
+    site: bool,
+    index: usize,
+}
+
+impl Eq for Queued {}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap. Sites before nodes at equal distance, so a site
+        // is yielded as soon as nothing can be nearer.
+        other
+            .chord_2
+            .total_cmp(&self.chord_2)
+            .then(self.site.cmp(&other.site))
+    }
+}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Sites in ascending distance: (site index, squared chord).
+pub(super) struct Ordered<'a, T> {
+    ix: &'a SiteIndex<T>,
+    q: [f64; 3],
+    heap: BinaryHeap<Queued>,
+}
+
+impl<'a, T> Ordered<'a, T> {
+    pub(super) fn new(ix: &'a SiteIndex<T>, q: [f64; 3]) -> Self {
+        let mut heap = BinaryHeap::new();
+        if !ix.nodes.is_empty() {
+            heap.push(Queued {
+                chord_2: 0.0,
+                site: false,
+                index: 0,
+            });
+        }
+        Self { ix, q, heap }
+    }
+}
+
+impl<T> Iterator for Ordered<'_, T> {
+    type Item = (usize, f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some(top) = self.heap.pop() {
+            if top.site {
+                return Some((top.index, top.chord_2));
+            }
+            let node = &self.ix.nodes[top.index];
+            for i in node.sites.0 as usize..node.sites.1 as usize {
+                let chord_2 = point_2(&self.q, &self.ix.points[i]);
+                self.heap.push(Queued {
+                    chord_2,
+                    site: true,
+                    index: i,
+                });
+            }
+            for c in node.nodes.0 as usize..node.nodes.1 as usize {
+                let child = &self.ix.nodes[c];
+                let chord_2 = box_2(&self.q, &child.lower, &child.upper);
+                self.heap.push(Queued {
+                    chord_2,
+                    site: false,
+                    index: c,
+                });
             }
         }
+        None
     }
 }

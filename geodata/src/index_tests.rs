@@ -203,16 +203,21 @@ fn antipodal_distance_is_finite() {
     );
 }
 
-/// Memory guard for the DME's per-instance budget: an entry is the unit vector plus the payload
-/// (no `LatLon` copy), and each occupies one rstar node slot, whose size is set by the parent
-/// variant (a `Vec` of children plus a 3-D envelope) as long as the payload is at most 40 bytes.
+/// Memory guard for the DME's per-instance budget: a site costs its unit vector and payload,
+/// a node (about one per five sites) its box and two child ranges.
 #[test]
-fn entries_stay_small() {
-    use super::Entry;
-    use rstar::RTreeNode;
-    assert_eq!(size_of::<Entry<u32>>(), 32);
-    assert_eq!(size_of::<RTreeNode<Entry<u32>>>(), 72);
-    assert_eq!(size_of::<RTreeNode<Entry<[u64; 5]>>>(), 72);
+fn sites_and_nodes_stay_small() {
+    assert_eq!(size_of::<super::Node>(), 64);
+    let index = SiteIndex::build(
+        (0..10_000).map(|i| (ll(f64::from(i % 170) - 85.0, f64::from(i % 359) - 179.0), i)),
+    );
+    assert_eq!(index.len(), 10_000);
+    assert!(
+        index.nodes.len() < 10_000 / 3,
+        "{} nodes",
+        index.nodes.len()
+    );
+    assert_eq!(index.points.len(), 10_000);
 }
 
 #[test]
