@@ -114,6 +114,13 @@ impl RingKey {
     }
 }
 
+/// The start of tokens that share it, with the HMAC state after absorbing it
+/// ([`KeyRing::token_prefix`]).
+pub struct TokenPrefix {
+    text: String,
+    mac: hmac::Context,
+}
+
 /// Keys by id; the first one signs, every one verifies.
 pub struct KeyRing {
     keys: Vec<RingKey>,
@@ -202,6 +209,43 @@ impl KeyRing {
         token.push('.');
         B64.encode_string(payload, &mut token);
         let tag = hmac::sign(&signer.keys[purpose as usize], token.as_bytes());
+        token.push('.');
+        B64.encode_string(tag.as_ref(), &mut token);
+        token
+    }
+
+    /// The fixed start of tokens for `purpose` whose claims JSON begins with `json_start`: the
+    /// text up to there and the MAC state after it. `json_start` must be a whole number of
+    /// base64 groups (a multiple of 3 bytes; pad with JSON whitespace) so that what follows
+    /// encodes independently.
+    pub fn token_prefix(&self, purpose: Purpose, json_start: &[u8]) -> TokenPrefix {
+        debug_assert_eq!(
+            json_start.len() % 3,
+            0,
+            "prefix must be whole base64 groups"
+        );
+        let signer = &self.keys[0];
+        let mut text = signer.headers[purpose as usize].clone();
+        text.push('.');
+        B64.encode_string(json_start, &mut text);
+        let mut mac = hmac::Context::with_key(&signer.keys[purpose as usize]);
+        mac.update(text.as_bytes());
+        TokenPrefix { text, mac }
+    }
+
+    /// A token: `prefix`, then the rest of the claims JSON, then the signature.
+    pub fn finish_token(&self, prefix: &TokenPrefix, json_rest: &[u8]) -> String {
+        // Up to 64 bytes of tag (86 base64 characters); reserving for the longest is harmless.
+        let tag_len: usize = 64;
+        let mut token = String::with_capacity(
+            prefix.text.len() + json_rest.len().div_ceil(3) * 4 + 1 + tag_len.div_ceil(3) * 4,
+        );
+        token.push_str(&prefix.text);
+        let start = token.len();
+        B64.encode_string(json_rest, &mut token);
+        let mut mac = prefix.mac.clone();
+        mac.update(&token.as_bytes()[start..]);
+        let tag = mac.sign();
         token.push('.');
         B64.encode_string(tag.as_ref(), &mut token);
         token

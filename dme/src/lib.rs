@@ -18,6 +18,7 @@ pub mod baseline;
 pub mod cli;
 pub mod convert;
 pub mod cookie;
+pub mod edge_cookie;
 pub mod error;
 pub mod fixture;
 pub mod grpc;

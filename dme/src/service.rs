@@ -10,9 +10,8 @@ use geodata::{GeoIp, LatLon};
 use serde::{Deserialize, Serialize};
 
 use crate::convert;
-use crate::cookie::{
-    Claims, CookieLoc, EdgeEventsKey, KeyRing, Purpose, SessionKey, SessionKeyRef,
-};
+use crate::cookie::{Claims, CookieLoc, KeyRing, Purpose, SessionKey, SessionKeyRef};
+use crate::edge_cookie::{self, EdgeCookies, InstNames};
 use crate::error::ApiError;
 use crate::matcher::{self, Found};
 use crate::proto;
@@ -78,6 +77,7 @@ pub struct Dme {
     geoip: Option<GeoIp>,
     limiter: RateLimiter,
     sessions: SessionCache,
+    edge_cookies: EdgeCookies,
 }
 
 /// The platform client token's claims (signed, unlike upstream's base64 JSON).
@@ -102,6 +102,7 @@ impl Dme {
             tables: ArcSwap::from_pointee(tables),
             keys,
             sessions: SessionCache::new(config.session_cache),
+            edge_cookies: EdgeCookies::new(edge_cookie::DEFAULT_SLOTS),
             config,
             geoip,
             limiter: RateLimiter::unlimited(),
@@ -317,24 +318,15 @@ impl Dme {
         ctx: Ctx,
     ) -> String {
         let inst = found.inst;
-        let claims = Claims {
-            iat: ctx.now,
-            exp: ctx.now + secs(self.config.edge_events_cookie_lifetime),
-            key: EdgeEventsKey {
-                appinstname: found.name.to_string(),
-                appinstorg: app.organization(inst).to_string(),
-                clusterorg: app.organization(inst).to_string(),
-                clustername: app.cluster(inst).unwrap_or_default().to_string(),
-                cloudletorg: inst.cloudlet.key.organization.clone(),
-                cloudletname: inst.cloudlet.key.name.clone(),
-                location: CookieLoc {
-                    latitude: at.lat(),
-                    longitude: at.lon(),
-                },
-                kid: String::new(),
-            },
+        let names = InstNames {
+            name: found.name,
+            organization: app.organization(inst),
+            cluster: app.cluster(inst).unwrap_or_default(),
+            cloudlet_org: &inst.cloudlet.key.organization,
+            cloudlet: &inst.cloudlet.key.name,
         };
-        self.keys.sign_for(Purpose::EdgeEvents, &claims)
+        let exp = ctx.now + secs(self.config.edge_events_cookie_lifetime);
+        self.edge_cookies.sign(&self.keys, &names, at, ctx.now, exp)
     }
 
     pub fn platform_find_cloudlet(

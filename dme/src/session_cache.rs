@@ -55,7 +55,9 @@ impl SessionCache {
         self.slots.len()
     }
 
-    fn slot(&self, token: &str) -> Option<&ArcSwapOption<Verified>> {
+    /// The two slots a token may occupy (two choices: a token only misses when both are
+    /// taken by others, far rarer than one collision).
+    fn slots(&self, token: &str) -> Option<[&ArcSwapOption<Verified>; 2]> {
         if self.slots.is_empty() || token.len() < MIN_TOKEN {
             return None;
         }
@@ -65,39 +67,56 @@ impl SessionCache {
         let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
         let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
         let h = (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let idx = (h >> 32) as usize & (self.slots.len() - 1);
-        self.slots.get(idx)
+        let mask = self.slots.len() - 1;
+        let (i, j) = ((h >> 40) as usize & mask, (h >> 12) as usize & mask);
+        Some([&self.slots[i], &self.slots[j]])
+    }
+
+    /// Calls `f` with the cached verification of exactly `token`, if it has not expired at
+    /// `now`, without touching reference counts.
+    pub fn with<R>(&self, token: &str, now: i64, f: impl FnOnce(&Verified) -> R) -> Option<R> {
+        for slot in self.slots(token)? {
+            let guard = slot.load();
+            if let Some(v) = &*guard
+                && v.exp > now
+                && *v.token == *token
+            {
+                return Some(f(v));
+            }
+        }
+        None
     }
 
     /// The cached verification of exactly `token`, if it has not expired at `now`.
     pub fn get(&self, token: &str, now: i64) -> Option<Arc<Verified>> {
-        let slot = self.slot(token)?;
-        let guard = slot.load();
-        match &*guard {
-            Some(v) if v.exp > now && *v.token == *token => Some(Arc::clone(v)),
-            _ => None,
+        for slot in self.slots(token)? {
+            let guard = slot.load();
+            if let Some(v) = &*guard
+                && v.exp > now
+                && *v.token == *token
+            {
+                return Some(Arc::clone(v));
+            }
         }
+        None
     }
 
-    /// Calls `f` with the cached verification of `token` without touching reference counts.
-    pub fn with<R>(&self, token: &str, now: i64, f: impl FnOnce(&Verified) -> R) -> Option<R> {
-        let slot = self.slot(token)?;
-        let guard = slot.load();
-        match &*guard {
-            Some(v) if v.exp > now && *v.token == *token => Some(f(v)),
-            _ => None,
-        }
-    }
-
-    /// Records a token that has just been verified (signature and expiry).
+    /// Records a token that has just been verified (signature and expiry): in its first slot if
+    /// that is empty, else in its second (so two tokens sharing a first slot can both stay).
     pub fn insert(&self, token: &str, exp: i64, key: SessionKey) {
-        if let Some(slot) = self.slot(token) {
-            slot.store(Some(Arc::new(Verified {
-                token: token.into(),
-                exp,
-                key,
-            })));
-        }
+        let Some([first, second]) = self.slots(token) else {
+            return;
+        };
+        let slot = if first.load().is_none() {
+            first
+        } else {
+            second
+        };
+        slot.store(Some(Arc::new(Verified {
+            token: token.into(),
+            exp,
+            key,
+        })));
     }
 
     /// Drops every entry (e.g. when tests want the slow path again).
