@@ -235,6 +235,22 @@ async fn cors_echoes_the_origin() {
         resp.headers()["access-control-allow-origin"],
         "https://app.example"
     );
+    // A browser's actual request gets CORS headers; a non-browser one (no Origin) none.
+    for origin in [Some("https://app.example"), None] {
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{}/v1/findcloudlet", s.http))
+            .header("content-type", "application/json");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{}"));
+        let resp = client.request(req.body(body).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), 401, "no cookie");
+        let allow = resp.headers().get("access-control-allow-origin");
+        assert_eq!(allow.map(|v| v.to_str().unwrap()), origin);
+        assert_eq!(resp.headers().contains_key("vary"), origin.is_some());
+    }
 }
 
 #[tokio::test]
