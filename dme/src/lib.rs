@@ -10,7 +10,9 @@
 //! # Layout
 //! - `tables`: immutable per-app snapshots (instances + per-carrier indexes) in a region snapshot.
 //! - `matcher`: FindCloudlet's decision, free of I/O.
-//! - `cookie`, `token`, `ksuid`: session/edge-events JWTs, developer auth tokens, unique ids.
+//! - `cookie`, `token`, `ksuid`: session/edge-events JWTs (a key per purpose), developer auth
+//!   tokens, unique ids; `session_cache` (verified session cookies) and `edge_cookie` (per-instance
+//!   signing prefixes) take the cryptography off repeated requests.
 //! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
 //! - `server`: `run(grpc_listener, http_listener, dme, shutdown)`; `cli`: the `dme` role.
 
