@@ -1,9 +1,10 @@
 //! Objects subscribers send up: a CRM's CloudletInfo, and instance health seen by a root load
 //! balancer. Only the fields a reporter owns are taken; everything else stays the controller's.
 //!
-//! A reporter is trusted only for its own cloudlet: health reports are accepted from a
-//! subscription filtered to a cloudlet, and only for instances on that cloudlet, so one
-//! cloudlet's root LB cannot take another cloudlet's instances out of matching.
+//! A reporter is trusted only for its own cloudlet: health reports and CloudletInfo are
+//! accepted from a subscription filtered to a cloudlet, and only for that cloudlet, so one
+//! cloudlet's root LB or CRM cannot take another cloudlet's instances out of matching or mark
+//! another cloudlet ready or down.
 
 use edge_model::{AppInst, CloudletKey, Object, ObjectKey};
 use edge_store::Store;
@@ -36,6 +37,22 @@ pub fn may_report_health(from: Option<&CloudletKey>, inst: &AppInst) -> Result<(
     }
 }
 
+/// Whether `from` may report the CloudletInfo of `cloudlet` (pure).
+pub fn may_report_cloudlet(
+    from: Option<&CloudletKey>,
+    cloudlet: &CloudletKey,
+) -> Result<(), ControlError> {
+    match from {
+        Some(c) if c == cloudlet => Ok(()),
+        Some(c) => Err(ControlError::PermissionDenied(format!(
+            "CloudletInfo for cloudlet {cloudlet} refused: the reporter serves cloudlet {c}"
+        ))),
+        None => Err(ControlError::PermissionDenied(format!(
+            "CloudletInfo for cloudlet {cloudlet} refused: only a subscriber filtered to that cloudlet may report it"
+        ))),
+    }
+}
+
 pub async fn apply(
     store: &dyn Store,
     shared: &Shared,
@@ -44,6 +61,7 @@ pub async fn apply(
 ) -> Result<(), ControlError> {
     match obj {
         Object::CloudletInfo(mut info) => {
+            may_report_cloudlet(from.cloudlet, &info.key)?;
             info.notify_id = from.notify_id;
             let obj = Object::CloudletInfo(info);
             let region = Region {
@@ -129,6 +147,24 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(e.to_string().contains("munich-1"), "{e}");
         let e = may_report_health(None, &inst_on(&mine)).unwrap_err();
+        assert!(e.to_string().contains("filtered"), "{e}");
+    }
+
+    #[test]
+    fn cloudlet_info_only_for_the_reporters_cloudlet() {
+        let mine = CloudletKey {
+            organization: "telekom".into(),
+            name: "berlin-1".into(),
+        };
+        let other = CloudletKey {
+            organization: "orange".into(),
+            name: "paris-1".into(),
+        };
+        assert_eq!(may_report_cloudlet(Some(&mine), &mine), Ok(()));
+        let e = may_report_cloudlet(Some(&mine), &other).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.to_string().contains("paris-1"), "{e}");
+        let e = may_report_cloudlet(None, &mine).unwrap_err();
         assert!(e.to_string().contains("filtered"), "{e}");
     }
 }
