@@ -267,6 +267,78 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
     backend_task.abort();
 }
 
+/// Root LB arguments for berlin-1, public listeners on 127.0.0.2, fast health checks.
+fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
+    RootLbCli::parse_from([
+        "rootlb",
+        "--controller",
+        &ctl.notify.to_string(),
+        "--cloudlet",
+        "telekom/berlin-1",
+        "--listen-ip",
+        "127.0.0.2",
+        "--health-interval-ms",
+        "200",
+        "--health-timeout-ms",
+        "150",
+    ])
+    .args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudlet_without_its_root_lb_is_offline_until_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let dme = start_dme(&[ctl.notify]).await;
+    let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
+    let munich_port = backend.port().wrapping_add(1).max(1024);
+    let mut client = ctl.client().await;
+    let report = edgectl::apply(&mut client, &document(backend.port(), munich_port))
+        .await
+        .expect("apply");
+    ctl.wait_dme(report.revision).await;
+    let (berlin, munich) = (inst_key("echo-berlin"), inst_key("echo-munich"));
+    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+    let app = echo_app();
+    let front = SocketAddr::from(([127, 0, 0, 2], backend.port()));
+
+    for round in 0..2 {
+        // The LB connects (round 1: comes back): traffic flows and the instance is healthy.
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let lb = tokio::spawn(dataplane::run_rootlb_until(berlin_lb(&ctl), async move {
+            let _ = stop_rx.await;
+        }));
+        eventually(&format!("echo through the LB, round {round}"), 10, || {
+            echo_via(front)
+        })
+        .await;
+        wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+        eventually("FindCloudlet finds berlin-1", 10, || {
+            dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+        })
+        .await;
+
+        // The LB goes away: after the grace period its instances are offline and unmatched;
+        // the other cloudlet's instance is untouched.
+        let _ = stop_tx.send(());
+        tokio::time::timeout(Duration::from_secs(40), lb)
+            .await
+            .expect("the root LB stops")
+            .unwrap()
+            .expect("the root LB ran cleanly");
+        wait_health(&ctl, &berlin, HealthCheck::RootlbOffline, 10).await;
+        eventually("FindCloudlet stops finding berlin-1", 10, || async {
+            dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+                .await
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        assert_eq!(app_inst(&ctl, &munich).unwrap().health, HealthCheck::Ok);
+    }
+    backend_task.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_for_another_cloudlet_are_rejected() {
     let dir = tempfile::tempdir().unwrap();

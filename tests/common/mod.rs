@@ -70,9 +70,11 @@ pub async fn start_controller(
     store: Arc<dyn edge_store::Store>,
     notify: Option<SocketAddr>,
 ) -> Controller {
-    let handle = controller::server::start(store, "eu")
+    let mut handle = controller::server::start(store, "eu")
         .await
         .expect("controller starts");
+    // Tests stop root LBs on purpose; their instances go RootlbOffline after this long.
+    handle.rootlb_grace = Duration::from_millis(500);
     let api_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notify_l = TcpListener::bind(notify.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
         .await

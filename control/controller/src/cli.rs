@@ -38,6 +38,10 @@ pub struct ControllerArgs {
     /// the cloudlet's shared root LB sends the cluster's traffic.
     #[arg(long, default_value = "127.0.0.1")]
     pub fake_node_address: std::net::IpAddr,
+    /// Seconds a cloudlet may be without a connected root LB before the instances it carries
+    /// are marked `HEALTH_CHECK_ROOTLB_OFFLINE` (and the DME stops returning them).
+    #[arg(long, default_value_t = 15)]
+    pub rootlb_grace_secs: u64,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -91,7 +95,8 @@ pub async fn run_controller(args: ControllerArgs) -> Result<()> {
     let fake = crate::crm::FakePlatform {
         node_address: args.fake_node_address,
     };
-    let handle = crate::server::start_with(store, &args.region, fake).await?;
+    let mut handle = crate::server::start_with(store, &args.region, fake).await?;
+    handle.rootlb_grace = std::time::Duration::from_secs(args.rootlb_grace_secs);
     let api = TcpListener::bind(&args.api_addr)
         .await
         .with_context(|| format!("binding API address {}", args.api_addr))?;

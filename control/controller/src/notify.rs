@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use edge_api::notify::{Notice, SubscriberMessage, Subscription};
+use edge_api::notify::{Notice, Role, SubscriberMessage, Subscription};
 use edge_api::pb;
-use edge_model::{Object, ObjectKey, ObjectKind};
+use edge_model::{CloudletKey, Object, ObjectKey, ObjectKind};
 use edge_store::{Revision, Store};
 use futures::Stream;
 use tokio::sync::{mpsc, watch};
@@ -32,7 +33,7 @@ impl Acks {
     fn record(&self, name: &str, version: Revision) {
         self.by_name
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_string(), version);
         self.changed.send_modify(|n| *n += 1);
     }
@@ -41,7 +42,7 @@ impl Acks {
     pub fn get(&self, name: &str) -> Option<Revision> {
         self.by_name
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .get(name)
             .copied()
     }
@@ -66,17 +67,99 @@ pub struct NotifyService {
     pub shared: Arc<Shared>,
     pub acks: Arc<Acks>,
     next_id: std::sync::atomic::AtomicU64,
+    lbs: Arc<RootLbs>,
+}
+
+/// Root LBs connected per cloudlet. When a cloudlet's last one has been gone for `grace`, the
+/// instances it carried are marked `RootlbOffline` (clients cannot reach them, so the DME must
+/// stop sending clients there); when one connects again, that mark is cleared.
+pub struct RootLbs {
+    connected: Mutex<HashMap<CloudletKey, usize>>,
+    grace: Duration,
+}
+
+impl RootLbs {
+    fn count(&self, c: &CloudletKey) -> usize {
+        let map = self
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(c).copied().unwrap_or(0)
+    }
+
+    fn connect(&self, c: &CloudletKey) {
+        let mut map = self
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(c.clone()).or_default() += 1;
+    }
+
+    fn disconnect(&self, c: &CloudletKey) {
+        let mut map = self
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(c) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl NotifyService {
-    pub fn new(store: Arc<dyn Store>, shared: Arc<Shared>, acks: Arc<Acks>) -> Self {
+    /// A notify service; `rootlb_grace` is how long a cloudlet may be without a root LB before
+    /// its instances are marked offline.
+    pub fn new(
+        store: Arc<dyn Store>,
+        shared: Arc<Shared>,
+        acks: Arc<Acks>,
+        rootlb_grace: Duration,
+    ) -> Self {
         Self {
             store,
             shared,
             acks,
             next_id: 1.into(),
+            lbs: Arc::new(RootLbs {
+                connected: Mutex::default(),
+                grace: rootlb_grace,
+            }),
         }
     }
+
+    /// Tracks a root LB's connection; returns the cloudlet to release when it ends.
+    fn lb_connected(&self, sub: &Subscription) -> Option<CloudletKey> {
+        let cloudlet = sub
+            .cloudlet_filter
+            .clone()
+            .filter(|_| sub.role == Role::RootLb)?;
+        self.lbs.connect(&cloudlet);
+        let (store, shared, c) = (self.store.clone(), self.shared.clone(), cloudlet.clone());
+        tokio::spawn(async move {
+            match reports::set_rootlb_presence(store.as_ref(), &shared, &c, false).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cloudlet = %c, n, "root LB back: RootlbOffline cleared"),
+                Err(e) => tracing::warn!(cloudlet = %c, error = %e, "clearing RootlbOffline"),
+            }
+        });
+        Some(cloudlet)
+    }
+}
+
+/// After a root LB's stream ends: if its cloudlet is still without one after the grace
+/// period, marks the instances it carried `RootlbOffline`.
+fn lb_gone(lbs: Arc<RootLbs>, store: Arc<dyn Store>, shared: Arc<Shared>, c: CloudletKey) {
+    lbs.disconnect(&c);
+    tokio::spawn(async move {
+        tokio::time::sleep(lbs.grace).await;
+        if lbs.count(&c) > 0 {
+            return;
+        }
+        match reports::set_rootlb_presence(store.as_ref(), &shared, &c, true).await {
+            Ok(n) => tracing::warn!(cloudlet = %c, n, "no root LB: instances marked RootlbOffline"),
+            Err(e) => tracing::warn!(cloudlet = %c, error = %e, "marking RootlbOffline"),
+        }
+    });
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
@@ -109,6 +192,8 @@ impl pb::notify_server::Notify for NotifyService {
         tracing::info!(name = %sub.name, role = %sub.role, notify_id, "subscriber connected");
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(send_loop(self.shared.clone(), sub.clone(), tx));
+        let lb_cloudlet = self.lb_connected(&sub);
+        let lbs = self.lbs.clone();
         let (store, shared, acks) = (self.store.clone(), self.shared.clone(), self.acks.clone());
         tokio::spawn(async move {
             while let Ok(Some(msg)) = inbound.message().await {
@@ -132,6 +217,9 @@ impl pb::notify_server::Notify for NotifyService {
                 }
             }
             tracing::info!(name = %sub.name, "subscriber disconnected");
+            if let Some(c) = lb_cloudlet {
+                lb_gone(lbs, store, shared, c);
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

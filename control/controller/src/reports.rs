@@ -6,7 +6,7 @@
 //! cloudlet's root LB or CRM cannot take another cloudlet's instances out of matching or mark
 //! another cloudlet ready or down.
 
-use edge_model::{AppInst, CloudletKey, Object, ObjectKey};
+use edge_model::{AppInst, AppInstKey, CloudletKey, HealthCheck, Object, ObjectKey, TrackedState};
 use edge_store::Store;
 
 use crate::commit;
@@ -107,10 +107,66 @@ pub async fn apply(
     Ok(())
 }
 
+/// Instances a shared root LB carries (ready, with public ports) whose health should change
+/// when the LB of their cloudlet goes away (`offline`) or comes back (pure). Going away marks
+/// healthy or unknown instances `RootlbOffline`, as upstream's `AppInstDown{RootlbOffline}`
+/// alert does; coming back clears only that mark (the LB's own checks then report failures).
+pub fn rootlb_transitions(
+    insts: impl IntoIterator<Item = AppInst>,
+    offline: bool,
+) -> Vec<(AppInstKey, HealthCheck)> {
+    insts
+        .into_iter()
+        .filter(|i| i.state == TrackedState::Ready && !i.mapped_ports.is_empty())
+        .filter_map(|i| {
+            let to = match (offline, i.health) {
+                (true, HealthCheck::Ok | HealthCheck::Unknown) => HealthCheck::RootlbOffline,
+                (false, HealthCheck::RootlbOffline) => HealthCheck::Ok,
+                _ => return None,
+            };
+            Some((i.key, to))
+        })
+        .collect()
+}
+
+/// Applies [`rootlb_transitions`] for `cloudlet`: one guarded commit per instance, each
+/// re-checked against the instance's current health so a concurrent report is not undone.
+pub async fn set_rootlb_presence(
+    store: &dyn Store,
+    shared: &Shared,
+    cloudlet: &CloudletKey,
+    offline: bool,
+) -> Result<usize, ControlError> {
+    let insts: Vec<AppInst> = shared.read().0.insts_on(cloudlet).cloned().collect();
+    let changes = rootlb_transitions(insts, offline);
+    let n = changes.len();
+    for (key, to) in changes {
+        commit::execute(store, shared, "root LB presence", |m| {
+            let Some(cur) = m.app_inst(&key) else {
+                return Ok(Plan::default());
+            };
+            let still = rootlb_transitions([cur.clone()], offline);
+            if still.first().map(|(_, h)| *h) != Some(to) {
+                return Ok(Plan::default());
+            }
+            planner::update(
+                m,
+                &Object::AppInst(AppInst {
+                    health: to,
+                    ..cur.clone()
+                }),
+                &["health".into()],
+            )
+        })
+        .await?;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edge_model::{AppInstKey, AppKey, HealthCheck, TrackedState};
+    use edge_model::AppKey;
 
     fn inst_on(cloudlet: &CloudletKey) -> AppInst {
         AppInst {
@@ -148,6 +204,66 @@ mod tests {
         assert!(e.to_string().contains("munich-1"), "{e}");
         let e = may_report_health(None, &inst_on(&mine)).unwrap_err();
         assert!(e.to_string().contains("filtered"), "{e}");
+    }
+
+    #[test]
+    fn rootlb_presence_marks_and_clears_only_its_own_state() {
+        let c = CloudletKey {
+            organization: "telekom".into(),
+            name: "berlin-1".into(),
+        };
+        let with = |name: &str, health, ports: bool, state| {
+            let mut i = inst_on(&c);
+            i.key.name = name.into();
+            i.health = health;
+            i.state = state;
+            if ports {
+                i.mapped_ports = vec![edge_model::AppPort {
+                    proto: edge_model::LProto::Tcp,
+                    internal_port: 80,
+                    public_port: 10080,
+                    ..Default::default()
+                }];
+            }
+            i
+        };
+        let insts = vec![
+            with("ok", HealthCheck::Ok, true, TrackedState::Ready),
+            with("unknown", HealthCheck::Unknown, true, TrackedState::Ready),
+            with(
+                "failing",
+                HealthCheck::ServerFail,
+                true,
+                TrackedState::Ready,
+            ),
+            with(
+                "offline",
+                HealthCheck::RootlbOffline,
+                true,
+                TrackedState::Ready,
+            ),
+            with("no-ports", HealthCheck::Ok, false, TrackedState::Ready),
+            with(
+                "creating",
+                HealthCheck::Ok,
+                true,
+                TrackedState::CreateRequested,
+            ),
+        ];
+        let names = |v: Vec<(AppInstKey, HealthCheck)>| {
+            v.into_iter().map(|(k, h)| (k.name, h)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(rootlb_transitions(insts.clone(), true)),
+            [
+                ("ok".to_string(), HealthCheck::RootlbOffline),
+                ("unknown".to_string(), HealthCheck::RootlbOffline)
+            ]
+        );
+        assert_eq!(
+            names(rootlb_transitions(insts, false)),
+            [("offline".to_string(), HealthCheck::Ok)]
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ use crate::sync::{self, Shared};
 pub struct Handle {
     pub core: Arc<Core>,
     pub acks: Arc<Acks>,
+    /// How long a cloudlet may be without a connected root LB before the instances it carries
+    /// are marked `RootlbOffline` (upstream alerts after 15 s without the LB's metrics).
+    pub rootlb_grace: Duration,
 }
 
 /// Loads the model from `store` and starts the sync task and the fake CRM (with its defaults).
@@ -46,7 +49,11 @@ pub async fn start_with(
         },
         settle_timeout: Duration::from_secs(30),
     });
-    Ok(Handle { core, acks })
+    Ok(Handle {
+        core,
+        acks,
+        rootlb_grace: Duration::from_secs(15),
+    })
 }
 
 /// Serves the API on `api` and notify on `notify` until `shutdown` resolves.
@@ -73,6 +80,7 @@ pub async fn run(
         handle.core.store.clone(),
         handle.core.shared.clone(),
         handle.acks.clone(),
+        handle.rootlb_grace,
     );
     let notify_srv = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
