@@ -141,6 +141,8 @@ async fn errors_map_to_gateway_statuses_with_clear_messages() {
         let msg = reply["message"].as_str().unwrap_or_default();
         assert!(msg.contains(needle), "{path} {body}: {reply}");
         assert!(reply["code"].is_number(), "{reply}");
+        assert_eq!(reply["error"], reply["message"], "{reply}");
+        assert_eq!(reply["details"], json!([]), "{reply}");
     }
     // Oversized bodies are refused before decoding.
     let big = json!({"session_cookie": "x".repeat(200_000)}).to_string();

@@ -77,13 +77,7 @@ pub fn http_status(code: Code) -> StatusCode {
 
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
-        // grpc-gateway v1's error body, as the DME's REST API answers.
-        let body = serde_json::json!({
-            "error": self.message,
-            "code": self.code as i32,
-            "message": self.message,
-            "details": [],
-        });
+        let body = edge_api::gateway::ErrorBody::new(self.code, &self.message);
         (http_status(self.code), axum::Json(body)).into_response()
     }
 }
