@@ -2,7 +2,6 @@
 //! subscribed to it — with a deployment document applied through the controller's own API.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -72,17 +71,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
         std::future::pending(),
     ));
 
-    let engine = Arc::new(dme::Dme::new(
-        dme::Tables::empty(),
-        dme::cookie::KeyRing::random(),
-        dme::DmeConfig::default(),
-        None,
-    ));
-    let sub = dme::subscriber::SubscriberConfig {
+    let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: vec![notify_addr.to_string()],
         name: "dme-local".into(),
-    };
-    tokio::spawn(dme::subscriber::run(engine.clone(), sub));
+    });
     let (g, h) = (
         bind(&args.dme_grpc_addr, "DME gRPC").await?,
         bind(&args.dme_http_addr, "DME REST").await?,

@@ -170,24 +170,7 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
 
     // The root LB for berlin-1, its public listeners on 127.0.0.2 so that the public port can
     // equal the backend's port on 127.0.0.1.
-    let args = RootLbCli::parse_from([
-        "rootlb",
-        "--controller",
-        &ctl.notify.to_string(),
-        "--cloudlet",
-        "telekom/berlin-1",
-        "--listen-ip",
-        "127.0.0.2",
-        "--health-interval-ms",
-        "200",
-        "--health-timeout-ms",
-        "150",
-        "--health-rise",
-        "2",
-        "--health-fall",
-        "2",
-    ])
-    .args;
+    let args = berlin_lb(&ctl);
     let app = echo_app();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let lb = tokio::spawn(dataplane::run_rootlb_until(args, async move {
@@ -267,7 +250,8 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
     backend_task.abort();
 }
 
-/// Root LB arguments for berlin-1, public listeners on 127.0.0.2, fast health checks.
+/// Root LB arguments for berlin-1, public listeners on 127.0.0.2, fast health checks (down or
+/// up after two checks).
 fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
     RootLbCli::parse_from([
         "rootlb",
@@ -281,6 +265,10 @@ fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
         "200",
         "--health-timeout-ms",
         "150",
+        "--health-rise",
+        "2",
+        "--health-fall",
+        "2",
     ])
     .args
 }

@@ -52,6 +52,20 @@ enum SessionError {
 }
 
 /// Subscribes forever (until the task is dropped), feeding `dme`.
+/// An engine with empty tables and a random key ring (cookies end with the process), fed by the
+/// controller's notify stream on a spawned task: a DME inside a single-process region (`edgeplane
+/// up`), load tests and tests. Needs a tokio runtime.
+pub fn spawn_local(config: SubscriberConfig) -> Arc<Dme> {
+    let engine = Arc::new(Dme::new(
+        crate::Tables::empty(),
+        crate::cookie::KeyRing::random(),
+        crate::DmeConfig::default(),
+        None,
+    ));
+    tokio::spawn(run(engine.clone(), config));
+    engine
+}
+
 pub async fn run(dme: Arc<Dme>, config: SubscriberConfig) {
     let mut state = State {
         mirror: Mirror::new(),

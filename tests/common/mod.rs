@@ -33,17 +33,10 @@ impl Dme {
 
 /// A DME subscribed to `notify`, serving gRPC on an OS-chosen port.
 pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
-    let engine = Arc::new(dme::Dme::new(
-        dme::Tables::empty(),
-        dme::cookie::KeyRing::random(),
-        dme::DmeConfig::default(),
-        None,
-    ));
-    let config = dme::subscriber::SubscriberConfig {
+    let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: notify.iter().map(ToString::to_string).collect(),
         name: DME_NAME.into(),
-    };
-    tokio::spawn(dme::subscriber::run(engine.clone(), config));
+    });
     let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = g.local_addr().unwrap();

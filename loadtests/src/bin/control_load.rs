@@ -169,17 +169,10 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
         handle.clone(),
         std::future::pending(),
     ));
-    let engine = Arc::new(dme::Dme::new(
-        dme::Tables::empty(),
-        dme::cookie::KeyRing::random(),
-        dme::DmeConfig::default(),
-        None,
-    ));
-    let config = dme::subscriber::SubscriberConfig {
+    let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: vec![notify.to_string()],
         name: DME.into(),
-    };
-    tokio::spawn(dme::subscriber::run(engine.clone(), config));
+    });
     let (g, h) = (
         TcpListener::bind("127.0.0.1:0").await?,
         TcpListener::bind("127.0.0.1:0").await?,
