@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_api::notify::{Notice, Role, SubscriberMessage, Subscription};
+use edge_api::notify::{Backoff, Notice, Role, SubscriberMessage, Subscription};
 use edge_api::pb;
 use edge_model::{
     AppInstKey, CloudletKey, HealthCheck as InstHealth, Object, ObjectKey, ObjectKind,
@@ -82,7 +82,7 @@ pub async fn run(
         last_skipped: Vec::new(),
         sent: HashMap::new(),
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     for addr in config.addrs.iter().cycle() {
         if tables.is_closed() {
             return;
@@ -95,12 +95,7 @@ pub async fn run(
                 tracing::warn!(%addr, error = %e, "notify session ended; serving the last table")
             }
         }
-        // A session that ran a while resets the backoff.
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.after_session(started.elapsed())).await;
     }
 }
 

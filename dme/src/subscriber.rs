@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_api::notify::{Notice, Role, SubscriberMessage, Subscription};
+use edge_api::notify::{Backoff, Notice, Role, SubscriberMessage, Subscription};
 use edge_api::pb;
 use edge_model::{ObjectKey, ObjectKind};
 use futures::FutureExt;
@@ -71,7 +71,7 @@ pub async fn run(dme: Arc<Dme>, config: SubscriberConfig) {
         mirror: Mirror::new(),
         snapshot: None,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::default();
     for addr in config.addrs.iter().cycle() {
         let started = tokio::time::Instant::now();
         match session(&dme, &config.name, addr, &mut state).await {
@@ -80,12 +80,7 @@ pub async fn run(dme: Arc<Dme>, config: SubscriberConfig) {
                 tracing::warn!(%addr, error = %e, "notify session ended; serving the last tables")
             }
         }
-        // A session that ran a while resets the backoff.
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(100);
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.after_session(started.elapsed())).await;
     }
 }
 
