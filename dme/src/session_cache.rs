@@ -72,21 +72,6 @@ impl SessionCache {
         Some([&self.slots[i], &self.slots[j]])
     }
 
-    /// Calls `f` with the cached verification of exactly `token`, if it has not expired at
-    /// `now`, without touching reference counts.
-    pub fn with<R>(&self, token: &str, now: i64, f: impl FnOnce(&Verified) -> R) -> Option<R> {
-        for slot in self.slots(token)? {
-            let guard = slot.load();
-            if let Some(v) = &*guard
-                && v.exp > now
-                && *v.token == *token
-            {
-                return Some(f(v));
-            }
-        }
-        None
-    }
-
     /// The cached verification of exactly `token`, if it has not expired at `now`.
     pub fn get(&self, token: &str, now: i64) -> Option<Arc<Verified>> {
         for slot in self.slots(token)? {
@@ -153,7 +138,7 @@ mod tests {
         // Same slot (same tail), different token: a miss, never the other token's claims.
         let other = format!("x{}", &t[1..]);
         assert!(c.get(&other, 0).is_none());
-        assert_eq!(c.with(&t, 0, |v| v.exp), Some(100));
+        assert_eq!(c.get(&t, 0).map(|v| v.exp), Some(100));
     }
 
     #[test]
