@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use tokio::io::Interest;
@@ -93,16 +94,29 @@ pub async fn relay(
             Ok(())
         }
         CopyMode::Splice => {
-            let up = splice_one_way(&client, &upstream, &stats.bytes_in);
-            let down = splice_one_way(&upstream, &client, &stats.bytes_out);
+            let one_done = AtomicBool::new(false);
+            let up = splice_one_way(&client, &upstream, &stats.bytes_in, &one_done);
+            let down = splice_one_way(&upstream, &client, &stats.bytes_out, &one_done);
             tokio::try_join!(up, down).map(|_| ())
         }
         CopyMode::Auto => {
-            let up = auto_one_way(&client, &upstream, &stats.bytes_in);
-            let down = auto_one_way(&upstream, &client, &stats.bytes_out);
+            let one_done = AtomicBool::new(false);
+            let up = auto_one_way(&client, &upstream, &stats.bytes_in, &one_done);
+            let down = auto_one_way(&upstream, &client, &stats.bytes_out, &one_done);
             tokio::try_join!(up, down).map(|_| ())
         }
     }
+}
+
+/// EOF from one side: pass it on as a write shutdown of the other. When the other direction
+/// has already ended, the relay is over and both sockets are about to be closed, which sends the
+/// FIN anyway (nothing is left unread on `to`: its own EOF was read), so the shutdown call is
+/// skipped: one syscall less per connection.
+fn end_direction(to: &TcpStream, one_done: &AtomicBool) -> io::Result<()> {
+    if one_done.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
+    shutdown_write(to)
 }
 
 fn shutdown_write(to: &TcpStream) -> io::Result<()> {
@@ -126,6 +140,7 @@ async fn auto_one_way(
     from: &TcpStream,
     to: &TcpStream,
     counter: &crate::metrics::Counter,
+    one_done: &AtomicBool,
 ) -> io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
     let mut bulk = false;
@@ -136,7 +151,7 @@ async fn auto_one_way(
                 continue;
             };
             if n == 0 {
-                return shutdown_write(to);
+                return end_direction(to, one_done);
             }
             counter.add(n as u64);
             bulk = n >= SMALL;
@@ -145,7 +160,7 @@ async fn auto_one_way(
         let step = SCRATCH_BUF.with_borrow_mut(|buf| copy_now(from, to, buf, &mut pending))?;
         match step {
             Step::Again => continue,
-            Step::Eof => return shutdown_write(to),
+            Step::Eof => return end_direction(to, one_done),
             Step::Data(n, full) => {
                 counter.add(n as u64);
                 bulk = full;
@@ -277,12 +292,13 @@ async fn splice_one_way(
     from: &TcpStream,
     to: &TcpStream,
     counter: &crate::metrics::Counter,
+    one_done: &AtomicBool,
 ) -> io::Result<()> {
     loop {
         from.readable().await?;
         match splice_chunk(from, to).await? {
             None => {}
-            Some(0) => return shutdown_write(to),
+            Some(0) => return end_direction(to, one_done),
             Some(n) => counter.add(n as u64),
         }
     }

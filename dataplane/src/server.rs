@@ -317,6 +317,8 @@ impl Server {
     /// port 0). It is used when a table asks for its exact local address.
     pub fn adopt_tcp(&mut self, l: std::net::TcpListener) -> io::Result<()> {
         l.set_nonblocking(true)?;
+        // As in `bind_tcp`: accepted sockets inherit it.
+        socket2::SockRef::from(&l).set_tcp_nodelay(true)?;
         self.prebound_tcp.insert(l.local_addr()?, l);
         Ok(())
     }
@@ -528,7 +530,7 @@ enum Bound {
     Udp(Arc<tokio::net::UdpSocket>),
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
@@ -536,6 +538,8 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
         s.set_only_v6(false)?;
     }
     s.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux), so no per-connection call.
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(4096)?;
     Ok(s.into())
