@@ -36,7 +36,7 @@ pub fn find<'a>(
             .chain(alliance.into_iter().flat_map(|a| a.iter()));
         for &id in ids {
             let inst = &table.insts[id as usize];
-            if !inst.is_usable() {
+            if !table.usable.get(id) {
                 continue;
             }
             let found = Found {

@@ -124,7 +124,13 @@ pub struct TokenPrefix {
 /// Keys by id; the first one signs, every one verifies.
 pub struct KeyRing {
     keys: Vec<RingKey>,
+    /// Unique per ring built in this process: what is derived from a ring's keys and cached
+    /// elsewhere (edge-cookie prefixes) records it, so it is never used with another ring.
+    id: u64,
 }
+
+/// Source of [`KeyRing::id`].
+static NEXT_RING_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl KeyRing {
     /// Builds a ring from `(kid, secret)` pairs; the first signs.
@@ -141,7 +147,13 @@ impl KeyRing {
                 Ok(RingKey::new(kid, &secret))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { keys })
+        let id = NEXT_RING_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { keys, id })
+    }
+
+    /// This ring's process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// A ring with one random key: cookies then live as long as this process.
@@ -444,35 +456,6 @@ pub struct SessionKeyRef<'a> {
     pub uniqueidtype: Cow<'a, str>,
     #[serde(borrow, default)]
     pub uniqueid: Cow<'a, str>,
-}
-
-impl SessionKey {
-    /// A borrowed view, as verification hands out.
-    pub fn as_ref(&self) -> SessionKeyRef<'_> {
-        SessionKeyRef {
-            peerip: Cow::Borrowed(&self.peerip),
-            orgname: Cow::Borrowed(&self.orgname),
-            appname: Cow::Borrowed(&self.appname),
-            appvers: Cow::Borrowed(&self.appvers),
-            uniqueidtype: Cow::Borrowed(&self.uniqueidtype),
-            uniqueid: Cow::Borrowed(&self.uniqueid),
-        }
-    }
-}
-
-impl SessionKeyRef<'_> {
-    /// An owned copy (the `kid` claim is not kept: the header's key id is what verifies).
-    pub fn to_owned_key(&self) -> SessionKey {
-        SessionKey {
-            peerip: self.peerip.to_string(),
-            orgname: self.orgname.to_string(),
-            appname: self.appname.to_string(),
-            appvers: self.appvers.to_string(),
-            uniqueidtype: self.uniqueidtype.to_string(),
-            uniqueid: self.uniqueid.to_string(),
-            kid: String::new(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -102,7 +102,10 @@ fn sources<'a>(
 }
 
 fn usable(table: &AppTable, id: u32) -> Option<&Inst> {
-    table.insts.get(id as usize).filter(|i| i.is_usable())
+    if !table.usable.get(id) {
+        return None;
+    }
+    table.insts.get(id as usize)
 }
 
 /// Gathers, in ascending padded distance, every usable candidate that could be chosen: at least

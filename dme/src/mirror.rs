@@ -18,7 +18,8 @@ use edge_model::{
 use geodata::{LatLon, SiteIndex};
 
 use crate::tables::{
-    AppTable, AuthKey, Bucket, CloudletRec, Inst, InstIds, MatchSettings, NO_ID, Tables, is_usable,
+    AppTable, AuthKey, Bucket, CloudletRec, Inst, InstIds, MatchSettings, NO_ID, Tables, Usable,
+    is_usable,
 };
 
 /// The region as last told, plus what changed since the last build.
@@ -251,14 +252,15 @@ impl Mirror {
                 name: &inst.app.name,
                 version: &inst.app.version,
             };
-            let Some(rec) = tables
-                .app(&app)
-                .and_then(|t| t.inst(&key.organization, &key.name))
-            else {
+            let Some(table) = tables.app(&app) else {
                 continue;
             };
-            let c = &rec.cloudlet;
-            rec.set_usable(is_usable(inst.state, inst.health, c.state, c.maintenance));
+            let Some(id) = table.inst_id(&key.organization, &key.name) else {
+                continue;
+            };
+            let c = &table.insts[id as usize].cloudlet;
+            let usable = is_usable(inst.state, inst.health, c.state, c.maintenance);
+            table.usable.set(id, usable);
         }
     }
 
@@ -345,6 +347,7 @@ impl<'m> BuildCtx<'m> {
         let m = self.mirror;
         let keys = m.insts_by_app.get(&app.key);
         let mut recs = Vec::with_capacity(keys.map_or(0, BTreeSet::len));
+        let mut usable_flags = Vec::with_capacity(recs.capacity());
         let mut local = LocalIds::default();
         let mut names = String::new();
         let mut own: HashMap<&str, Vec<(LatLon, u32)>> = HashMap::new();
@@ -384,7 +387,8 @@ impl<'m> BuildCtx<'m> {
                 uri: local.str(self.interner.str(&inst.uri)),
                 ports: local.ports(self.interner.ports(&inst.mapped_ports)),
             };
-            let rec = Inst::new(cloudlet, ids, usable);
+            let rec = Inst::new(cloudlet, ids);
+            usable_flags.push(usable);
 
             own.entry(inst.cloudlet.organization.as_str())
                 .or_default()
@@ -415,6 +419,7 @@ impl<'m> BuildCtx<'m> {
             app: app.clone(),
             auth_key: AuthKey::parse(app.auth_public_key.as_deref()),
             insts: recs,
+            usable: Usable::from_flags(&usable_flags),
             buckets,
             strs: local.strs,
             port_lists: local.port_lists,

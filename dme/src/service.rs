@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::convert;
 use crate::cookie::{Claims, CookieLoc, KeyRing, Purpose, SessionKey, SessionKeyRef};
-use crate::edge_cookie::{self, EdgeCookies, InstNames};
+use crate::edge_cookie::{self, InstNames};
 use crate::error::ApiError;
 use crate::matcher::{self, Found};
 use crate::proto;
@@ -77,7 +77,6 @@ pub struct Dme {
     geoip: Option<GeoIp>,
     limiter: RateLimiter,
     sessions: SessionCache,
-    edge_cookies: EdgeCookies,
 }
 
 /// The platform client token's claims (signed, unlike upstream's base64 JSON).
@@ -102,7 +101,6 @@ impl Dme {
             tables: ArcSwap::from_pointee(tables),
             keys,
             sessions: SessionCache::new(config.session_cache),
-            edge_cookies: EdgeCookies::new(edge_cookie::DEFAULT_SLOTS),
             config,
             geoip,
             limiter: RateLimiter::unlimited(),
@@ -159,12 +157,11 @@ impl Dme {
             f(&tables, app, key)
         };
         if let Some(cached) = self.sessions.get(cookie, ctx.now) {
-            return with_key(&cached.key.as_ref());
+            return with_key(&cached.key());
         }
         self.keys
             .verify_session_claims(cookie, ctx.now, |claims| {
-                self.sessions
-                    .insert(cookie, claims.exp, claims.key.to_owned_key());
+                self.sessions.insert(cookie, claims.exp, &claims.key);
                 with_key(&claims.key)
             })
             .map_err(|e| ApiError::unauthenticated(e.to_string()))?
@@ -326,7 +323,7 @@ impl Dme {
             cloudlet: &inst.cloudlet.key.name,
         };
         let exp = ctx.now + secs(self.config.edge_events_cookie_lifetime);
-        self.edge_cookies.sign(&self.keys, &names, at, ctx.now, exp)
+        edge_cookie::sign(&self.keys, &inst.edge_prefix, &names, at, ctx.now, exp)
     }
 
     pub fn platform_find_cloudlet(

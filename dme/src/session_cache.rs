@@ -10,13 +10,18 @@
 //! `Dme`, so no entry can outlive the key that verified it.
 //!
 //! Shape: a fixed array of slots, each an atomically swapped pointer (direct-mapped, newest
-//! wins). Readers never lock or allocate; a miss allocates one entry after verifying.
+//! wins). Readers never lock or allocate; a miss allocates one entry after verifying. An entry
+//! keeps the token and the key's strings back to back in one buffer: a hit then reads two
+//! allocations (entry and text) instead of nine (entry, token, seven strings), which matters
+//! because with thousands of clients every entry is cold in the cache.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::cookie::SessionKey;
+use std::borrow::Cow;
+
+use crate::cookie::SessionKeyRef;
 
 /// Slots by default: enough for every active client of a busy DME, about 0.5 KB each when full.
 pub const DEFAULT_CAPACITY: usize = 1 << 16;
@@ -24,9 +29,61 @@ pub const DEFAULT_CAPACITY: usize = 1 << 16;
 /// A verified session cookie.
 #[derive(Debug)]
 pub struct Verified {
-    token: Box<str>,
     pub exp: i64,
-    pub key: SessionKey,
+    /// End offsets in `text` of the token, then of the key's strings in [`Verified::key`]'s
+    /// order.
+    ends: [u32; 7],
+    /// The token, then the key's strings, back to back.
+    text: Box<str>,
+}
+
+impl Verified {
+    fn new(token: &str, exp: i64, key: &SessionKeyRef<'_>) -> Option<Self> {
+        let parts = [
+            token,
+            &key.peerip,
+            &key.orgname,
+            &key.appname,
+            &key.appvers,
+            &key.uniqueidtype,
+            &key.uniqueid,
+        ];
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u32; 7];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            text.push_str(part);
+            *end = u32::try_from(text.len()).ok()?;
+        }
+        Some(Self {
+            exp,
+            ends,
+            text: text.into_boxed_str(),
+        })
+    }
+
+    /// Part `i` of `text` (0: the token).
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text
+            .get(start as usize..self.ends[i] as usize)
+            .unwrap_or_default()
+    }
+
+    fn token(&self) -> &str {
+        self.part(0)
+    }
+
+    /// The session key the token carries (without `kid`: the header's key id is what verifies).
+    pub fn key(&self) -> SessionKeyRef<'_> {
+        SessionKeyRef {
+            peerip: Cow::Borrowed(self.part(1)),
+            orgname: Cow::Borrowed(self.part(2)),
+            appname: Cow::Borrowed(self.part(3)),
+            appvers: Cow::Borrowed(self.part(4)),
+            uniqueidtype: Cow::Borrowed(self.part(5)),
+            uniqueid: Cow::Borrowed(self.part(6)),
+        }
+    }
 }
 
 /// Verified session cookies by token.
@@ -78,7 +135,7 @@ impl SessionCache {
             let guard = slot.load();
             if let Some(v) = &*guard
                 && v.exp > now
-                && *v.token == *token
+                && v.token() == token
             {
                 return Some(Arc::clone(v));
             }
@@ -88,8 +145,11 @@ impl SessionCache {
 
     /// Records a token that has just been verified (signature and expiry): in its first slot if
     /// that is empty, else in its second (so two tokens sharing a first slot can both stay).
-    pub fn insert(&self, token: &str, exp: i64, key: SessionKey) {
+    pub fn insert(&self, token: &str, exp: i64, key: &SessionKeyRef<'_>) {
         let Some([first, second]) = self.slots(token) else {
+            return;
+        };
+        let Some(entry) = Verified::new(token, exp, key) else {
             return;
         };
         let slot = if first.load().is_none() {
@@ -97,11 +157,7 @@ impl SessionCache {
         } else {
             second
         };
-        slot.store(Some(Arc::new(Verified {
-            token: token.into(),
-            exp,
-            key,
-        })));
+        slot.store(Some(Arc::new(entry)));
     }
 
     /// Drops every entry (e.g. when tests want the slow path again).
@@ -120,10 +176,14 @@ mod tests {
         format!("{}.{}.{sig}", "h".repeat(40), "p".repeat(40))
     }
 
-    fn key(app: &str) -> SessionKey {
-        SessionKey {
-            appname: app.into(),
-            ..Default::default()
+    fn key(app: &str) -> SessionKeyRef<'_> {
+        SessionKeyRef {
+            peerip: Cow::Borrowed("10.0.0.1"),
+            orgname: Cow::Borrowed("org"),
+            appname: Cow::Borrowed(app),
+            appvers: Cow::Borrowed(""),
+            uniqueidtype: Cow::Borrowed("t"),
+            uniqueid: Cow::Borrowed("é-id"),
         }
     }
 
@@ -132,8 +192,20 @@ mod tests {
         let c = SessionCache::new(1024);
         let t = token("AAAAbbbbCCCCddddEEEEffff");
         assert!(c.get(&t, 0).is_none());
-        c.insert(&t, 100, key("a"));
-        assert_eq!(c.get(&t, 99).unwrap().key.appname, "a");
+        c.insert(&t, 100, &key("a"));
+        let hit = c.get(&t, 99).unwrap();
+        let k = hit.key();
+        assert_eq!(
+            [
+                &k.peerip,
+                &k.orgname,
+                &k.appname,
+                &k.appvers,
+                &k.uniqueidtype,
+                &k.uniqueid
+            ],
+            ["10.0.0.1", "org", "a", "", "t", "é-id"]
+        );
         assert!(c.get(&t, 100).is_none(), "expired at exp");
         // Same slot (same tail), different token: a miss, never the other token's claims.
         let other = format!("x{}", &t[1..]);
@@ -145,11 +217,11 @@ mod tests {
     fn newest_wins_a_slot_and_short_tokens_are_not_cached() {
         let c = SessionCache::new(1);
         let (a, b) = (token("1111111111111111"), token("2222222222222222"));
-        c.insert(&a, 100, key("a"));
-        c.insert(&b, 100, key("b"));
+        c.insert(&a, 100, &key("a"));
+        c.insert(&b, 100, &key("b"));
         assert!(c.get(&a, 0).is_none());
-        assert_eq!(c.get(&b, 0).unwrap().key.appname, "b");
-        c.insert("short", 100, key("s"));
+        assert_eq!(c.get(&b, 0).unwrap().key().appname, "b");
+        c.insert("short", 100, &key("s"));
         assert!(c.get("short", 0).is_none());
         c.clear();
         assert!(c.get(&b, 0).is_none());
@@ -159,7 +231,7 @@ mod tests {
     fn zero_capacity_disables_caching() {
         let c = SessionCache::new(0);
         let t = token("AAAAbbbbCCCCddddEEEEffff");
-        c.insert(&t, 100, key("a"));
+        c.insert(&t, 100, &key("a"));
         assert!(c.get(&t, 0).is_none());
         assert_eq!(c.capacity(), 0);
         assert_eq!(SessionCache::new(1000).capacity(), 1024);

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use edge_model::{
     App, AppKey, AppPort, CloudletKey, CloudletState, Deployment, HealthCheck, MaintenanceState,
@@ -72,10 +72,8 @@ pub struct Inst {
     /// The name, as a slice of the table's name arena (one allocation per app, not per instance).
     name_at: u32,
     name_len: u16,
-    /// Whether the instance may be returned (state, cloudlet state and maintenance, health).
-    /// Atomic so a health or state change updates the published table in place: such changes
-    /// come in storms and must not cost a rebuild of the app's index.
-    usable: AtomicBool,
+    /// The start of this instance's edge-events cookies, built on the first one.
+    pub(crate) edge_prefix: crate::edge_cookie::PrefixCell,
 }
 
 /// The id of an absent optional string.
@@ -93,7 +91,7 @@ pub(crate) struct InstIds {
 }
 
 impl Inst {
-    pub(crate) fn new(cloudlet: Arc<CloudletRec>, ids: InstIds, usable: bool) -> Self {
+    pub(crate) fn new(cloudlet: Arc<CloudletRec>, ids: InstIds) -> Self {
         let location = cloudlet.location;
         Self {
             name_at: ids.name_at,
@@ -104,16 +102,53 @@ impl Inst {
             cluster: ids.cluster,
             uri: ids.uri,
             ports: ids.ports,
-            usable: AtomicBool::new(usable),
+            edge_prefix: Default::default(),
         }
     }
+}
 
-    pub fn is_usable(&self) -> bool {
-        self.usable.load(Ordering::Relaxed)
+/// Which instances of an app may be returned (state, cloudlet state and maintenance, health),
+/// one bit per instance id. Atomic so a health or state change updates the published table in
+/// place (such changes come in storms and must not cost a rebuild of the app's index), and a
+/// bitmap rather than a flag in each [`Inst`] so that the matcher, which asks about several
+/// candidates per request, reads a few hot words instead of one cold instance each.
+#[derive(Debug, Default)]
+pub struct Usable(Box<[AtomicU64]>);
+
+impl Usable {
+    /// From one flag per instance id.
+    pub(crate) fn from_flags(flags: &[bool]) -> Self {
+        Self(
+            flags
+                .chunks(64)
+                .map(|c| {
+                    let bits = c
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |w, (i, &u)| w | (u64::from(u) << i));
+                    AtomicU64::new(bits)
+                })
+                .collect(),
+        )
     }
 
-    pub(crate) fn set_usable(&self, usable: bool) {
-        self.usable.store(usable, Ordering::Relaxed);
+    /// Whether instance `id` may be returned (an unknown id may not).
+    pub fn get(&self, id: u32) -> bool {
+        let (w, b) = (id as usize / 64, id % 64);
+        self.0
+            .get(w)
+            .is_some_and(|w| w.load(Ordering::Relaxed) >> b & 1 == 1)
+    }
+
+    pub(crate) fn set(&self, id: u32, usable: bool) {
+        let (w, b) = (id as usize / 64, id % 64);
+        if let Some(w) = self.0.get(w) {
+            if usable {
+                w.fetch_or(1 << b, Ordering::Relaxed);
+            } else {
+                w.fetch_and(!(1 << b), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -146,6 +181,8 @@ pub struct AppTable {
     /// The developer auth-token key, parsed once.
     pub auth_key: AuthKey,
     pub insts: Vec<Inst>,
+    /// Usability of `insts`, by index.
+    pub usable: Usable,
     /// Carrier buckets, sorted by org.
     pub buckets: Vec<Bucket>,
     /// Strings the instances refer to by id (organizations, clusters, URIs).
@@ -187,10 +224,16 @@ impl AppTable {
 
     /// The instance with this key; instances are kept in key order.
     pub fn inst(&self, organization: &str, name: &str) -> Option<&Inst> {
+        self.inst_id(organization, name)
+            .map(|i| &self.insts[i as usize])
+    }
+
+    /// The id (index in `insts`) of an instance.
+    pub fn inst_id(&self, organization: &str, name: &str) -> Option<u32> {
         self.insts
             .binary_search_by(|i| (self.organization(i), self.name(i)).cmp(&(organization, name)))
             .ok()
-            .map(|i| &self.insts[i])
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     pub fn bucket(&self, org: &str) -> Option<&Bucket> {
@@ -327,5 +370,29 @@ impl AuthKey {
                 Err(reason) => Self::Invalid(reason),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod usable_tests {
+    use super::Usable;
+
+    #[test]
+    fn bits_across_words_flip_independently() {
+        let flags: Vec<bool> = (0..130).map(|i| i % 3 == 0).collect();
+        let u = Usable::from_flags(&flags);
+        for (i, &f) in flags.iter().enumerate() {
+            assert_eq!(u.get(i as u32), f, "id {i}");
+        }
+        assert!(!u.get(130) && !u.get(u32::MAX), "unknown ids are not usable");
+        for id in [0, 63, 64, 129] {
+            u.set(id, false);
+            assert!(!u.get(id));
+            u.set(id, true);
+            assert!(u.get(id));
+        }
+        assert!(u.get(1 + 2) && !u.get(1) && !u.get(65), "neighbours untouched");
+        u.set(500, true);
+        assert!(!u.get(500), "setting an unknown id does nothing");
     }
 }
