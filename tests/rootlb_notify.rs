@@ -327,6 +327,119 @@ async fn a_cloudlet_without_its_root_lb_is_offline_until_it_returns() {
     backend_task.abort();
 }
 
+/// A TCP relay that can be cut the way a network partition cuts: while cut, nothing is
+/// forwarded and nothing is closed or reset. Healing drops the connections it carried (their
+/// far ends gave up on them long ago) and lets new ones through.
+struct Partition {
+    addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Partition {
+    async fn to(target: SocketAddr) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (cut, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                tokio::spawn(Self::relay(client, target, rx.clone()));
+            }
+        });
+        Self { addr, cut, task }
+    }
+
+    async fn relay(
+        mut a: TcpStream,
+        target: SocketAddr,
+        mut cut: tokio::sync::watch::Receiver<bool>,
+    ) {
+        if *cut.borrow() {
+            let _ = cut.wait_for(|c| !c).await;
+            return;
+        }
+        let Ok(mut b) = TcpStream::connect(target).await else {
+            return;
+        };
+        let was_cut = tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut a, &mut b) => false,
+            r = cut.wait_for(|c| *c) => r.is_ok(),
+        };
+        if was_cut {
+            // Both sockets stay open, unread and unwritten, until the partition heals.
+            let _ = cut.wait_for(|c| !c).await;
+        }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_lb_behind_a_silent_partition_goes_offline_and_returns_when_it_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller_with(redb(dir.path()).await, None, |h| {
+        h.notify_keepalive = Duration::from_secs(1);
+    })
+    .await;
+    let dme = start_dme(&[ctl.notify]).await;
+    let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
+    let munich_port = backend.port().wrapping_add(1).max(1024);
+    let mut client = ctl.client().await;
+    let report = edgectl::apply(&mut client, &document(backend.port(), munich_port))
+        .await
+        .expect("apply");
+    ctl.wait_dme(report.revision).await;
+    let berlin = inst_key("echo-berlin");
+    let app = echo_app();
+    let front = SocketAddr::from(([127, 0, 0, 2], backend.port()));
+
+    // The LB reaches the controller only through the partition.
+    let partition = Partition::to(ctl.notify).await;
+    let mut args = berlin_lb(&ctl);
+    args.controller = vec![partition.addr.to_string()];
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let lb = tokio::spawn(dataplane::run_rootlb_until(args, async move {
+        let _ = stop_rx.await;
+    }));
+    eventually("echo through the LB", 10, || echo_via(front)).await;
+    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
+
+    for round in 0..2 {
+        // Cut: no reset reaches either side, so only the controller's keep-alive can tell.
+        partition.set_cut(true);
+        wait_health(&ctl, &berlin, HealthCheck::RootlbOffline, 15).await;
+        eventually(
+            &format!("FindCloudlet stops finding berlin-1, round {round}"),
+            10,
+            || async {
+                dme.find(&app, "26201", BERLIN.0, BERLIN.1)
+                    .await
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+        // The LB itself keeps carrying traffic on its last table meanwhile.
+        assert_eq!(echo_via(front).await.as_deref(), Some("ping\n"));
+
+        // Healed: the LB's dead session ends, it reconnects, and the instance is back.
+        partition.set_cut(false);
+        wait_health(&ctl, &berlin, HealthCheck::Ok, 15).await;
+        eventually(
+            &format!("FindCloudlet finds berlin-1 again, round {round}"),
+            10,
+            || dme.find(&app, "26201", BERLIN.0, BERLIN.1),
+        )
+        .await;
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(40), lb).await;
+    partition.task.abort();
+    backend_task.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_for_another_cloudlet_are_rejected() {
     let dir = tempfile::tempdir().unwrap();

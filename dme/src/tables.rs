@@ -384,14 +384,20 @@ mod usable_tests {
         for (i, &f) in flags.iter().enumerate() {
             assert_eq!(u.get(i as u32), f, "id {i}");
         }
-        assert!(!u.get(130) && !u.get(u32::MAX), "unknown ids are not usable");
+        assert!(
+            !u.get(130) && !u.get(u32::MAX),
+            "unknown ids are not usable"
+        );
         for id in [0, 63, 64, 129] {
             u.set(id, false);
             assert!(!u.get(id));
             u.set(id, true);
             assert!(u.get(id));
         }
-        assert!(u.get(1 + 2) && !u.get(1) && !u.get(65), "neighbours untouched");
+        assert!(
+            u.get(1 + 2) && !u.get(1) && !u.get(65),
+            "neighbours untouched"
+        );
         u.set(500, true);
         assert!(!u.get(500), "setting an unknown id does nothing");
     }

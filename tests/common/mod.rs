@@ -63,11 +63,21 @@ pub async fn start_controller(
     store: Arc<dyn edge_store::Store>,
     notify: Option<SocketAddr>,
 ) -> Controller {
+    start_controller_with(store, notify, |_| {}).await
+}
+
+/// As [`start_controller`], with `configure` applied to the handle before it serves.
+pub async fn start_controller_with(
+    store: Arc<dyn edge_store::Store>,
+    notify: Option<SocketAddr>,
+    configure: impl FnOnce(&mut controller::server::Handle),
+) -> Controller {
     let mut handle = controller::server::start(store, "eu")
         .await
         .expect("controller starts");
     // Tests stop root LBs on purpose; their instances go RootlbOffline after this long.
     handle.rootlb_grace = Duration::from_millis(500);
+    configure(&mut handle);
     let api_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notify_l = TcpListener::bind(notify.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
         .await

@@ -42,6 +42,11 @@ pub struct ControllerArgs {
     /// are marked `HEALTH_CHECK_ROOTLB_OFFLINE` (and the DME stops returning them).
     #[arg(long, default_value_t = 15)]
     pub rootlb_grace_secs: u64,
+    /// Seconds between HTTP/2 keep-alive PINGs on notify connections; a subscriber that leaves
+    /// one unanswered this long is disconnected (so a root LB cut off without a reset still
+    /// counts as gone, and its cloudlet's instances go offline after the grace above).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub notify_keepalive_secs: u64,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -97,6 +102,7 @@ pub async fn run_controller(args: ControllerArgs) -> Result<()> {
     };
     let mut handle = crate::server::start_with(store, &args.region, fake).await?;
     handle.rootlb_grace = std::time::Duration::from_secs(args.rootlb_grace_secs);
+    handle.notify_keepalive = std::time::Duration::from_secs(args.notify_keepalive_secs);
     let api = TcpListener::bind(&args.api_addr)
         .await
         .with_context(|| format!("binding API address {}", args.api_addr))?;

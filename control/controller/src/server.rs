@@ -23,6 +23,11 @@ pub struct Handle {
     /// How long a cloudlet may be without a connected root LB before the instances it carries
     /// are marked `RootlbOffline` (upstream alerts after 15 s without the LB's metrics).
     pub rootlb_grace: Duration,
+    /// HTTP/2 keep-alive PING interval on notify connections, and how long a PING may go
+    /// unanswered before the connection is closed. A subscriber behind a silent partition (or
+    /// a frozen process) keeps its TCP connection open; without this it would count as
+    /// connected for ever, and its cloudlet's instances would never be marked offline.
+    pub notify_keepalive: Duration,
 }
 
 /// Loads the model from `store` and starts the sync task and the fake CRM (with its defaults).
@@ -53,6 +58,7 @@ pub async fn start_with(
         core,
         acks,
         rootlb_grace: Duration::from_secs(15),
+        notify_keepalive: Duration::from_secs(10),
     })
 }
 
@@ -83,7 +89,8 @@ pub async fn run(
         handle.rootlb_grace,
     );
     let notify_srv = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(handle.notify_keepalive))
+        .http2_keepalive_timeout(Some(handle.notify_keepalive))
         .add_service(
             pb::notify_server::NotifyServer::new(notify_svc).max_decoding_message_size(16 << 20),
         )
