@@ -15,6 +15,7 @@
 
 pub mod decide;
 pub mod fuzzing;
+pub mod handoff;
 pub mod metrics;
 pub mod notify_routes;
 pub mod relay;

@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use crate::handoff;
 use crate::notify_routes::RouteOptions;
 use crate::server::{self, CopyMode, Server, ServerOptions};
 use crate::subscribe::{self, NotifyConfig};
-use crate::table::{HealthCheck, RouteTable, TableError, TlsFiles, default};
+use crate::table::{HealthCheck, ListenerKey, Proto, RouteTable, TableError, TlsFiles, default};
 
 /// Flags of `edgeplane rootlb`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,6 +79,11 @@ pub struct RootLbArgs {
     /// Worker threads when the runtime is built by [`main`] (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Unix socket for binary upgrades. A root LB started with the same path takes over this
+    /// one's listening sockets without refusing a connection; this one then drains and ends.
+    /// At start-up, a process already listening there is taken over.
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 fn parse_cloudlet(s: &str) -> Result<edge_model::CloudletKey, String> {
@@ -183,12 +189,40 @@ pub async fn run_rootlb_until(
     args: RootLbArgs,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let server = Server::new(ServerOptions {
+    let mut server = Server::new(ServerOptions {
         copy_mode: args.copy_mode,
         copy_buf: args.copy_buf,
         ..Default::default()
     });
     let shared = server.shared();
+    let inherited = match &args.upgrade_socket {
+        Some(path) => handoff::take_over(path).await?,
+        None => None,
+    };
+    let mut inherited_keys = Vec::new();
+    let inherited = inherited
+        .map(|mut inh| -> anyhow::Result<_> {
+            for l in std::mem::take(&mut inh.tcp) {
+                inherited_keys.push(ListenerKey {
+                    proto: Proto::Tcp,
+                    port: l.local_addr()?.port(),
+                });
+                server.adopt_tcp(l)?;
+            }
+            for s in std::mem::take(&mut inh.udp) {
+                inherited_keys.push(ListenerKey {
+                    proto: Proto::Udp,
+                    port: s.local_addr()?.port(),
+                });
+                server.adopt_udp(s)?;
+            }
+            tracing::info!(
+                sockets = inherited_keys.len(),
+                "upgrade: took over the running root LB's listeners"
+            );
+            Ok(inh)
+        })
+        .transpose()?;
     let first = match &args.routes {
         Some(path) => {
             let table = load_routes(path)?;
@@ -240,9 +274,70 @@ pub async fn run_rootlb_until(
             anyhow::bail!("give either --routes FILE or --controller ADDR with --cloudlet ORG/NAME")
         }
     };
-    server::run(server, rx, None, shutdown).await;
+    let (reports_tx, reports) = tokio::sync::mpsc::unbounded_channel();
+    let (handoff_tx, handoff_rx) = tokio::sync::mpsc::channel(1);
+    let upgrades = args.upgrade_socket.clone().map(|path| {
+        tokio::spawn(serve_upgrades(
+            path,
+            inherited,
+            inherited_keys,
+            reports,
+            handoff_tx,
+        ))
+    });
+    server::run_with_handoff(server, rx, Some(reports_tx), shutdown, Some(handoff_rx)).await;
     producer.abort();
+    if let Some(u) = upgrades {
+        u.abort();
+    }
     Ok(())
+}
+
+/// Longest wait for the inherited listeners to serve before the old process is let go anyway
+/// (with `--controller` they serve once the first table arrives; meanwhile the sockets stay
+/// open here and queue connections).
+const INHERITED_SERVE_WAIT: Duration = Duration::from_secs(10);
+
+/// With `--upgrade-socket`: tells the previous process (if any) to drain once the inherited
+/// listeners serve, then listens for the next upgrade.
+async fn serve_upgrades(
+    path: PathBuf,
+    inherited: Option<handoff::Inherited>,
+    keys: Vec<ListenerKey>,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<server::ApplyReport>,
+    handoff: tokio::sync::mpsc::Sender<handoff::Request>,
+) {
+    if let Some(inh) = inherited {
+        let serving = async {
+            while let Some(r) = reports.recv().await {
+                if keys.iter().all(|k| r.serving.contains(k)) {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(INHERITED_SERVE_WAIT, serving)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "upgrade: inherited listeners not all serving yet; releasing the old process anyway"
+            );
+        }
+        match tokio::task::spawn_blocking(move || inh.ready()).await {
+            Ok(Ok(())) => tracing::info!("upgrade: serving; the old process drains"),
+            Ok(Err(e)) => tracing::warn!("upgrade: telling the old process: {e}"),
+            Err(e) => tracing::warn!("upgrade: telling the old process: {e}"),
+        }
+    }
+    // Reports are not needed any more; keep the channel drained so it does not grow.
+    tokio::spawn(async move { while reports.recv().await.is_some() {} });
+    match handoff::bind(&path) {
+        Ok(l) => {
+            tracing::info!(path = %path.display(), "listening for upgrades");
+            handoff::serve(l, handoff).await;
+        }
+        Err(e) => tracing::error!(path = %path.display(), "upgrade socket: {e}"),
+    }
 }
 
 /// Re-read `path` when it or a certificate it names changes (polled every `poll`), or when

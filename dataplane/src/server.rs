@@ -266,6 +266,9 @@ impl Drop for LiveGuard {
 struct ListenerEntry {
     bind: SocketAddr,
     task: JoinHandle<()>,
+    /// A duplicate of the listening socket, to hand to a successor process (dropped with the
+    /// entry, so a stopped listener's socket still closes).
+    sock: std::os::fd::OwnedFd,
 }
 
 struct BackendEntry {
@@ -343,7 +346,7 @@ impl Server {
         let mut report = ApplyReport::default();
         let old_snap = self.shared.snapshot();
         let mut routes = HashMap::new();
-        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound)> = Vec::new();
+        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound, std::os::fd::OwnedFd)> = Vec::new();
 
         for route in table.routes() {
             let key = route.key;
@@ -369,7 +372,7 @@ impl Server {
             };
             if !keep_socket {
                 match self.bind(route) {
-                    Ok(b) => new_tasks.push((key, route.bind_addr(), b)),
+                    Ok((b, sock)) => new_tasks.push((key, route.bind_addr(), b, sock)),
                     Err(e) => {
                         report.failed.push((key, e));
                         continue;
@@ -419,12 +422,13 @@ impl Server {
                 let _ = l.task.await;
             }
         }
-        for (key, bind, bound) in new_tasks {
+        for (key, bind, bound, sock) in new_tasks {
             let task = match bound {
                 Bound::Tcp(l) => tokio::spawn(tcp::accept_loop(l, key, self.shared.clone())),
                 Bound::Udp(s) => tokio::spawn(udp::listener_loop(s, key, self.shared.clone())),
             };
-            self.listeners.insert(key, ListenerEntry { bind, task });
+            self.listeners
+                .insert(key, ListenerEntry { bind, task, sock });
         }
 
         // Backends no longer routed drain; health checks follow the table.
@@ -470,7 +474,7 @@ impl Server {
         report
     }
 
-    fn bind(&mut self, route: &Route) -> Result<Bound, ListenerError> {
+    fn bind(&mut self, route: &Route) -> Result<(Bound, std::os::fd::OwnedFd), ListenerError> {
         let addr = route.bind_addr();
         let proto = route.key.proto;
         let err = |source| ListenerError::Bind {
@@ -484,8 +488,11 @@ impl Server {
                     Some(l) => l,
                     None => bind_tcp(addr).map_err(err)?,
                 };
+                let dup = std::os::fd::AsFd::as_fd(&std)
+                    .try_clone_to_owned()
+                    .map_err(err)?;
                 tokio::net::TcpListener::from_std(std)
-                    .map(Bound::Tcp)
+                    .map(|l| (Bound::Tcp(l), dup))
                     .map_err(err)
             }
             Proto::Udp => {
@@ -493,11 +500,28 @@ impl Server {
                     Some(s) => s,
                     None => bind_udp(addr).map_err(err)?,
                 };
+                let dup = std::os::fd::AsFd::as_fd(&std)
+                    .try_clone_to_owned()
+                    .map_err(err)?;
                 tokio::net::UdpSocket::from_std(std)
-                    .map(|s| Bound::Udp(Arc::new(s)))
+                    .map(|s| (Bound::Udp(Arc::new(s)), dup))
                     .map_err(err)
             }
         }
+    }
+
+    /// Duplicates of every serving listener's socket, for a successor process.
+    pub fn listener_sockets(&self) -> io::Result<Vec<crate::handoff::Socket>> {
+        self.listeners
+            .iter()
+            .map(|(key, l)| {
+                Ok(crate::handoff::Socket {
+                    proto: key.proto,
+                    addr: l.bind,
+                    fd: l.sock.try_clone()?,
+                })
+            })
+            .collect()
     }
 
     /// Stop accepting, let connections finish for `grace`, then cut what is left.
@@ -570,14 +594,28 @@ pub const RETRY_FAILED: Duration = Duration::from_secs(1);
 /// The channel's current value is applied first. Each later value is applied as a whole; the
 /// producer is responsible for validation (see [`RouteTable::build`]).
 pub async fn run(
+    server: Server,
+    tables: watch::Receiver<Arc<RouteTable>>,
+    reports: Option<tokio::sync::mpsc::UnboundedSender<ApplyReport>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    run_with_handoff(server, tables, reports, shutdown, None).await;
+}
+
+/// [`run`], also answering hand-off requests (see [`crate::handoff`]): it gives a successor
+/// its listening sockets and, once the successor serves, stops as on `shutdown`.
+pub async fn run_with_handoff(
     mut server: Server,
     mut tables: watch::Receiver<Arc<RouteTable>>,
     reports: Option<tokio::sync::mpsc::UnboundedSender<ApplyReport>>,
     shutdown: impl Future<Output = ()>,
+    mut handoff: Option<tokio::sync::mpsc::Receiver<crate::handoff::Request>>,
 ) {
     tokio::pin!(shutdown);
     let mut producer_gone = false;
-    loop {
+    // Set while a successor holds our sockets and has not yet said it serves.
+    let mut handing_over: Option<tokio::sync::oneshot::Receiver<()>> = None;
+    'apply: loop {
         let table = tables.borrow_and_update().clone();
         let report = server.apply(table).await;
         for (k, e) in &report.failed {
@@ -595,15 +633,54 @@ pub async fn run(
                 std::future::pending().await
             }
         };
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = retry_timer => {}
-            r = tables.changed(), if !producer_gone => if r.is_err() {
-                // Producer gone: keep serving the last table until shutdown.
-                producer_gone = true;
-            },
+        tokio::pin!(retry_timer);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break 'apply,
+                _ = &mut retry_timer => continue 'apply,
+                r = tables.changed(), if !producer_gone => {
+                    if r.is_ok() {
+                        continue 'apply;
+                    }
+                    // Producer gone: keep serving the last table until shutdown.
+                    producer_gone = true;
+                }
+                Some(req) = next_request(&mut handoff) => {
+                    match server.listener_sockets() {
+                        Ok(sockets) => {
+                            if req.reply.send(sockets).is_ok() {
+                                handing_over = Some(req.done);
+                            }
+                        }
+                        Err(e) => tracing::warn!("upgrade: duplicating listeners: {e}"),
+                    }
+                }
+                done = wait_done(&mut handing_over) => {
+                    if done {
+                        break 'apply;
+                    }
+                    handing_over = None;
+                }
+            }
         }
     }
     let grace = server.table().drain_grace;
     server.shutdown(grace).await;
+}
+
+async fn next_request(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::handoff::Request>>,
+) -> Option<crate::handoff::Request> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the successor serves (false: the hand-off failed); pending while none is under way.
+async fn wait_done(rx: &mut Option<tokio::sync::oneshot::Receiver<()>>) -> bool {
+    match rx {
+        Some(rx) => rx.await.is_ok(),
+        None => std::future::pending().await,
+    }
 }

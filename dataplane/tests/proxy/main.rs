@@ -5,4 +5,5 @@ mod health;
 mod tcp;
 mod tls;
 mod udp;
+mod upgrade;
 mod util;
