@@ -2,28 +2,34 @@
 //! (one `ArcSwap` store), binds and stops listeners, starts and stops health checks, and drains
 //! connections of removed routes and backends.
 //!
-//! Update path: whoever produces tables (the routes-file watcher in [`crate::rootlb`] today, the
-//! controller's notify subscriber later) sends `Arc<RouteTable>` into a `watch` channel consumed by
-//! [`run`], or calls [`Server::apply`] directly. A table is only ever built and validated before it
+//! Update path: whoever produces tables (the routes-file watcher in [`crate::rootlb`], the
+//! controller's notify subscriber in [`crate::subscribe`]) sends `Arc<RouteTable>` into a `watch`
+//! channel consumed by [`run`] (in `run.rs`, with upgrade hand-offs), or calls [`Server::apply`]
+//! directly. What connections read lives in `runtime.rs`. A table is only ever built and validated before it
 //! gets here, so nothing on this path can reject half a table; per-listener runtime failures (port
 //! in use, unreadable certificate) are reported in the [`ApplyReport`] and leave the rest running.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
-use crate::metrics::{BackendStats, ListenerStats};
+use crate::metrics::ListenerStats;
 use crate::table::{HealthCheck, ListenerKey, Proto, Route, RouteTable};
 use crate::{health, tcp, tls, udp};
+
+mod run;
+mod runtime;
+
+pub use run::{RETRY_FAILED, run, run_with_handoff};
+pub(crate) use runtime::{ActiveGuard, LiveGuard, clock_ms, drained};
+pub use runtime::{BackendRt, RouteRt, Shared, Snapshot};
 
 /// How the TCP relay moves bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -91,174 +97,6 @@ pub struct ApplyReport {
     pub serving: Vec<ListenerKey>,
     /// Listeners of the table that are not serving (or serve a previous version), and why.
     pub failed: Vec<(ListenerKey, ListenerError)>,
-}
-
-/// Milliseconds since process start; a cheap coarse clock for ejection deadlines.
-pub(crate) fn clock_ms() -> u64 {
-    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-// === impl BackendRt ===
-
-/// Runtime state of one backend of one listener. Kept across table versions while the backend
-/// stays in the route, so counters, health and the active count survive updates.
-#[derive(Debug)]
-pub struct BackendRt {
-    pub addr: SocketAddr,
-    active: AtomicU32,
-    /// Result of active checks (true without checks).
-    checked_healthy: AtomicBool,
-    /// Passive ejection: not picked before this [`clock_ms`] instant.
-    ejected_until: AtomicU64,
-    /// Set to the grace period when the backend (or its route) is removed.
-    drain: watch::Sender<Option<Duration>>,
-    pub stats: BackendStats,
-}
-
-impl BackendRt {
-    fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            active: AtomicU32::new(0),
-            checked_healthy: AtomicBool::new(true),
-            ejected_until: AtomicU64::new(0),
-            drain: watch::Sender::new(None),
-            stats: BackendStats::default(),
-        }
-    }
-
-    pub fn active(&self) -> u32 {
-        self.active.load(Relaxed)
-    }
-
-    pub(crate) fn is_healthy(&self, now_ms: u64) -> bool {
-        self.checked_healthy.load(Relaxed) && now_ms >= self.ejected_until.load(Relaxed)
-    }
-
-    pub fn is_healthy_now(&self) -> bool {
-        self.is_healthy(clock_ms())
-    }
-
-    /// The active checks' verdict alone (true without checks), without passive ejection: what
-    /// the root LB reports upstream as the instance's health.
-    pub fn checked_healthy(&self) -> bool {
-        self.checked_healthy.load(Relaxed)
-    }
-
-    pub(crate) fn set_checked_health(&self, healthy: bool) {
-        self.checked_healthy.store(healthy, Relaxed);
-    }
-
-    /// Passive ejection after a failed connect.
-    pub(crate) fn eject(&self, for_: Duration) {
-        let until = clock_ms() + u64::try_from(for_.as_millis()).unwrap_or(u64::MAX / 2);
-        self.ejected_until.fetch_max(until, Relaxed);
-    }
-
-    /// Take a connection slot unless the cap (0 = none) is reached.
-    pub(crate) fn try_acquire(self: &Arc<Self>, cap: u32) -> Option<ActiveGuard> {
-        let ok = self
-            .active
-            .fetch_update(Relaxed, Relaxed, |n| (cap == 0 || n < cap).then_some(n + 1))
-            .is_ok();
-        ok.then(|| ActiveGuard(self.clone()))
-    }
-
-    pub(crate) fn drain_rx(&self) -> watch::Receiver<Option<Duration>> {
-        self.drain.subscribe()
-    }
-
-    fn start_drain(&self, grace: Duration) {
-        self.drain.send_replace(Some(grace));
-    }
-}
-
-/// Holds one connection slot of a backend; releases it on drop.
-#[derive(Debug)]
-pub(crate) struct ActiveGuard(pub(crate) Arc<BackendRt>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Relaxed);
-    }
-}
-
-/// Resolves once `rx` signals a drain and its grace period has passed (never if it never does).
-pub(crate) async fn drained(rx: &mut watch::Receiver<Option<Duration>>) {
-    let grace = rx
-        .wait_for(Option::is_some)
-        .await
-        .map(|g| g.unwrap_or_default());
-    match grace {
-        Ok(grace) => tokio::time::sleep(grace).await,
-        Err(_) => std::future::pending().await,
-    }
-}
-
-// === impl RouteRt / Snapshot ===
-
-/// One listener's route as the hot path sees it.
-pub struct RouteRt {
-    pub route: Arc<Route>,
-    pub backends: Vec<Arc<BackendRt>>,
-    pub(crate) rr: AtomicUsize,
-    pub(crate) tls: Option<TlsAcceptor>,
-    pub stats: Arc<ListenerStats>,
-}
-
-/// The published state: one `load()` per accepted connection or new UDP flow.
-#[derive(Default)]
-pub struct Snapshot {
-    routes: HashMap<ListenerKey, Arc<RouteRt>>,
-}
-
-impl Snapshot {
-    pub fn get(&self, key: &ListenerKey) -> Option<&Arc<RouteRt>> {
-        self.routes.get(key)
-    }
-
-    /// Routes in listener order.
-    pub fn routes(&self) -> Vec<&Arc<RouteRt>> {
-        let mut v: Vec<_> = self.routes.values().collect();
-        v.sort_by_key(|r| r.route.key);
-        v
-    }
-}
-
-/// State shared by the control side and every connection task.
-pub struct Shared {
-    snapshot: ArcSwap<Snapshot>,
-    pub(crate) opts: ServerOptions,
-    pub(crate) health_events: broadcast::Sender<HealthEvent>,
-    live: AtomicUsize,
-    idle: Notify,
-}
-
-impl Shared {
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
-    }
-
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.snapshot.load()
-    }
-
-    /// Count a live connection or flow until the guard drops (for graceful shutdown).
-    pub(crate) fn live_guard(self: &Arc<Self>) -> LiveGuard {
-        self.live.fetch_add(1, Relaxed);
-        LiveGuard(self.clone())
-    }
-}
-
-pub(crate) struct LiveGuard(Arc<Shared>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Relaxed) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 // === impl Server ===
@@ -584,103 +422,4 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
-}
-
-/// How often [`run`] retries listeners that failed to start.
-pub const RETRY_FAILED: Duration = Duration::from_secs(1);
-
-/// Drive `server` from a table channel until `shutdown`, then drain for the last table's grace.
-///
-/// The channel's current value is applied first. Each later value is applied as a whole; the
-/// producer is responsible for validation (see [`RouteTable::build`]).
-pub async fn run(
-    server: Server,
-    tables: watch::Receiver<Arc<RouteTable>>,
-    reports: Option<tokio::sync::mpsc::UnboundedSender<ApplyReport>>,
-    shutdown: impl Future<Output = ()>,
-) {
-    run_with_handoff(server, tables, reports, shutdown, None).await;
-}
-
-/// [`run`], also answering hand-off requests (see [`crate::handoff`]): it gives a successor
-/// its listening sockets and, once the successor serves, stops as on `shutdown`.
-pub async fn run_with_handoff(
-    mut server: Server,
-    mut tables: watch::Receiver<Arc<RouteTable>>,
-    reports: Option<tokio::sync::mpsc::UnboundedSender<ApplyReport>>,
-    shutdown: impl Future<Output = ()>,
-    mut handoff: Option<tokio::sync::mpsc::Receiver<crate::handoff::Request>>,
-) {
-    tokio::pin!(shutdown);
-    let mut producer_gone = false;
-    // Set while a successor holds our sockets and has not yet said it serves.
-    let mut handing_over: Option<tokio::sync::oneshot::Receiver<()>> = None;
-    'apply: loop {
-        let table = tables.borrow_and_update().clone();
-        let report = server.apply(table).await;
-        for (k, e) in &report.failed {
-            tracing::error!(listener = %k, "listener not serving: {e}");
-        }
-        let retry = !report.failed.is_empty();
-        if let Some(tx) = &reports {
-            let _ = tx.send(report);
-        }
-        // Listeners that failed (port in use, bad certificate) are retried every second.
-        let retry_timer = async {
-            if retry {
-                tokio::time::sleep(RETRY_FAILED).await
-            } else {
-                std::future::pending().await
-            }
-        };
-        tokio::pin!(retry_timer);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break 'apply,
-                _ = &mut retry_timer => continue 'apply,
-                r = tables.changed(), if !producer_gone => {
-                    if r.is_ok() {
-                        continue 'apply;
-                    }
-                    // Producer gone: keep serving the last table until shutdown.
-                    producer_gone = true;
-                }
-                Some(req) = next_request(&mut handoff) => {
-                    match server.listener_sockets() {
-                        Ok(sockets) => {
-                            if req.reply.send(sockets).is_ok() {
-                                handing_over = Some(req.done);
-                            }
-                        }
-                        Err(e) => tracing::warn!("upgrade: duplicating listeners: {e}"),
-                    }
-                }
-                done = wait_done(&mut handing_over) => {
-                    if done {
-                        break 'apply;
-                    }
-                    handing_over = None;
-                }
-            }
-        }
-    }
-    let grace = server.table().drain_grace;
-    server.shutdown(grace).await;
-}
-
-async fn next_request(
-    rx: &mut Option<tokio::sync::mpsc::Receiver<crate::handoff::Request>>,
-) -> Option<crate::handoff::Request> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Whether the successor serves (false: the hand-off failed); pending while none is under way.
-async fn wait_done(rx: &mut Option<tokio::sync::oneshot::Receiver<()>>) -> bool {
-    match rx {
-        Some(rx) => rx.await.is_ok(),
-        None => std::future::pending().await,
-    }
 }
