@@ -76,7 +76,8 @@ pub struct RootLbArgs {
     /// How often to look for changes of the routes and certificate files, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub reload_poll_ms: u64,
-    /// Worker threads when the runtime is built by [`main`] (default: one per core).
+    /// Worker threads when the runtime is built by [`main`] (default: one per core); also the
+    /// number of `SO_REUSEPORT` sockets per UDP listener.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Unix socket for binary upgrades. A root LB started with the same path takes over this
@@ -189,9 +190,14 @@ pub async fn run_rootlb_until(
     args: RootLbArgs,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // One UDP socket per worker thread, so one port's datagrams can be read on every core.
+    let udp_sockets = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let mut server = Server::new(ServerOptions {
         copy_mode: args.copy_mode,
         copy_buf: args.copy_buf,
+        udp_sockets,
         ..Default::default()
     });
     let shared = server.shared();

@@ -321,6 +321,8 @@ struct Flow {
 struct Listener {
     sock: Arc<UdpSocket>,
     key: ListenerKey,
+    /// Sockets of this listener (`SO_REUSEPORT` group); the flow cap is split between them.
+    share: u32,
     shared: Arc<Shared>,
     flows: FlowTable<Arc<Flow>>,
     next_id: u64,
@@ -330,13 +332,21 @@ struct Listener {
     active: Vec<Arc<Flow>>,
 }
 
-pub(crate) async fn listener_loop(sock: Arc<UdpSocket>, key: ListenerKey, shared: Arc<Shared>) {
+/// Serves one socket of a UDP listener whose sockets number `share` (`SO_REUSEPORT` group):
+/// this socket's flows get that share of the route's flow cap.
+pub(crate) async fn listener_loop(
+    sock: Arc<UdpSocket>,
+    key: ListenerKey,
+    share: u32,
+    shared: Arc<Shared>,
+) {
     // Dropping `stop_tx` (this task ends or is aborted) ends every flow of this listener.
     let (stop_tx, stop_rx) = watch::channel(());
     let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
     let mut l = Listener {
         sock,
         key,
+        share: share.max(1),
         shared,
         flows: FlowTable::new(0),
         next_id: 0,
@@ -438,7 +448,8 @@ impl Listener {
     /// A new client: open a flow and start its return path, unless shed or no backend.
     fn open_flow(&mut self, client: SocketAddr) -> Option<Arc<Flow>> {
         let rt = self.shared.load().get(&self.key).cloned()?;
-        let flow = new_flow(&mut self.flows, client, &rt, &mut self.next_id)?;
+        let cap = rt.route.udp.max_flows.div_ceil(self.share) as usize;
+        let flow = new_flow(&mut self.flows, client, &rt, cap, &mut self.next_id)?;
         tokio::spawn(return_path(
             flow.clone(),
             client,
@@ -458,10 +469,11 @@ fn new_flow(
     flows: &mut FlowTable<Arc<Flow>>,
     client: SocketAddr,
     rt: &RouteRt,
+    cap: usize,
     next_id: &mut u64,
 ) -> Option<Arc<Flow>> {
-    flows.set_cap(rt.route.udp.max_flows as usize);
-    if flows.len() >= rt.route.udp.max_flows as usize {
+    flows.set_cap(cap);
+    if flows.len() >= cap {
         rt.stats.udp_drops_full.inc();
         return None;
     }

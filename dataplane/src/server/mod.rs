@@ -51,6 +51,10 @@ pub struct ServerOptions {
     /// Buffer size per direction for [`CopyMode::Copy`] and TLS connections.
     pub copy_buf: usize,
     pub tls_handshake_timeout: Duration,
+    /// Sockets per UDP listener, bound with `SO_REUSEPORT` when more than one, each read by its
+    /// own task with its own flows (the kernel keeps a client's datagrams on one socket), so a
+    /// port's receive side can use every worker thread. `rootlb` sets one per worker thread.
+    pub udp_sockets: usize,
 }
 
 impl Default for ServerOptions {
@@ -58,6 +62,7 @@ impl Default for ServerOptions {
         Self {
             copy_mode: CopyMode::Auto,
             copy_buf: 16 * 1024,
+            udp_sockets: 1,
             tls_handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -103,10 +108,11 @@ pub struct ApplyReport {
 
 struct ListenerEntry {
     bind: SocketAddr,
-    task: JoinHandle<()>,
-    /// A duplicate of the listening socket, to hand to a successor process (dropped with the
-    /// entry, so a stopped listener's socket still closes).
-    sock: std::os::fd::OwnedFd,
+    /// One task per socket (several for a UDP listener with `udp_sockets` > 1).
+    tasks: Vec<JoinHandle<()>>,
+    /// Duplicates of the listening sockets, to hand to a successor process (dropped with the
+    /// entry, so a stopped listener's sockets still close).
+    socks: Vec<std::os::fd::OwnedFd>,
 }
 
 struct BackendEntry {
@@ -122,7 +128,7 @@ pub struct Server {
     backends: HashMap<(ListenerKey, SocketAddr), BackendEntry>,
     listener_stats: HashMap<ListenerKey, Arc<ListenerStats>>,
     prebound_tcp: HashMap<SocketAddr, std::net::TcpListener>,
-    prebound_udp: HashMap<SocketAddr, std::net::UdpSocket>,
+    prebound_udp: HashMap<SocketAddr, Vec<std::net::UdpSocket>>,
 }
 
 impl Server {
@@ -170,7 +176,10 @@ impl Server {
         let sock = socket2::SockRef::from(&s);
         let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
         let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
-        self.prebound_udp.insert(s.local_addr()?, s);
+        self.prebound_udp
+            .entry(s.local_addr()?)
+            .or_default()
+            .push(s);
         Ok(())
     }
 
@@ -184,7 +193,8 @@ impl Server {
         let mut report = ApplyReport::default();
         let old_snap = self.shared.snapshot();
         let mut routes = HashMap::new();
-        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound, std::os::fd::OwnedFd)> = Vec::new();
+        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound, Vec<std::os::fd::OwnedFd>)> =
+            Vec::new();
 
         for route in table.routes() {
             let key = route.key;
@@ -210,7 +220,7 @@ impl Server {
             };
             if !keep_socket {
                 match self.bind(route) {
-                    Ok((b, sock)) => new_tasks.push((key, route.bind_addr(), b, sock)),
+                    Ok((b, socks)) => new_tasks.push((key, route.bind_addr(), b, socks)),
                     Err(e) => {
                         report.failed.push((key, e));
                         continue;
@@ -255,18 +265,30 @@ impl Server {
             .collect();
         for k in stale {
             if let Some(l) = self.listeners.remove(&k) {
-                l.task.abort();
-                // Wait for the socket to be closed, so the port can be bound again at once.
-                let _ = l.task.await;
+                for t in &l.tasks {
+                    t.abort();
+                }
+                // Wait for the sockets to be closed, so the port can be bound again at once.
+                for t in l.tasks {
+                    let _ = t.await;
+                }
             }
         }
-        for (key, bind, bound, sock) in new_tasks {
-            let task = match bound {
-                Bound::Tcp(l) => tokio::spawn(tcp::accept_loop(l, key, self.shared.clone())),
-                Bound::Udp(s) => tokio::spawn(udp::listener_loop(s, key, self.shared.clone())),
+        for (key, bind, bound, socks) in new_tasks {
+            let tasks = match bound {
+                Bound::Tcp(l) => vec![tokio::spawn(tcp::accept_loop(l, key, self.shared.clone()))],
+                Bound::Udp(group) => {
+                    let share = u32::try_from(group.len()).unwrap_or(u32::MAX);
+                    group
+                        .into_iter()
+                        .map(|s| {
+                            tokio::spawn(udp::listener_loop(s, key, share, self.shared.clone()))
+                        })
+                        .collect()
+                }
             };
             self.listeners
-                .insert(key, ListenerEntry { bind, task, sock });
+                .insert(key, ListenerEntry { bind, tasks, socks });
         }
 
         // Backends no longer routed drain; health checks follow the table.
@@ -312,7 +334,7 @@ impl Server {
         report
     }
 
-    fn bind(&mut self, route: &Route) -> Result<(Bound, std::os::fd::OwnedFd), ListenerError> {
+    fn bind(&mut self, route: &Route) -> Result<(Bound, Vec<std::os::fd::OwnedFd>), ListenerError> {
         let addr = route.bind_addr();
         let proto = route.key.proto;
         let err = |source| ListenerError::Bind {
@@ -330,42 +352,50 @@ impl Server {
                     .try_clone_to_owned()
                     .map_err(err)?;
                 tokio::net::TcpListener::from_std(std)
-                    .map(|l| (Bound::Tcp(l), dup))
+                    .map(|l| (Bound::Tcp(l), vec![dup]))
                     .map_err(err)
             }
             Proto::Udp => {
-                let std = match self.prebound_udp.remove(&addr) {
-                    Some(s) => s,
-                    None => bind_udp(addr).map_err(err)?,
+                let group = match self.prebound_udp.remove(&addr) {
+                    Some(g) => g,
+                    None => bind_udp_group(addr, self.shared.opts.udp_sockets).map_err(err)?,
                 };
-                let dup = std::os::fd::AsFd::as_fd(&std)
-                    .try_clone_to_owned()
-                    .map_err(err)?;
-                tokio::net::UdpSocket::from_std(std)
-                    .map(|s| (Bound::Udp(Arc::new(s)), dup))
-                    .map_err(err)
+                let mut socks = Vec::with_capacity(group.len());
+                let mut bound = Vec::with_capacity(group.len());
+                for std in group {
+                    socks.push(
+                        std::os::fd::AsFd::as_fd(&std)
+                            .try_clone_to_owned()
+                            .map_err(err)?,
+                    );
+                    bound.push(Arc::new(tokio::net::UdpSocket::from_std(std).map_err(err)?));
+                }
+                Ok((Bound::Udp(bound), socks))
             }
         }
     }
 
     /// Duplicates of every serving listener's socket, for a successor process.
     pub fn listener_sockets(&self) -> io::Result<Vec<crate::handoff::Socket>> {
-        self.listeners
-            .iter()
-            .map(|(key, l)| {
-                Ok(crate::handoff::Socket {
+        let mut out = Vec::new();
+        for (key, l) in &self.listeners {
+            for sock in &l.socks {
+                out.push(crate::handoff::Socket {
                     proto: key.proto,
                     addr: l.bind,
-                    fd: l.sock.try_clone()?,
-                })
-            })
-            .collect()
+                    fd: sock.try_clone()?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Stop accepting, let connections finish for `grace`, then cut what is left.
     pub async fn shutdown(mut self, grace: Duration) {
         for (_, l) in self.listeners.drain() {
-            l.task.abort();
+            for t in l.tasks {
+                t.abort();
+            }
         }
         for (_, e) in self.backends.drain() {
             e.rt.start_drain(grace);
@@ -389,7 +419,7 @@ impl Server {
 
 enum Bound {
     Tcp(tokio::net::TcpListener),
-    Udp(Arc<tokio::net::UdpSocket>),
+    Udp(Vec<Arc<tokio::net::UdpSocket>>),
 }
 
 pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -411,7 +441,12 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// `net.core.rmem_max` / `wmem_max`; raise those on a real LB host).
 const UDP_SOCKET_BUFFER: usize = 8 << 20;
 
-fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+/// `n` UDP sockets on `addr` (with `SO_REUSEPORT` when `n` > 1).
+fn bind_udp_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    (0..n.max(1)).map(|_| bind_udp(addr, n > 1)).collect()
+}
+
+fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {
@@ -419,6 +454,9 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     }
     let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())

@@ -149,3 +149,47 @@ async fn udp_bursts_keep_datagram_boundaries_and_order() {
     );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "reordered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reuseport_group_serves_every_client_on_one_flow_each() {
+    let (b, _t) = udp_echo_backend().await;
+    let mut p = Proxy::new(CopyMode::Auto);
+    p.server = dataplane::Server::new(dataplane::ServerOptions {
+        udp_sockets: 4,
+        ..Default::default()
+    });
+    // A free port (bound and released): the group binds it itself, four sockets deep.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = p
+        .apply_yaml(&format!(
+            "listeners: [{{proto: udp, port: {port}, bind: 127.0.0.1, backends: [\"{b}\"]}}]"
+        ))
+        .await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(
+        p.server.listener_sockets().unwrap().len(),
+        4,
+        "four SO_REUSEPORT sockets"
+    );
+    let mut clients = Vec::new();
+    for _ in 0..24 {
+        clients.push(client().await);
+    }
+    for round in 0..3u8 {
+        for (i, c) in clients.iter().enumerate() {
+            let msg = [round, i as u8];
+            assert_eq!(
+                ask(c, port, &msg).await.as_deref(),
+                Some(&msg[..]),
+                "client {i}"
+            );
+        }
+    }
+    // The kernel keeps each client on one socket, so each client is one flow, whichever
+    // socket it landed on.
+    assert_eq!(flows(&p), (24.0, 24.0));
+}
