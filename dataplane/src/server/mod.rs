@@ -443,6 +443,12 @@ const UDP_SOCKET_BUFFER: usize = 8 << 20;
 
 /// `n` UDP sockets on `addr` (with `SO_REUSEPORT` when `n` > 1).
 fn bind_udp_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
+    if n > 1 {
+        // A group would silently join another process's `SO_REUSEPORT` sockets on the port
+        // (same user, e.g. a second root LB) and split its traffic. A plain bind first fails
+        // with EADDRINUSE if anything holds the port, so that is reported as usual.
+        drop(bind_udp(addr, false)?);
+    }
     (0..n.max(1)).map(|_| bind_udp(addr, n > 1)).collect()
 }
 

@@ -193,3 +193,35 @@ async fn a_reuseport_group_serves_every_client_on_one_flow_each() {
     // socket it landed on.
     assert_eq!(flows(&p), (24.0, 24.0));
 }
+
+#[tokio::test]
+async fn a_reuseport_group_does_not_join_another_process_sockets() {
+    // Another process's SO_REUSEPORT socket on the port (say, a second root LB).
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    other.set_reuse_port(true).unwrap();
+    other
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = other.local_addr().unwrap().as_socket().unwrap().port();
+    let mut p = Proxy::new(CopyMode::Auto);
+    p.server = dataplane::Server::new(dataplane::ServerOptions {
+        udp_sockets: 2,
+        ..Default::default()
+    });
+    let r = p
+        .apply_yaml(&format!(
+            "listeners: [{{proto: udp, port: {port}, bind: 127.0.0.1, backends: [\"127.0.0.1:9\"]}}]"
+        ))
+        .await;
+    assert_eq!(r.failed.len(), 1, "the port is taken: {:?}", r.failed);
+    assert!(
+        r.failed[0].1.to_string().contains("in use"),
+        "{}",
+        r.failed[0].1
+    );
+}
