@@ -106,8 +106,10 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Request>) {
         if requests.send(req).await.is_err() {
             return;
         }
+        // No sockets: duplicating them failed (logged there); the successor sees the
+        // connection close, and a later attempt may succeed.
         let Ok(sockets) = sockets.await else {
-            return;
+            continue;
         };
         let result = async {
             let conn = conn.into_std()?;
