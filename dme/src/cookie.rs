@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::hmac;
+
+use crate::hmac_mid::{HmacKey, Midstate};
 use serde::{Deserialize, Serialize};
 
 /// Why a cookie was rejected. Messages are shown to clients (gRPC `Unauthenticated`).
@@ -77,15 +79,17 @@ impl Purpose {
         }
     }
 
-    /// The key for this purpose from a ring secret.
-    fn key(self, secret: &[u8]) -> hmac::Key {
+    /// The key bytes for this purpose from a ring secret (the secret itself for sessions, as
+    /// upstream; derived for the others, so a token of one kind never verifies as another).
+    fn key_bytes(self, secret: &[u8]) -> Vec<u8> {
         let label: &[u8] = match self {
-            Self::Session => return hmac::Key::new(self.algorithm(), secret),
+            Self::Session => return secret.to_vec(),
             Self::EdgeEvents => b"edgeplane dme edge-events cookie v1",
             Self::ClientToken => b"edgeplane dme platform client token v1",
         };
-        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, secret), label);
-        hmac::Key::new(self.algorithm(), derived.as_ref())
+        hmac::sign(&hmac::Key::new(hmac::HMAC_SHA512, secret), label)
+            .as_ref()
+            .to_vec()
     }
 }
 
@@ -96,11 +100,15 @@ struct RingKey {
     kid: String,
     keys: [hmac::Key; 3],
     headers: [String; 3],
+    /// The edge-events key as saved HMAC-SHA256 states, for signing from token prefixes.
+    edge: HmacKey,
 }
 
 impl RingKey {
     fn new(kid: String, secret: &[u8]) -> Self {
-        let keys = PURPOSES.map(|p| p.key(secret));
+        let bytes = PURPOSES.map(|p| p.key_bytes(secret));
+        let keys = PURPOSES.map(|p| hmac::Key::new(p.algorithm(), &bytes[p as usize]));
+        let edge = HmacKey::new(&bytes[Purpose::EdgeEvents as usize]);
         let headers = PURPOSES.map(|p| {
             let header = Header {
                 alg: p.alg().into(),
@@ -110,15 +118,20 @@ impl RingKey {
             // Serialising a struct of strings cannot fail.
             B64.encode(serde_json::to_vec(&header).unwrap_or_default())
         });
-        Self { kid, keys, headers }
+        Self {
+            kid,
+            keys,
+            headers,
+            edge,
+        }
     }
 }
 
 /// The start of tokens that share it, with the HMAC state after absorbing it
-/// ([`KeyRing::token_prefix`]).
+/// ([`KeyRing::edge_events_prefix`]).
 pub struct TokenPrefix {
     text: String,
-    mac: hmac::Context,
+    mid: Midstate,
 }
 
 /// Keys by id; the first one signs, every one verifies.
@@ -226,40 +239,38 @@ impl KeyRing {
         token
     }
 
-    /// The fixed start of tokens for `purpose` whose claims JSON begins with `json_start`: the
+    /// The fixed start of edge-events cookies whose claims JSON begins with `json_start`: the
     /// text up to there and the MAC state after it. `json_start` must be a whole number of
     /// base64 groups (a multiple of 3 bytes; pad with JSON whitespace) so that what follows
     /// encodes independently.
-    pub fn token_prefix(&self, purpose: Purpose, json_start: &[u8]) -> TokenPrefix {
+    pub fn edge_events_prefix(&self, json_start: &[u8]) -> TokenPrefix {
         debug_assert_eq!(
             json_start.len() % 3,
             0,
             "prefix must be whole base64 groups"
         );
         let signer = &self.keys[0];
-        let mut text = signer.headers[purpose as usize].clone();
+        let mut text = signer.headers[Purpose::EdgeEvents as usize].clone();
         text.push('.');
         B64.encode_string(json_start, &mut text);
-        let mut mac = hmac::Context::with_key(&signer.keys[purpose as usize]);
-        mac.update(text.as_bytes());
-        TokenPrefix { text, mac }
+        let mid = signer.edge.absorb(text.as_bytes());
+        TokenPrefix { text, mid }
     }
 
-    /// A token: `prefix`, then the rest of the claims JSON, then the signature.
+    /// An edge-events cookie: `prefix`, then the rest of the claims JSON, then the signature.
     pub fn finish_token(&self, prefix: &TokenPrefix, json_rest: &[u8]) -> String {
-        // Up to 64 bytes of tag (86 base64 characters); reserving for the longest is harmless.
-        let tag_len: usize = 64;
         let mut token = String::with_capacity(
-            prefix.text.len() + json_rest.len().div_ceil(3) * 4 + 1 + tag_len.div_ceil(3) * 4,
+            prefix.text.len() + json_rest.len().div_ceil(3) * 4 + 1 + 32_usize.div_ceil(3) * 4,
         );
         token.push_str(&prefix.text);
-        let start = token.len();
         B64.encode_string(json_rest, &mut token);
-        let mut mac = prefix.mac.clone();
-        mac.update(&token.as_bytes()[start..]);
-        let tag = mac.sign();
+        let tail = token
+            .as_bytes()
+            .get(prefix.mid.prefix_bytes()..)
+            .unwrap_or_default();
+        let tag = self.keys[0].edge.sign(&prefix.mid, tail);
         token.push('.');
-        B64.encode_string(tag.as_ref(), &mut token);
+        B64.encode_string(tag, &mut token);
         token
     }
 

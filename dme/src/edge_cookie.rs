@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use geodata::LatLon;
 use serde::Serialize;
 
-use crate::cookie::{KeyRing, Purpose, TokenPrefix};
+use crate::cookie::{KeyRing, TokenPrefix};
 
 /// The instance an edge-events cookie names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +130,7 @@ fn prefix(keys: &KeyRing, inst: &InstNames<'_>) -> TokenPrefix {
     while !json.len().is_multiple_of(3) {
         json.push(b' ');
     }
-    keys.token_prefix(Purpose::EdgeEvents, &json)
+    keys.edge_events_prefix(&json)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod edge_cookie;
 pub mod error;
 pub mod fixture;
 pub mod grpc;
+mod hmac_mid;
 pub mod ksuid;
 pub mod location;
 pub mod matcher;

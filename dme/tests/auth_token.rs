@@ -11,7 +11,7 @@ use rsa::pkcs8::{EncodePublicKey, LineEnding};
 use rsa::signature::{SignatureEncoding, Signer};
 use tonic::Code;
 
-fn sign(key: &SigningKey<rsa::sha2::Sha256>, alg: &str, claims: &serde_json::Value) -> String {
+fn sign(key: &SigningKey<sha2::Sha256>, alg: &str, claims: &serde_json::Value) -> String {
     let h = B64.encode(serde_json::json!({"alg": alg, "typ": "JWT"}).to_string());
     let p = B64.encode(claims.to_string());
     let sig = key.sign(format!("{h}.{p}").as_bytes());
@@ -36,7 +36,7 @@ async fn register_requires_a_valid_developer_token() {
             .site(&k, "telekom", "berlin", 52.52, 13.405),
     )
     .await;
-    let signer = SigningKey::<rsa::sha2::Sha256>::new(private);
+    let signer = SigningKey::<sha2::Sha256>::new(private);
     let now = dme::Ctx::now(None).now;
     let claims = serde_json::json!({"orgname": "devorg", "appname": "app", "appvers": "1.0", "exp": now + 600});
     let mut c = s.client().await;
