@@ -369,22 +369,26 @@ impl<'m> BuildCtx<'m> {
                 cloudlet.state,
                 cloudlet.maintenance,
             );
-            // Names longer than the arena's 16-bit lengths are not plausible instance names.
-            let Ok(name_len) = u16::try_from(inst.key.name.len()) else {
-                tracing::warn!(inst = %inst.key, "instance name too long to serve; skipped");
+            // Names and URIs longer than the arena's 16-bit lengths are not plausible.
+            let (Ok(name_len), Ok(uri_len)) = (
+                u16::try_from(inst.key.name.len()),
+                u16::try_from(inst.uri.len()),
+            ) else {
+                tracing::warn!(inst = %inst.key, "instance name or URI too long to serve; skipped");
                 continue;
             };
             let name_at = u32::try_from(names.len()).unwrap_or(u32::MAX);
             names.push_str(&inst.key.name);
+            names.push_str(&inst.uri);
             let ids = InstIds {
                 name_at,
                 name_len,
+                uri_len,
                 organization: local.str(self.interner.str(&inst.key.organization)),
                 cluster: inst
                     .cluster
                     .as_deref()
                     .map_or(NO_ID, |c| local.str(self.interner.str(c))),
-                uri: local.str(self.interner.str(&inst.uri)),
                 ports: local.ports(self.interner.ports(&inst.mapped_ports)),
             };
             let rec = Inst::new(cloudlet, ids);

@@ -67,11 +67,13 @@ pub struct Inst {
     organization: u32,
     /// `NO_ID`: no cluster.
     cluster: u32,
-    uri: u32,
     ports: u32,
-    /// The name, as a slice of the table's name arena (one allocation per app, not per instance).
+    /// The name, as a slice of the table's name arena (one allocation per app, not per
+    /// instance), followed there by the URI (`uri_len` bytes): the reply needs the URI of the
+    /// instance whose name the matcher just read, so both come in one cache line.
     name_at: u32,
     name_len: u16,
+    uri_len: u16,
     /// The start of this instance's edge-events cookies, built on the first one.
     pub(crate) edge_prefix: crate::edge_cookie::PrefixCell,
 }
@@ -84,9 +86,9 @@ pub(crate) const NO_ID: u32 = u32::MAX;
 pub(crate) struct InstIds {
     pub name_at: u32,
     pub name_len: u16,
+    pub uri_len: u16,
     pub organization: u32,
     pub cluster: u32,
-    pub uri: u32,
     pub ports: u32,
 }
 
@@ -96,11 +98,11 @@ impl Inst {
         Self {
             name_at: ids.name_at,
             name_len: ids.name_len,
+            uri_len: ids.uri_len,
             cloudlet,
             location,
             organization: ids.organization,
             cluster: ids.cluster,
-            uri: ids.uri,
             ports: ids.ports,
             edge_prefix: Default::default(),
         }
@@ -189,7 +191,7 @@ pub struct AppTable {
     pub(crate) strs: Vec<Arc<str>>,
     /// Port lists the instances refer to by id.
     pub(crate) port_lists: Vec<Arc<[AppPort]>>,
-    /// Every instance name, concatenated.
+    /// Every instance's name and URI, concatenated.
     pub(crate) names: String,
 }
 
@@ -214,7 +216,10 @@ impl AppTable {
 
     /// The FQDN clients connect to.
     pub fn uri(&self, i: &Inst) -> &str {
-        self.strs.get(i.uri as usize).map_or("", |s| s)
+        let start = i.name_at as usize + usize::from(i.name_len);
+        self.names
+            .get(start..start + usize::from(i.uri_len))
+            .unwrap_or("")
     }
 
     /// The instance's ports with their public ports.

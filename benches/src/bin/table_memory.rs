@@ -167,7 +167,6 @@ fn main() -> anyhow::Result<()> {
     // Breakdown, from the public structure of the tables.
     let mut inst_vecs = 0usize;
     let mut names = 0usize;
-    let mut uris = HashSet::new();
     let mut uri_bytes = 0usize;
     let mut cloudlets_seen = HashSet::new();
     let mut index_entries = 0usize;
@@ -177,11 +176,7 @@ fn main() -> anyhow::Result<()> {
         inst_vecs += app.insts.capacity() * size_of::<dme::tables::Inst>();
         for inst in &app.insts {
             names += app.name(inst).len();
-            let uri = app.uri(inst);
-            if uris.insert(uri.as_ptr() as usize) {
-                // Arc<str>: two counters plus the bytes.
-                uri_bytes += uri.len() + 16;
-            }
+            uri_bytes += app.uri(inst).len();
             cloudlets_seen.insert(std::sync::Arc::as_ptr(&inst.cloudlet) as usize);
         }
         bucket_count += app.buckets.len();
@@ -229,10 +224,7 @@ fn main() -> anyhow::Result<()> {
         &format!("spatial indexes ({index_entries} entries, {index_blocks:.0} blocks)"),
         index_bytes,
     );
-    row(
-        &format!("instance URIs ({} unique Arc<str>)", uris.len()),
-        uri_bytes as f64,
-    );
+    row("instance URIs (in the name arena)", uri_bytes as f64);
     row("instance names (name arena)", names as f64);
     // Per-app structures: the Arc'd AppTable, its bucket array (each bucket holds two R-tree
     // roots inline), and the map entry.
