@@ -132,7 +132,7 @@ pub fn summary(rounds: usize, scenarios: &[Scenario], runs: &[(usize, Run)]) {
             .collect();
         let listed = per_round
             .iter()
-            .map(|r| format!("{r:.2}"))
+            .map(|r| format!("{r:.3}"))
             .collect::<Vec<_>>();
         let p99 = med(find, &|r| r.report.q(0.99) as f64);
         // Server CPU per request is steadier than throughput on a shared machine; its inverse
@@ -148,7 +148,7 @@ pub fn summary(rounds: usize, scenarios: &[Scenario], runs: &[(usize, Run)]) {
             );
         }
         println!(
-            "  {what} FindCloudlet / floor = {ratio:.2} (per round: {}; median {:.2}); \
+            "  {what} FindCloudlet / floor = {ratio:.3} (per round: {}; median {:.3}); \
              FindCloudlet p99 under load {p99:.0} µs; target >= 0.85: {}",
             listed.join(", "),
             median(per_round.clone()),
