@@ -165,20 +165,24 @@ fn collect_one<'a>(
     window: f64,
     pool: &mut Results<'a>,
 ) {
-    let mut nearest: SmallVec<[f64; 6]> = SmallVec::from_elem(f64::INFINITY, sources.len());
+    // Per source: its nearest usable instance, padded distance, and the padded distance of
+    // its second nearest (infinite if none within reach).
+    let mut nearest: SmallVec<[(u32, f64, f64); 6]> =
+        SmallVec::from_elem((0, f64::INFINITY, f64::INFINITY), sources.len());
     let mut best = f64::INFINITY;
     for padded in [false, true] {
-        for (s, d) in sources.iter().zip(nearest.iter_mut()) {
+        for (s, n) in sources.iter().zip(nearest.iter_mut()) {
             if (s.padding > 0.0) != padded {
                 continue;
             }
             let reach = best + window + SLACK_KM - s.padding;
-            if let Some((_, km)) = s
+            if let Some((&id, km, second)) = s
                 .index
-                .nearest_within(at, reach, |&id| usable(table, id).is_some())
+                .nearest2_within(at, reach, |&id| usable(table, id).is_some())
             {
-                *d = km + s.padding;
-                best = best.min(*d);
+                let second = second.map_or(f64::INFINITY, |k| k + s.padding);
+                *n = (id, km + s.padding, second);
+                best = best.min(n.1);
             }
         }
     }
@@ -186,8 +190,16 @@ fn collect_one<'a>(
         return;
     }
     let radius = best + window + SLACK_KM;
-    for (s, &d) in sources.iter().zip(&nearest) {
+    for (s, &(id, d, second)) in sources.iter().zip(&nearest) {
         if d > radius {
+            continue;
+        }
+        if second > radius {
+            // The source's only usable instance within the radius is its nearest (the search
+            // reached at least as far as the radius): no range search needed.
+            if let Some(inst) = usable(table, id) {
+                add(table, pool, inst, s, at);
+            }
             continue;
         }
         s.index.for_each_within_km(at, radius - s.padding, |&id| {

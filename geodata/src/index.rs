@@ -164,6 +164,36 @@ impl<T> SiteIndex<T> {
             .map(|i| (&self.payloads[i], chord_2_to_km(best.chord_2)))
     }
 
+    /// As [`Self::nearest_within`], also telling how far the second nearest accepted payload
+    /// within `max_km` is (`None`: there is none). A caller that wants everything within some
+    /// window of the nearest can skip the range search when the second is already outside.
+    pub fn nearest2_within(
+        &self,
+        at: LatLon,
+        max_km: f64,
+        mut filter: impl FnMut(&T) -> bool,
+    ) -> Option<(&T, f64, Option<f64>)> {
+        let bound = if max_km == f64::INFINITY {
+            f64::INFINITY
+        } else {
+            km_to_chord_2(max_km)
+        };
+        if bound < 0.0 || self.nodes.is_empty() {
+            return None;
+        }
+        let bound = bound * (1.0 + 1e-12) + 1e-300;
+        let mut best = search::Best2 {
+            site: None,
+            first_2: bound,
+            second_2: bound,
+        };
+        let q = at.to_unit_vector();
+        search::nearest2(self, 0, &q, &mut |i| filter(&self.payloads[i]), &mut best);
+        let second = (best.second_2 < bound).then(|| chord_2_to_km(best.second_2));
+        best.site
+            .map(|i| (&self.payloads[i], chord_2_to_km(best.first_2), second))
+    }
+
     /// Up to `k` nearest payloads accepted by `filter`, in ascending distance, with distances
     /// in km. Returns fewer than `k` when fewer sites pass the filter.
     pub fn nearest_k(

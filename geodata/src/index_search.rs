@@ -84,6 +84,70 @@ pub(super) fn nearest<T>(
     }
 }
 
+/// The two nearest sites so far of a nearest search that also wants to know whether a second
+/// accepted site lies within its bound.
+pub(super) struct Best2 {
+    pub site: Option<usize>,
+    /// Squared chord to `site`; while there is none, the exclusive bound of the search.
+    pub first_2: f64,
+    /// Squared chord to the second nearest accepted site; the exclusive bound while there is
+    /// none. Nodes are pruned against this one.
+    pub second_2: f64,
+}
+
+/// As [`nearest`], keeping the two nearest accepted sites.
+pub(super) fn nearest2<T>(
+    ix: &SiteIndex<T>,
+    n: usize,
+    q: &[f64; 3],
+    filter: &mut impl FnMut(usize) -> bool,
+    best: &mut Best2,
+) {
+    let node = &ix.nodes[n];
+    for i in node.sites.0 as usize..node.sites.1 as usize {
+        let d = point_2(q, &ix.points[i]);
+        if d < best.second_2 && filter(i) {
+            if d < best.first_2 {
+                best.second_2 = best.first_2;
+                best.first_2 = d;
+                best.site = Some(i);
+            } else {
+                best.second_2 = d;
+            }
+        }
+    }
+    let (first, end) = (node.nodes.0 as usize, node.nodes.1 as usize);
+    if end - first > MAX_SORTED {
+        for c in first..end {
+            let child = &ix.nodes[c];
+            if box_2(q, &child.lower, &child.upper) < best.second_2 {
+                nearest2(ix, c, q, filter, best);
+            }
+        }
+        return;
+    }
+    let mut order = [(0.0f64, 0u32); MAX_SORTED];
+    let mut len = 0;
+    for c in first..end {
+        let child = &ix.nodes[c];
+        let d = box_2(q, &child.lower, &child.upper);
+        if d < best.second_2 {
+            let mut j = len;
+            while j > 0 && order[j - 1].0 > d {
+                order[j] = order[j - 1];
+                j -= 1;
+            }
+            order[j] = (d, c as u32);
+            len += 1;
+        }
+    }
+    for &(d, c) in &order[..len] {
+        if d < best.second_2 {
+            nearest2(ix, c as usize, q, filter, best);
+        }
+    }
+}
+
 /// Calls `f` with every site below node `n` whose squared chord to `q` is at most `max_2`.
 pub(super) fn within<T>(
     ix: &SiteIndex<T>,

@@ -297,3 +297,35 @@ fn nearest_within_respects_the_bound_and_the_filter() {
     assert!(index.nearest_within(at, -1.0, |_| true).is_none());
     assert!(index.nearest_within(at, f64::NAN, |_| true).is_none());
 }
+
+#[test]
+fn nearest2_within_reports_the_two_nearest_accepted() {
+    let mut rng = StdRng::seed_from_u64(19);
+    let (sites, index) = random_sites(&mut rng, 1500);
+    for _ in 0..400 {
+        let at = random_point(&mut rng);
+        let max_km = if rng.random_bool(0.3) {
+            f64::INFINITY
+        } else {
+            rng.random_range(0.0..3000.0)
+        };
+        let odd_only = rng.random_bool(0.5);
+        let accept = |i: usize| !odd_only || i % 2 == 1;
+        let mut want = brute_force(&sites, at);
+        want.retain(|&(i, d)| accept(i) && d <= max_km);
+        let got = index.nearest2_within(at, max_km, |&i| accept(i));
+        match (got, want.first()) {
+            (None, None) => {}
+            (Some((&i, d, second)), Some(&(_, d1))) => {
+                assert!((d - d1).abs() <= tolerance_km(d1), "{d} vs {d1}");
+                assert!((haversine_km(at, sites[i]) - d1).abs() <= tolerance_km(d1));
+                match (second, want.get(1)) {
+                    (None, None) => {}
+                    (Some(s), Some(&(_, d2))) => assert!((s - d2).abs() <= tolerance_km(d2)),
+                    (s, w) => panic!("query {at:?}: second {s:?}, brute force {w:?}"),
+                }
+            }
+            (got, want) => panic!("query {at:?}: index {got:?}, brute force {want:?}"),
+        }
+    }
+}
