@@ -190,6 +190,22 @@ fn collect_one<'a>(
         return;
     }
     let radius = best + window + SLACK_KM;
+    // The usual case: one source reaches the radius and nothing else is inside. The one
+    // candidate keeps the index's distance (chord-derived, equal to haversine within 1e-9 km)
+    // instead of paying for haversine's trigonometry again; its distance decides nothing.
+    let mut reaching = sources.iter().zip(&nearest).filter(|(_, n)| n.1 <= radius);
+    if let (Some((s, &(id, d, second))), None) = (reaching.next(), reaching.next())
+        && second > radius
+        && let Some(inst) = usable(table, id)
+    {
+        pool.push(Found {
+            inst,
+            name: table.name(inst),
+            distance_km: d,
+            bucket_org: s.org,
+        });
+        return;
+    }
     for (s, &(id, d, second)) in sources.iter().zip(&nearest) {
         if d > radius {
             continue;
