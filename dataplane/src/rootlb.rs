@@ -240,16 +240,36 @@ pub async fn run_rootlb_until(
     };
     let (tx, rx) = watch::channel(Arc::new(first));
 
+    // The metrics endpoint ends with this function (an upgraded successor needs its port).
+    let (metrics_stop, metrics_stopped) = watch::channel(false);
     if let Some(addr) = args.metrics_addr {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding metrics address {addr}"))?;
-        tracing::info!(%addr, "metrics on /metrics");
-        tokio::spawn(crate::metrics::serve(
-            l,
-            shared.clone(),
-            std::future::pending(),
-        ));
+        let until = move |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let shared = shared.clone();
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "metrics on /metrics");
+                tokio::spawn(crate::metrics::serve(l, shared, until(metrics_stopped)));
+            }
+            // During an upgrade the previous process holds the port until it has drained.
+            Err(e) if inherited.is_some() && e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::info!(%addr, "metrics address held by the previous process; taking it when it ends");
+                tokio::spawn(async move {
+                    while !*metrics_stopped.borrow() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+                            tracing::info!(%addr, "metrics on /metrics");
+                            crate::metrics::serve(l, shared, until(metrics_stopped)).await;
+                            return;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("binding metrics address {addr}"));
+            }
+        }
     }
     let producer = match (&args.routes, &args.cloudlet) {
         (Some(path), _) => {
@@ -296,6 +316,7 @@ pub async fn run_rootlb_until(
     if let Some(u) = upgrades {
         u.abort();
     }
+    let _ = metrics_stop.send(true);
     Ok(())
 }
 

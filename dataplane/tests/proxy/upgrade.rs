@@ -27,6 +27,19 @@ async fn one_exchange(port: u16) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `GET /metrics` on `addr` answers 200.
+async fn metrics_answer(addr: &str) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    if s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.is_err() {
+        return false;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    out.starts_with(b"HTTP/1.1 200") || out.starts_with(b"HTTP/1.0 200")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_hands_over_listeners_without_refusing_a_connection() {
     let (backend, _, _b) = echo_backend().await;
@@ -47,6 +60,9 @@ async fn an_upgrade_hands_over_listeners_without_refusing_a_connection() {
     )
     .unwrap();
     let sock = dir.path().join("upgrade.sock");
+    // Every generation serves metrics on the same address (the successor takes it over when
+    // its predecessor ends).
+    let metrics = dead_addr().to_string();
     let start = || {
         let args = Cli::parse_from([
             "rootlb".as_ref(),
@@ -54,6 +70,8 @@ async fn an_upgrade_hands_over_listeners_without_refusing_a_connection() {
             routes.as_os_str(),
             "--upgrade-socket".as_ref(),
             sock.as_os_str(),
+            "--metrics-addr".as_ref(),
+            metrics.as_ref(),
         ])
         .args;
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -106,6 +124,13 @@ async fn an_upgrade_hands_over_listeners_without_refusing_a_connection() {
             .expect("old process task")
             .unwrap_or_else(|e| panic!("round {round}: old process failed: {e:#}"));
         running = next;
+        // The successor now answers on the metrics address.
+        within(async {
+            while !metrics_answer(&metrics).await {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
         // UDP was handed over too: the new process answers on the same port.
         let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         c.send_to(b"dgram", ("127.0.0.1", uport)).await.unwrap();
