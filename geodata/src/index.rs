@@ -143,18 +143,9 @@ impl<T> SiteIndex<T> {
         max_km: f64,
         mut filter: impl FnMut(&T) -> bool,
     ) -> Option<(&T, f64)> {
-        let bound = if max_km == f64::INFINITY {
-            f64::INFINITY
-        } else {
-            km_to_chord_2(max_km)
-        };
-        if bound < 0.0 {
-            return None;
-        }
-        // `Best` holds an exclusive bound; nudge it so a site exactly at `max_km` counts.
         let mut best = Best {
             site: None,
-            chord_2: bound * (1.0 + 1e-12) + 1e-300,
+            chord_2: exclusive_bound_2(max_km)?,
         };
         if !self.nodes.is_empty() {
             let q = at.to_unit_vector();
@@ -173,22 +164,17 @@ impl<T> SiteIndex<T> {
         max_km: f64,
         mut filter: impl FnMut(&T) -> bool,
     ) -> Option<(&T, f64, Option<f64>)> {
-        let bound = if max_km == f64::INFINITY {
-            f64::INFINITY
-        } else {
-            km_to_chord_2(max_km)
-        };
-        if bound < 0.0 || self.nodes.is_empty() {
+        let bound = exclusive_bound_2(max_km)?;
+        if self.nodes.is_empty() {
             return None;
         }
-        let bound = bound * (1.0 + 1e-12) + 1e-300;
         let mut best = search::Best2 {
             site: None,
             first_2: bound,
             second_2: bound,
         };
         let q = at.to_unit_vector();
-        search::nearest2(self, 0, &q, &mut |i| filter(&self.payloads[i]), &mut best);
+        search::nearest(self, 0, &q, &mut |i| filter(&self.payloads[i]), &mut best);
         let second = (best.second_2 < bound).then(|| chord_2_to_km(best.second_2));
         best.site
             .map(|i| (&self.payloads[i], chord_2_to_km(best.first_2), second))
@@ -234,6 +220,16 @@ impl<T> SiteIndex<T> {
             search::within(self, 0, &q, chord_2, &mut |i| f(&self.payloads[i]));
         }
     }
+}
+
+/// The exclusive squared-chord bound of a nearest search within `max_km`, nudged so that a site
+/// exactly at `max_km` counts; `None` for a negative or NaN distance.
+fn exclusive_bound_2(max_km: f64) -> Option<f64> {
+    if max_km == f64::INFINITY {
+        return Some(f64::INFINITY);
+    }
+    let bound = km_to_chord_2(max_km);
+    (bound >= 0.0).then_some(bound * (1.0 + 1e-12) + 1e-300)
 }
 
 /// The squared chord of a great-circle distance (the inverse of [`chord_2_to_km`]), padded by a

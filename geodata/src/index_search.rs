@@ -7,11 +7,57 @@ use std::collections::BinaryHeap;
 
 use super::SiteIndex;
 
+/// What a nearest search keeps of the accepted sites it meets, and the squared chord beyond
+/// which nothing more can change it (the walk prunes against that bound).
+pub(super) trait Keep {
+    fn bound_2(&self) -> f64;
+    /// An accepted site nearer than [`Keep::bound_2`].
+    fn offer(&mut self, site: usize, chord_2: f64);
+}
+
 /// The best site so far of a nearest search.
 pub(super) struct Best {
     pub site: Option<usize>,
     /// Squared chord to `site`; while there is none, the exclusive bound of the search.
     pub chord_2: f64,
+}
+
+impl Keep for Best {
+    fn bound_2(&self) -> f64 {
+        self.chord_2
+    }
+
+    fn offer(&mut self, site: usize, chord_2: f64) {
+        self.site = Some(site);
+        self.chord_2 = chord_2;
+    }
+}
+
+/// The two nearest sites so far, for a search that also wants to know whether a second
+/// accepted site lies within its bound.
+pub(super) struct Best2 {
+    pub site: Option<usize>,
+    /// Squared chord to `site`; while there is none, the exclusive bound of the search.
+    pub first_2: f64,
+    /// Squared chord to the second nearest accepted site; the exclusive bound while there is
+    /// none. Nodes are pruned against this one.
+    pub second_2: f64,
+}
+
+impl Keep for Best2 {
+    fn bound_2(&self) -> f64 {
+        self.second_2
+    }
+
+    fn offer(&mut self, site: usize, chord_2: f64) {
+        if chord_2 < self.first_2 {
+            self.second_2 = self.first_2;
+            self.first_2 = chord_2;
+            self.site = Some(site);
+        } else {
+            self.second_2 = chord_2;
+        }
+    }
 }
 
 /// Child nodes sorted on the stack; a node with more (rstar packs about six) is walked
@@ -35,27 +81,27 @@ fn box_2(q: &[f64; 3], lower: &[f64; 3], upper: &[f64; 3]) -> f64 {
     sum
 }
 
-/// Finds the nearest site accepted by `filter` below node `n` that is nearer than `best`.
+/// Offers `best` every site accepted by `filter` below node `n` that is nearer than its bound,
+/// children nearest first (monomorphised per [`Keep`], so each search pays only for itself).
 pub(super) fn nearest<T>(
     ix: &SiteIndex<T>,
     n: usize,
     q: &[f64; 3],
     filter: &mut impl FnMut(usize) -> bool,
-    best: &mut Best,
+    best: &mut impl Keep,
 ) {
     let node = &ix.nodes[n];
     for i in node.sites.0 as usize..node.sites.1 as usize {
         let d = point_2(q, &ix.points[i]);
-        if d < best.chord_2 && filter(i) {
-            best.site = Some(i);
-            best.chord_2 = d;
+        if d < best.bound_2() && filter(i) {
+            best.offer(i, d);
         }
     }
     let (first, end) = (node.nodes.0 as usize, node.nodes.1 as usize);
     if end - first > MAX_SORTED {
         for c in first..end {
             let child = &ix.nodes[c];
-            if box_2(q, &child.lower, &child.upper) < best.chord_2 {
+            if box_2(q, &child.lower, &child.upper) < best.bound_2() {
                 nearest(ix, c, q, filter, best);
             }
         }
@@ -66,7 +112,7 @@ pub(super) fn nearest<T>(
     for c in first..end {
         let child = &ix.nodes[c];
         let d = box_2(q, &child.lower, &child.upper);
-        if d < best.chord_2 {
+        if d < best.bound_2() {
             // Insertion sort of a handful of entries.
             let mut j = len;
             while j > 0 && order[j - 1].0 > d {
@@ -78,72 +124,8 @@ pub(super) fn nearest<T>(
         }
     }
     for &(d, c) in &order[..len] {
-        if d < best.chord_2 {
+        if d < best.bound_2() {
             nearest(ix, c as usize, q, filter, best);
-        }
-    }
-}
-
-/// The two nearest sites so far of a nearest search that also wants to know whether a second
-/// accepted site lies within its bound.
-pub(super) struct Best2 {
-    pub site: Option<usize>,
-    /// Squared chord to `site`; while there is none, the exclusive bound of the search.
-    pub first_2: f64,
-    /// Squared chord to the second nearest accepted site; the exclusive bound while there is
-    /// none. Nodes are pruned against this one.
-    pub second_2: f64,
-}
-
-/// As [`nearest`], keeping the two nearest accepted sites.
-pub(super) fn nearest2<T>(
-    ix: &SiteIndex<T>,
-    n: usize,
-    q: &[f64; 3],
-    filter: &mut impl FnMut(usize) -> bool,
-    best: &mut Best2,
-) {
-    let node = &ix.nodes[n];
-    for i in node.sites.0 as usize..node.sites.1 as usize {
-        let d = point_2(q, &ix.points[i]);
-        if d < best.second_2 && filter(i) {
-            if d < best.first_2 {
-                best.second_2 = best.first_2;
-                best.first_2 = d;
-                best.site = Some(i);
-            } else {
-                best.second_2 = d;
-            }
-        }
-    }
-    let (first, end) = (node.nodes.0 as usize, node.nodes.1 as usize);
-    if end - first > MAX_SORTED {
-        for c in first..end {
-            let child = &ix.nodes[c];
-            if box_2(q, &child.lower, &child.upper) < best.second_2 {
-                nearest2(ix, c, q, filter, best);
-            }
-        }
-        return;
-    }
-    let mut order = [(0.0f64, 0u32); MAX_SORTED];
-    let mut len = 0;
-    for c in first..end {
-        let child = &ix.nodes[c];
-        let d = box_2(q, &child.lower, &child.upper);
-        if d < best.second_2 {
-            let mut j = len;
-            while j > 0 && order[j - 1].0 > d {
-                order[j] = order[j - 1];
-                j -= 1;
-            }
-            order[j] = (d, c as u32);
-            len += 1;
-        }
-    }
-    for &(d, c) in &order[..len] {
-        if d < best.second_2 {
-            nearest2(ix, c as usize, q, filter, best);
         }
     }
 }
