@@ -152,10 +152,20 @@ struct RootLbCli {
     args: dataplane::RootLbArgs,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rootlb_serves_controller_routes_and_reports_health() {
+/// A controller (embedded store, its handle `configure`d), a DME subscribed to it, an echo
+/// backend on 127.0.0.1, and the echo document applied, berlin-1 healthy.
+struct EchoRegion {
+    dir: tempfile::TempDir,
+    ctl: Controller,
+    dme: Dme,
+    backend: SocketAddr,
+    backend_task: JoinHandle<()>,
+    client: pb::controller_client::ControllerClient<tonic::transport::Channel>,
+}
+
+async fn echo_region(configure: impl FnOnce(&mut controller::server::Handle)) -> EchoRegion {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let ctl = start_controller_with(redb(dir.path()).await, None, configure).await;
     let dme = start_dme(&[ctl.notify]).await;
     let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
     // The munich instance only needs a port of its own.
@@ -165,8 +175,28 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
         .await
         .expect("apply");
     ctl.wait_dme(report.revision).await;
+    wait_health(&ctl, &inst_key("echo-berlin"), HealthCheck::Ok, 10).await;
+    EchoRegion {
+        dir,
+        ctl,
+        dme,
+        backend,
+        backend_task,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rootlb_serves_controller_routes_and_reports_health() {
+    let EchoRegion {
+        dir: _dir,
+        ctl,
+        dme,
+        backend,
+        backend_task,
+        mut client,
+    } = echo_region(|_| {}).await;
     let berlin = inst_key("echo-berlin");
-    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
 
     // The root LB for berlin-1, its public listeners on 127.0.0.2 so that the public port can
     // equal the backend's port on 127.0.0.1.
@@ -275,18 +305,15 @@ fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cloudlet_without_its_root_lb_is_offline_until_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
-    let dme = start_dme(&[ctl.notify]).await;
-    let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
-    let munich_port = backend.port().wrapping_add(1).max(1024);
-    let mut client = ctl.client().await;
-    let report = edgectl::apply(&mut client, &document(backend.port(), munich_port))
-        .await
-        .expect("apply");
-    ctl.wait_dme(report.revision).await;
+    let EchoRegion {
+        dir: _dir,
+        ctl,
+        dme,
+        backend,
+        backend_task,
+        ..
+    } = echo_region(|_| {}).await;
     let (berlin, munich) = (inst_key("echo-berlin"), inst_key("echo-munich"));
-    wait_health(&ctl, &berlin, HealthCheck::Ok, 10).await;
     let app = echo_app();
     let front = SocketAddr::from(([127, 0, 0, 2], backend.port()));
 
@@ -378,19 +405,14 @@ impl Partition {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_lb_behind_a_silent_partition_goes_offline_and_returns_when_it_heals() {
-    let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller_with(redb(dir.path()).await, None, |h| {
-        h.notify_keepalive = Duration::from_secs(1);
-    })
-    .await;
-    let dme = start_dme(&[ctl.notify]).await;
-    let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
-    let munich_port = backend.port().wrapping_add(1).max(1024);
-    let mut client = ctl.client().await;
-    let report = edgectl::apply(&mut client, &document(backend.port(), munich_port))
-        .await
-        .expect("apply");
-    ctl.wait_dme(report.revision).await;
+    let EchoRegion {
+        dir: _dir,
+        ctl,
+        dme,
+        backend,
+        backend_task,
+        ..
+    } = echo_region(|h| h.notify_keepalive = Duration::from_secs(1)).await;
     let berlin = inst_key("echo-berlin");
     let app = echo_app();
     let front = SocketAddr::from(([127, 0, 0, 2], backend.port()));
