@@ -65,12 +65,13 @@ impl std::fmt::Debug for PrefixCell {
     }
 }
 
-/// The cookie for a client at `at` sent to the instance `inst` names (whose cell is `cell`),
-/// issued at `now` and valid until `exp`.
-pub fn sign(
+/// The cookie for a client at `at` sent to the instance whose cell is `cell` and whose names
+/// `names` gives (only called when the cell must be built or cannot be used: looking the names
+/// up costs cold reads a cached cookie does not need), issued at `now`, valid until `exp`.
+pub fn sign<'n>(
     keys: &KeyRing,
     cell: &PrefixCell,
-    inst: &InstNames<'_>,
+    names: impl Fn() -> InstNames<'n>,
     at: LatLon,
     now: i64,
     exp: i64,
@@ -80,13 +81,13 @@ pub fn sign(
     let cached = cell.0.get_or_init(|| {
         Box::new(Cached {
             ring: keys.id(),
-            prefix: prefix(keys, inst),
+            prefix: prefix(keys, &names()),
         })
     });
     if cached.ring == keys.id() {
         keys.finish_token(&cached.prefix, rest)
     } else {
-        keys.finish_token(&prefix(keys, inst), rest)
+        keys.finish_token(&prefix(keys, &names()), rest)
     }
 }
 
@@ -159,7 +160,7 @@ mod tests {
             let cell = PrefixCell::default();
             let n = names(name, cluster);
             for round in 0..2 {
-                let token = sign(&keys, &cell, &n, at, 100 + round, 700);
+                let token = sign(&keys, &cell, || n, at, 100 + round, 700);
                 let key = keys.verify_edge_events(&token, 699).unwrap();
                 assert_eq!(key.appinstname, name);
                 assert_eq!(key.appinstorg, "devorg");
@@ -186,8 +187,8 @@ mod tests {
         let cell = PrefixCell::default();
         let at = LatLon::new(1.0, 2.0).unwrap();
         let n = names("x", "c");
-        let by_a = sign(&a, &cell, &n, at, 1, 2);
-        let by_b = sign(&b, &cell, &n, at, 1, 2);
+        let by_a = sign(&a, &cell, || n, at, 1, 2);
+        let by_b = sign(&b, &cell, || n, at, 1, 2);
         assert!(a.verify_edge_events(&by_a, 1).is_ok());
         assert!(
             b.verify_edge_events(&by_b, 1).is_ok(),
@@ -203,7 +204,7 @@ mod tests {
         let token = sign(
             &keys,
             &PrefixCell::default(),
-            &names("x", ""),
+            || names("x", ""),
             at,
             i64::MIN,
             i64::MAX,

@@ -315,7 +315,7 @@ impl Dme {
         ctx: Ctx,
     ) -> String {
         let inst = found.inst;
-        let names = InstNames {
+        let names = || InstNames {
             name: found.name,
             organization: app.organization(inst),
             cluster: app.cluster(inst).unwrap_or_default(),
@@ -323,7 +323,7 @@ impl Dme {
             cloudlet: &inst.cloudlet.key.name,
         };
         let exp = ctx.now + secs(self.config.edge_events_cookie_lifetime);
-        edge_cookie::sign(&self.keys, &inst.edge_prefix, &names, at, ctx.now, exp)
+        edge_cookie::sign(&self.keys, &inst.edge_prefix, names, at, ctx.now, exp)
     }
 
     pub fn platform_find_cloudlet(
