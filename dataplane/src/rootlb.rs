@@ -205,30 +205,13 @@ pub async fn run_rootlb_until(
         Some(path) => handoff::take_over(path).await?,
         None => None,
     };
-    let mut inherited_keys = Vec::new();
-    let inherited = inherited
-        .map(|mut inh| -> anyhow::Result<_> {
-            for l in std::mem::take(&mut inh.tcp) {
-                inherited_keys.push(ListenerKey {
-                    proto: Proto::Tcp,
-                    port: l.local_addr()?.port(),
-                });
-                server.adopt_tcp(l)?;
-            }
-            for s in std::mem::take(&mut inh.udp) {
-                inherited_keys.push(ListenerKey {
-                    proto: Proto::Udp,
-                    port: s.local_addr()?.port(),
-                });
-                server.adopt_udp(s)?;
-            }
-            tracing::info!(
-                sockets = inherited_keys.len(),
-                "upgrade: took over the running root LB's listeners"
-            );
-            Ok(inh)
-        })
-        .transpose()?;
+    let (inherited, inherited_keys) = match inherited {
+        Some(inh) => {
+            let (inh, keys) = adopt(&mut server, inh)?;
+            (Some(inh), keys)
+        }
+        None => (None, Vec::new()),
+    };
     let first = match &args.routes {
         Some(path) => {
             let table = load_routes(path)?;
@@ -243,33 +226,7 @@ pub async fn run_rootlb_until(
     // The metrics endpoint ends with this function (an upgraded successor needs its port).
     let (metrics_stop, metrics_stopped) = watch::channel(false);
     if let Some(addr) = args.metrics_addr {
-        let until = move |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let shared = shared.clone();
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => {
-                tracing::info!(%addr, "metrics on /metrics");
-                tokio::spawn(crate::metrics::serve(l, shared, until(metrics_stopped)));
-            }
-            // During an upgrade the previous process holds the port until it has drained.
-            Err(e) if inherited.is_some() && e.kind() == std::io::ErrorKind::AddrInUse => {
-                tracing::info!(%addr, "metrics address held by the previous process; taking it when it ends");
-                tokio::spawn(async move {
-                    while !*metrics_stopped.borrow() {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
-                            tracing::info!(%addr, "metrics on /metrics");
-                            crate::metrics::serve(l, shared, until(metrics_stopped)).await;
-                            return;
-                        }
-                    }
-                });
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("binding metrics address {addr}"));
-            }
-        }
+        start_metrics(addr, shared.clone(), metrics_stopped, inherited.is_some()).await?;
     }
     let producer = match (&args.routes, &args.cloudlet) {
         (Some(path), _) => {
@@ -317,6 +274,69 @@ pub async fn run_rootlb_until(
         u.abort();
     }
     let _ = metrics_stop.send(true);
+    Ok(())
+}
+
+/// Hands the previous process's sockets to `server`; the listener keys they serve.
+fn adopt(
+    server: &mut Server,
+    mut inh: handoff::Inherited,
+) -> anyhow::Result<(handoff::Inherited, Vec<ListenerKey>)> {
+    let mut keys = Vec::new();
+    for l in std::mem::take(&mut inh.tcp) {
+        let port = l.local_addr()?.port();
+        keys.push(ListenerKey {
+            proto: Proto::Tcp,
+            port,
+        });
+        server.adopt_tcp(l)?;
+    }
+    for s in std::mem::take(&mut inh.udp) {
+        let port = s.local_addr()?.port();
+        keys.push(ListenerKey {
+            proto: Proto::Udp,
+            port,
+        });
+        server.adopt_udp(s)?;
+    }
+    tracing::info!(
+        sockets = keys.len(),
+        "upgrade: took over the running root LB's listeners"
+    );
+    Ok((inh, keys))
+}
+
+/// Serves metrics on `addr` until `stop` turns true. During an upgrade (`upgrading`) the
+/// previous process holds the port until it has drained: it is taken once free.
+async fn start_metrics(
+    addr: SocketAddr,
+    shared: Arc<server::Shared>,
+    stop: watch::Receiver<bool>,
+    upgrading: bool,
+) -> anyhow::Result<()> {
+    let until = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            tracing::info!(%addr, "metrics on /metrics");
+            tokio::spawn(crate::metrics::serve(l, shared, until(stop)));
+        }
+        Err(e) if upgrading && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::info!(%addr, "metrics address held by the previous process; taking it when it ends");
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+                        tracing::info!(%addr, "metrics on /metrics");
+                        crate::metrics::serve(l, shared, until(stop)).await;
+                        return;
+                    }
+                }
+            });
+        }
+        Err(e) => return Err(e).with_context(|| format!("binding metrics address {addr}")),
+    }
     Ok(())
 }
 
