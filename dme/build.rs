@@ -17,5 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&descriptors)?
         .preserve_proto_field_names()
         .build(&[".distributed_match_engine"])?;
+    // Number fields go through our one-visitor reader (see src/json_num.rs for why).
+    let serde_rs = out.join("distributed_match_engine.serde.rs");
+    let generated = std::fs::read_to_string(&serde_rs)?;
+    let patched = generated.replace(
+        "::pbjson::private::NumberDeserialize",
+        "crate::json_num::Num",
+    );
+    if patched == generated {
+        return Err(
+            "pbjson output has no NumberDeserialize to replace: check src/json_num.rs".into(),
+        );
+    }
+    std::fs::write(&serde_rs, patched)?;
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod fixture;
 pub mod grpc;
 mod hmac_mid;
+mod json_num;
 pub mod ksuid;
 pub mod location;
 pub mod matcher;
