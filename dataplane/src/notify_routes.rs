@@ -20,7 +20,8 @@ use edge_model::{
 };
 
 use crate::table::{
-    HealthCheck, ListenerKey, Proto, Route, RouteTable, TableError, TlsFiles, UdpSettings, default,
+    HealthCheck, ListenerKey, Proto, Route, RouteTable, TableError, TlsFiles, UdpProbe,
+    UdpSettings, default,
 };
 
 /// Settings of every route built from the controller's objects (the routes file's `defaults`).
@@ -50,6 +51,7 @@ impl Default for RouteOptions {
                 timeout: default::HC_TIMEOUT,
                 rise: default::HC_RISE,
                 fall: default::HC_FALL,
+                udp: UdpProbe::default(),
             }),
             connect_timeout: default::CONNECT_TIMEOUT,
             max_conns_per_backend: default::MAX_CONNS_PER_BACKEND,
@@ -184,7 +186,7 @@ pub fn routes_for<'a>(
                 proxy_protocol_v2: false,
                 connect_timeout: opts.connect_timeout,
                 max_conns_per_backend: opts.max_conns_per_backend,
-                health_check: opts.health_check,
+                health_check: opts.health_check.clone(),
                 eject_for: opts.eject_for,
                 udp: opts.udp,
             });

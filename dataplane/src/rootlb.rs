@@ -19,7 +19,9 @@ use crate::handoff;
 use crate::notify_routes::RouteOptions;
 use crate::server::{self, CopyMode, Server, ServerOptions};
 use crate::subscribe::{self, NotifyConfig};
-use crate::table::{HealthCheck, ListenerKey, Proto, RouteTable, TableError, TlsFiles, default};
+use crate::table::{
+    HealthCheck, ListenerKey, Proto, RouteTable, TableError, TlsFiles, UdpProbe, default,
+};
 
 /// Flags of `edgeplane rootlb`.
 #[derive(Debug, Clone, clap::Args)]
@@ -107,8 +109,9 @@ impl RootLbArgs {
             timeout: Duration::from_millis(self.health_timeout_ms),
             rise: self.health_rise,
             fall: self.health_fall,
+            udp: UdpProbe::default(),
         });
-        if let Some(hc) = health_check
+        if let Some(hc) = &health_check
             && (hc.timeout.is_zero() || hc.timeout > hc.interval)
         {
             anyhow::bail!("--health-timeout-ms must be between 1 and --health-interval-ms");

@@ -131,9 +131,9 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 /// Receive a batch on `sock`; returns how many slots were filled. A short batch means the socket
 /// is drained, so read readiness is cleared then (saving the EAGAIN call). Errors (e.g. an ICMP
-/// error queued on a connected socket) count as an empty batch; readiness stays set and the next
-/// call gets the data.
-fn recv_batch(sock: &UdpSocket, ring: &mut RxRing, with_addrs: bool) -> usize {
+/// port unreachable queued on a connected socket, which reports it once) are returned;
+/// readiness stays set and the next call gets the data.
+fn recv_batch(sock: &UdpSocket, ring: &mut RxRing, with_addrs: bool) -> io::Result<usize> {
     let fd = sock.as_raw_fd();
     let mut got = 0;
     let r = sock.try_io(Interest::READABLE, || {
@@ -145,8 +145,8 @@ fn recv_batch(sock: &UdpSocket, ring: &mut RxRing, with_addrs: bool) -> usize {
         }
     });
     match r {
-        Err(e) if e.kind() != io::ErrorKind::WouldBlock => 0,
-        _ => got,
+        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+        _ => Ok(got),
     }
 }
 
@@ -180,6 +180,8 @@ struct Sent {
     packets: u64,
     bytes: u64,
     dropped: u64,
+    /// The peer's port is unreachable (an ICMP error came back on the connected socket).
+    refused: bool,
 }
 
 impl std::ops::AddAssign for Sent {
@@ -187,7 +189,12 @@ impl std::ops::AddAssign for Sent {
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.dropped += o.dropped;
+        self.refused |= o.refused;
     }
+}
+
+fn is_refused(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::ConnectionRefused
 }
 
 impl<'a> Train<'a> {
@@ -238,24 +245,29 @@ impl<'a> Train<'a> {
         let all = Sent {
             packets: n as u64,
             bytes: self.bytes as u64,
-            dropped: 0,
+            ..Sent::default()
         };
         let seg = u16::try_from(self.seg).unwrap_or(u16::MAX);
         match send_train(fd, iov, (n > 1).then_some(seg), dest) {
             Ok(()) => all,
-            Err(e) if n == 1 || e.kind() == io::ErrorKind::WouldBlock => Sent {
+            Err(e) if n == 1 || e.kind() == io::ErrorKind::WouldBlock || is_refused(&e) => Sent {
                 dropped: n as u64,
+                refused: is_refused(&e),
                 ..Sent::default()
             },
             // No GSO on this path (EIO/EINVAL), or a pending ICMP error: one datagram at a time.
             Err(_) => {
                 let mut s = Sent::default();
                 for v in iov {
-                    if send_train(fd, std::slice::from_ref(v), None, dest).is_ok() {
-                        s.packets += 1;
-                        s.bytes += v.iov_len as u64;
-                    } else {
-                        s.dropped += 1;
+                    match send_train(fd, std::slice::from_ref(v), None, dest) {
+                        Ok(()) => {
+                            s.packets += 1;
+                            s.bytes += v.iov_len as u64;
+                        }
+                        Err(e) => {
+                            s.dropped += 1;
+                            s.refused |= is_refused(&e);
+                        }
                     }
                 }
                 s
@@ -310,11 +322,27 @@ fn send_train(
 
 struct Flow {
     id: u64,
+    client: SocketAddr,
     upstream: UdpSocket,
     /// Backend is IPv6 (GSO segment limit).
     v6: bool,
     last_ms: AtomicU64,
     guard: ActiveGuard,
+    /// Passive ejection period of the backend (the route's `eject_for`).
+    eject_for: Duration,
+    /// Ends the flow's return path (its backend refused).
+    end: tokio::sync::Notify,
+}
+
+impl Flow {
+    /// The backend's port is unreachable: eject the backend (passive health, as a failed TCP
+    /// connect does) so that the client's next datagram opens a flow to another backend.
+    fn refused(&self) {
+        let b = &self.guard.0;
+        b.eject(self.eject_for);
+        b.stats.connect_errors.inc();
+        tracing::debug!(backend = %b.addr, client = %self.client, "udp backend port unreachable: ejected");
+    }
 }
 
 /// A listener's state between wake-ups.
@@ -378,7 +406,7 @@ const NO_FLOW: u8 = u8::MAX;
 impl Listener {
     /// Receive one batch and send each flow's datagrams on as GSO trains, in arrival order.
     fn forward_batch(&mut self, ring: &mut RxRing) {
-        let n = recv_batch(&self.sock, ring, true);
+        let n = recv_batch(&self.sock, ring, true).unwrap_or(0);
         if n == 0 {
             return;
         }
@@ -419,6 +447,8 @@ impl Listener {
         }
         let now = clock_ms();
         let mut dropped = 0;
+        // Flows whose backend refused (indices into `self.active`).
+        let mut refused = [false; BATCH];
         for (k, f) in self.active.iter().enumerate() {
             f.last_ms.store(now, Relaxed);
             let fd = f.upstream.as_raw_fd();
@@ -436,6 +466,16 @@ impl Listener {
             stats.packets_in.add(sent.packets);
             stats.bytes_in.add(sent.bytes);
             dropped += sent.dropped;
+            if sent.refused {
+                f.refused();
+                f.end.notify_one();
+                refused[k] = true;
+            }
+        }
+        for (f, _) in self.active.iter().zip(refused).filter(|(_, r)| *r) {
+            if self.flows.get(&f.client).is_some_and(|g| g.id == f.id) {
+                self.flows.remove(&f.client);
+            }
         }
         self.active.clear();
         if dropped > 0
@@ -484,10 +524,13 @@ fn new_flow(
     *next_id += 1;
     let flow = Arc::new(Flow {
         id: *next_id,
+        client,
         upstream,
         v6,
         last_ms: AtomicU64::new(clock_ms()),
         guard,
+        eject_for: rt.route.eject_for,
+        end: tokio::sync::Notify::new(),
     });
     if flows.insert(client, flow.clone()).is_err() {
         rt.stats.udp_drops_full.inc();
@@ -518,7 +561,8 @@ fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, bool, ActiveGuard)> {
     None
 }
 
-fn connected_socket(backend: SocketAddr) -> io::Result<UdpSocket> {
+/// A non-blocking UDP socket connected to `backend` (so ICMP errors come back on it).
+pub(crate) fn connected_socket(backend: SocketAddr) -> io::Result<UdpSocket> {
     let local: SocketAddr = if backend.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -560,7 +604,12 @@ async fn return_path(
                 if sent.dropped > 0 {
                     stats.udp_drops_send.add(sent.dropped);
                 }
+                if sent.refused {
+                    flow.refused();
+                    break;
+                }
             }
+            () = flow.end.notified() => break,
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
             _ = drained(&mut drain) => break,
@@ -578,8 +627,14 @@ fn return_batch(
     listen: &UdpSocket,
     dest: &socket2::SockAddr,
 ) -> Sent {
-    let n = recv_batch(&flow.upstream, ring, false);
     let mut sent = Sent::default();
+    let n = match recv_batch(&flow.upstream, ring, false) {
+        Ok(n) => n,
+        Err(e) => {
+            sent.refused = is_refused(&e);
+            return sent;
+        }
+    };
     if n == 0 {
         return sent;
     }

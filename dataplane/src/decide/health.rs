@@ -41,9 +41,45 @@ impl HealthTracker {
     }
 }
 
+/// What a UDP probe saw before its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome<'a> {
+    /// The backend answered with this datagram.
+    Reply(&'a [u8]),
+    /// Nothing came back.
+    Silent,
+    /// Port unreachable (ICMP), or the probe could not be sent.
+    Failed,
+}
+
+/// A UDP probe's verdict: a refusal always fails; with `expect`, only a reply containing it
+/// passes; without, any reply or silence passes.
+pub fn udp_probe_ok(expect: Option<&[u8]>, outcome: ProbeOutcome<'_>) -> bool {
+    match (outcome, expect) {
+        (ProbeOutcome::Failed, _) | (ProbeOutcome::Silent, Some(_)) => false,
+        (ProbeOutcome::Silent | ProbeOutcome::Reply(_), None) => true,
+        (ProbeOutcome::Reply(r), Some(e)) => r.windows(e.len()).any(|w| w == e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udp_probe_verdicts() {
+        use ProbeOutcome::*;
+        assert!(udp_probe_ok(None, Silent), "silence is no refusal");
+        assert!(udp_probe_ok(None, Reply(b"x")));
+        assert!(!udp_probe_ok(None, Failed));
+        assert!(udp_probe_ok(Some(b"pong"), Reply(b"+pong 1")));
+        assert!(!udp_probe_ok(Some(b"pong"), Reply(b"pon")));
+        assert!(
+            !udp_probe_ok(Some(b"pong"), Silent),
+            "an expected reply must come"
+        );
+        assert!(!udp_probe_ok(Some(b"pong"), Failed));
+    }
 
     #[test]
     fn falls_after_fall_failures_and_rises_after_rise_successes() {

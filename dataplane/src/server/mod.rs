@@ -306,24 +306,25 @@ impl Server {
             live
         });
         for rt in snap.routes() {
-            let want = rt
-                .route
-                .health_check
-                .filter(|_| rt.route.key.proto == Proto::Tcp);
+            let want = rt.route.health_check.as_ref();
             for b in &rt.backends {
                 let Some(e) = self.backends.get_mut(&(rt.route.key, b.addr)) else {
                     continue;
                 };
-                if e.check.as_ref().map(|(hc, _)| *hc) == want {
+                if e.check.as_ref().map(|(hc, _)| hc) == want {
                     continue;
                 }
                 if let Some((_, t)) = e.check.take() {
                     t.abort();
                 }
                 e.rt.set_checked_health(true);
-                if let Some(hc) = want {
-                    let task =
-                        health::spawn(e.rt.clone(), rt.route.clone(), hc, self.shared.clone());
+                if let Some(hc) = want.cloned() {
+                    let task = health::spawn(
+                        e.rt.clone(),
+                        rt.route.clone(),
+                        hc.clone(),
+                        self.shared.clone(),
+                    );
                     e.check = Some((hc, task));
                 }
             }

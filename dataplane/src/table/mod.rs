@@ -55,7 +55,7 @@ pub struct TlsFiles {
 }
 
 /// Active health check parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     pub interval: Duration,
     pub timeout: Duration,
@@ -63,6 +63,22 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures that take an up backend down.
     pub fall: u32,
+    /// How UDP listeners probe their backends (TCP listeners connect).
+    pub udp: UdpProbe,
+}
+
+/// A UDP backend check: send `send` on a fresh connected socket, then wait `timeout`. A port
+/// unreachable (ICMP) fails it. With `expect`, only a reply containing it passes; without,
+/// silence passes too (a UDP service need not answer an unknown datagram).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UdpProbe {
+    pub send: Arc<[u8]>,
+    pub expect: Option<Arc<[u8]>>,
+}
+
+impl UdpProbe {
+    /// Largest probe payload or expected reply part.
+    pub const MAX_LEN: usize = 512;
 }
 
 /// UDP flow table parameters.
@@ -336,6 +352,12 @@ fn build_route(l: &ListenerSpec, d: &ListenerDefaults, errs: &mut Vec<String>) -
         .max_conns_per_backend
         .or(d.max_conns_per_backend)
         .unwrap_or(default::MAX_CONNS_PER_BACKEND);
+    if proto == Proto::Tcp
+        && let Some(h) = &l.health_check
+        && (h.send.is_some() || h.expect.is_some())
+    {
+        errs.push("health_check send/expect apply to udp listeners only".into());
+    }
     let health_check = build_health(l.health_check.as_ref().or(d.health_check.as_ref()), errs);
     let udp = build_udp(l.udp.as_ref(), d.udp.as_ref(), errs);
     if l.udp.is_some() && proto != Proto::Udp {
@@ -386,11 +408,26 @@ fn build_health(h: Option<&HealthSpec>, errs: &mut Vec<String>) -> Option<Health
     if rise == 0 || fall == 0 {
         errs.push("health_check rise and fall must be >= 1".into());
     }
+    let send = h.send.as_deref().unwrap_or_default().as_bytes();
+    let expect = h.expect.as_deref().map(str::as_bytes);
+    if send.len() > UdpProbe::MAX_LEN || expect.is_some_and(|e| e.len() > UdpProbe::MAX_LEN) {
+        errs.push(format!(
+            "health_check send and expect must be at most {} bytes",
+            UdpProbe::MAX_LEN
+        ));
+    }
+    if expect.is_some_and(<[u8]>::is_empty) {
+        errs.push("health_check expect must not be empty (leave it out to accept silence)".into());
+    }
     Some(HealthCheck {
         interval,
         timeout,
         rise,
         fall,
+        udp: UdpProbe {
+            send: send.into(),
+            expect: expect.map(Into::into),
+        },
     })
 }
 

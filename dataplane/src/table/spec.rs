@@ -87,7 +87,8 @@ pub struct TlsSpec {
     pub key: String,
 }
 
-/// Active TCP-connect health check.
+/// Active health check: a TCP connect, or for UDP listeners a probe datagram (see
+/// [`super::UdpProbe`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSpec {
@@ -96,6 +97,10 @@ pub struct HealthSpec {
     pub timeout: Option<String>,
     pub rise: Option<u32>,
     pub fall: Option<u32>,
+    /// UDP only: the probe datagram's payload (default: empty).
+    pub send: Option<String>,
+    /// UDP only: a reply must contain this (default: any reply or silence passes).
+    pub expect: Option<String>,
 }
 
 /// UDP flow table settings.

@@ -55,7 +55,7 @@ listeners:
     assert_eq!(a.connect_timeout, Duration::from_millis(30));
     assert_eq!(a.max_conns_per_backend, 7);
     assert_eq!(a.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
-    let hc = a.health_check.unwrap();
+    let hc = a.health_check.clone().unwrap();
     assert_eq!(
         (hc.interval, hc.timeout, hc.rise, hc.fall),
         (Duration::from_secs(2), Duration::from_millis(500), 2, 4)
@@ -83,6 +83,8 @@ listeners:
   - {proto: tcp, port: 28083, backends: []}
   - {proto: tcp, port: 28084, backends: ["127.0.0.1:1"], connect_timeout: fast}
   - {proto: tcp, port: 28085, backends: ["127.0.0.1:1"], health_check: {interval: 1s, timeout: 2s, rise: 0}}
+  - {proto: tcp, port: 28086, backends: ["127.0.0.1:1"], health_check: {send: ping}}
+  - {proto: udp, port: 28087, backends: ["127.0.0.1:1"], health_check: {expect: ""}}
 "#,
     )
     .unwrap_err();
@@ -101,10 +103,12 @@ listeners:
         "connect_timeout",
         "timeout must not exceed interval",
         "rise and fall",
+        "send/expect apply to udp listeners only",
+        "expect must not be empty",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in {text}");
     }
-    assert_eq!(problems.len(), 10, "{problems:#?}");
+    assert_eq!(problems.len(), 12, "{problems:#?}");
 }
 
 #[test]
@@ -187,4 +191,38 @@ fn from_routes_validates() {
     let mut dup = routes.clone();
     dup.push(routes[0].clone());
     assert!(RouteTable::from_routes(t.drain_grace, dup).is_err());
+}
+
+#[test]
+fn udp_probe_settings() {
+    let long = "x".repeat(UdpProbe::MAX_LEN + 1);
+    let err = RouteTable::from_yaml(&format!(
+        "listeners: [{{proto: udp, port: 1, backends: [\"127.0.0.1:1\"], health_check: {{send: {long}}}}}]"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("at most 512 bytes"), "{err}");
+    // Defaults carry a probe to UDP listeners; TCP listeners inherit it without complaint.
+    let t = RouteTable::from_yaml(
+        r#"
+defaults: {health_check: {interval: 2s, send: ping, expect: pong}}
+listeners:
+  - {proto: udp, port: 1, backends: ["127.0.0.1:1"]}
+  - {proto: tcp, port: 2, backends: ["127.0.0.1:1"]}
+  - {proto: udp, port: 3, backends: ["127.0.0.1:1"], health_check: {interval: 1s}}
+"#,
+    )
+    .unwrap();
+    let hc = |proto, port| {
+        t.get(&ListenerKey { proto, port })
+            .and_then(|r| r.health_check.clone())
+            .unwrap()
+    };
+    let udp = hc(Proto::Udp, 1);
+    assert_eq!(
+        (&*udp.udp.send, udp.udp.expect.as_deref()),
+        (&b"ping"[..], Some(&b"pong"[..]))
+    );
+    assert_eq!(hc(Proto::Tcp, 2).interval, Duration::from_secs(2));
+    let own = hc(Proto::Udp, 3);
+    assert_eq!((&*own.udp.send, own.udp.expect), (&b""[..], None));
 }
