@@ -11,8 +11,10 @@
 #   dataplane/loadtest/compare.sh                 # DUR=10 REPS=3
 #   DUR=5 REPS=1 ONLY="direct rootlb-splice" dataplane/loadtest/compare.sh
 #   TESTS="iperf-udp iperf-tcp" ...    # subset of: keepalive connclose bigfile iperf-tcp iperf-udp churn idle
-#   LB_BIN=/path/to/rootlb ...         # measure a prebuilt binary instead of building one
-#   LB_OLD=/path/to/old/rootlb ...     # also measure an older build (auto mode) as "rootlb-old"
+#   UDP_WINDOW=4M UDP_RATE=3G ...      # iperf3 UDP socket buffers and offered rate (see below)
+#   LB_BIN="/path/to/edgeplane rootlb" ...  # measure a prebuilt root LB command instead of building
+#                                      # the shipped binary (`edgeplane rootlb`, mimalloc)
+#   LB_OLD="/path/to/old/edgeplane rootlb" ...  # also measure an older build (auto mode) as "rootlb-old"
 # Results: $WORK/results.csv and $WORK/summary.md (WORK defaults to /tmp/dp-compare).
 # Every process started here is stopped by pid on exit. Only 127.0.0.1 is used.
 set -u
@@ -20,6 +22,11 @@ DUR=${DUR:-10}; REPS=${REPS:-3}; CONNS=${CONNS:-50}; BIG_CONNS=${BIG_CONNS:-4}; 
 IDLE_N=${IDLE_N:-2000}; ONLY=${ONLY:-}; WORK=${WORK:-/tmp/dp-compare}
 TESTS=${TESTS:-keepalive connclose bigfile iperf-tcp iperf-udp churn idle}; LB_BIN=${LB_BIN:-}; LB_OLD=${LB_OLD:-}
 QUIET_PCT=${QUIET_PCT:-15}; QUIET_WAIT=${QUIET_WAIT:-60}
+# UDP: offered rate (0 = flood, as the reference baseline) and the iperf3 socket buffers (-w;
+# empty = iperf3's default, as the reference). The default server buffer holds about 90
+# datagrams, so on two shared cores the iperf3 server itself drops much of what a proxy forwards
+# while it waits for a core; UDP_WINDOW=4M moves the bottleneck back into the proxy.
+UDP_RATE=${UDP_RATE:-0}; UDP_WINDOW=${UDP_WINDOW:-}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -30,10 +37,11 @@ case "$WORK" in /|""|/tmp|/tmp/) echo "refusing WORK=$WORK" >&2; exit 1;; esac
 if [ -e "$WORK" ] && [ ! -e "$WORK/.dp-compare" ]; then echo "$WORK is not ours" >&2; exit 1; fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-if [ -n "$LB_BIN" ]; then LB=$LB_BIN; else
-  (cd "$ROOT" && cargo build --release -q -j 2 -p dataplane --example rootlb) || exit 1
-  LB="$CARGO_TARGET_DIR/release/examples/rootlb"
+if [ -n "$LB_BIN" ]; then read -ra LB <<<"$LB_BIN"; else
+  (cd "$ROOT" && cargo build --release -q -j 2 -p edgeplane) || exit 1
+  LB=("$CARGO_TARGET_DIR/release/edgeplane" rootlb)
 fi
+read -ra LB_OLD_CMD <<<"$LB_OLD"
 # Everything measured here (backends, proxies, load generators) runs ahead of unrelated
 # background work on a shared box; all targets get the same priority.
 renice -n "${NICE:--10}" $$ >/dev/null 2>&1 || true
@@ -124,15 +132,15 @@ routes() { # http_port bulk_port [extra listener port]
 routes 28080 25201 > "$WORK/routes-splice.yaml"
 routes 28090 25211 > "$WORK/routes-copy.yaml"
 routes 28070 25191 > "$WORK/routes-auto.yaml"
-RUST_LOG=info "$LB" --routes "$WORK/routes-splice.yaml" --threads 1 --copy-mode splice --reload-poll-ms 20 \
+RUST_LOG=info "${LB[@]}" --routes "$WORK/routes-splice.yaml" --threads 1 --copy-mode splice --reload-poll-ms 20 \
   --metrics-addr 127.0.0.1:29100 >"$WORK/logs/rootlb-splice.log" 2>&1 & PIDS+=($!); LBS_PID=$!
-RUST_LOG=warn "$LB" --routes "$WORK/routes-copy.yaml" --threads 1 --copy-mode copy \
+RUST_LOG=warn "${LB[@]}" --routes "$WORK/routes-copy.yaml" --threads 1 --copy-mode copy \
   >"$WORK/logs/rootlb-copy.log" 2>&1 & PIDS+=($!); LBC_PID=$!
-RUST_LOG=warn "$LB" --routes "$WORK/routes-auto.yaml" --threads 1 --copy-mode auto \
+RUST_LOG=warn "${LB[@]}" --routes "$WORK/routes-auto.yaml" --threads 1 --copy-mode auto \
   >"$WORK/logs/rootlb-auto.log" 2>&1 & PIDS+=($!); LBA_PID=$!
 if [ -n "$LB_OLD" ]; then
   routes 28060 25181 > "$WORK/routes-old.yaml"
-  RUST_LOG=warn "$LB_OLD" --routes "$WORK/routes-old.yaml" --threads 1 --copy-mode auto \
+  RUST_LOG=warn "${LB_OLD_CMD[@]}" --routes "$WORK/routes-old.yaml" --threads 1 --copy-mode auto \
     >"$WORK/logs/rootlb-old.log" 2>&1 & PIDS+=($!); LBO_PID=$!
 fi
 sleep 1.5
@@ -158,6 +166,7 @@ ms() { python3 -c "import sys,re;m=re.match(r'([\d.]+)(us|ms|s)',sys.argv[1]);pr
 mibs() { python3 -c "import sys,re;m=re.match(r'([\d.]+)([KMG]?B)',sys.argv[1]);print(round(float(m.group(1))*{'B':2**-20,'KB':2**-10,'MB':1,'GB':1024}[m.group(2)],1))" "$1"; }
 
 RES="$WORK/results.csv"; echo "target,test,rep,value,unit,p50_ms,p90_ms,p99_ms,errors,cpu_pct,bg_pct" > "$RES"
+echo "target,rep,proxy_drops,sink_drops" > "$WORK/udp_drops.csv"
 wrk_run() { # name port test path conns pid [header]
   local name=$1 port=$2 test=$3 path=$4 conns=$5 pid=$6; shift 6
   quiet; local c0; c0=$(ticks "$pid")
@@ -178,8 +187,15 @@ iperf_run() { # name port mode pid
   local name=$1 port=$2 mode=$3 pid=$4 out bps loss c0 c1 cpu
   quiet; c0=$(ticks "$pid")
   if [ "$mode" = udp ]; then
-    out=$(timeout $((IPERF_DUR+15)) iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_DUR" -u -b 0 -l 1400 -J 2>&1)
+    # Where the loss happens: receive-buffer drops at the proxy's listener vs at the iperf3 server.
+    local dfile="$WORK/logs/udpdrops-$name-$REP.txt" pport=$port dpid pd sd
+    [ "$port" = 15201 ] && pport=0
+    python3 "$ROOT/dataplane/loadtest/udp_drops.py" "$pport" 15201 $((IPERF_DUR+2)) > "$dfile" & dpid=$!
+    out=$(timeout $((IPERF_DUR+15)) iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_DUR" -u -b "$UDP_RATE" -l 1400 ${UDP_WINDOW:+-w "$UDP_WINDOW"} -J 2>&1)
     read -r bps loss < <(python3 -c "import json,sys;s=json.loads(sys.stdin.read())['end']['sum'];print(s['bits_per_second']*(1-s['lost_percent']/100), round(s['lost_percent'],1))" <<<"$out" 2>/dev/null || echo "0 100")
+    wait "$dpid"; read -r pd sd < "$dfile" || true
+    echo "$name,$REP,${pd:-},${sd:-}" >> "$WORK/udp_drops.csv"
+    echo "  $name iperf-udp drops: ${pd:-?} at the proxy listener, ${sd:-?} at the iperf3 server" >&2
   else
     out=$(timeout $((IPERF_DUR+15)) iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_DUR" -J 2>&1); loss=0
     bps=$(python3 -c "import json,sys;print(json.loads(sys.stdin.read())['end']['sum_received']['bits_per_second'])" <<<"$out" 2>/dev/null || echo 0)
@@ -237,7 +253,7 @@ for t in "${TARGETS[@]}"; do
   sleep 2
 done
 
-python3 - "$RES" "$WORK/idle.csv" > "$WORK/summary.md" <<'PY'
+python3 - "$RES" "$WORK/idle.csv" "$WORK/udp_drops.csv" > "$WORK/summary.md" <<'PY'
 import csv, sys, statistics as st
 from collections import defaultdict
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -266,6 +282,19 @@ if ka:
     for n in sorted(ka, key=lambda n: order.index(n) if n in order else 99):
         rs = ka[n]; p99 = med(rs, 'p99_ms')
         print(f"| {n} | {f(med(rs,'value'))} | {f(med(rs,'p50_ms'))} | {f(p99)} | {rat(p99, hp99) if n != 'haproxy' else '-'} |")
+drops = list(csv.DictReader(open(sys.argv[3])))
+if drops:
+    # UDP: a proxy can only deliver what the sink reads; drops at the sink mean the proxy
+    # forwarded more than the iperf3 server could take on its share of the cores.
+    print()
+    print("| target | UDP datagrams dropped at the proxy listener (median) | at the iperf3 server (median) | reps |")
+    print("|---|---|---|---|")
+    dg = defaultdict(list)
+    for r in drops: dg[r['target']].append(r)
+    for n in sorted(dg, key=lambda n: order.index(n) if n in order else 99):
+        rs = dg[n]
+        d = lambda k: "" if med(rs, k) is None else f"{med(rs, k):,.0f}"
+        print(f"| {n} | {d('proxy_drops')} | {d('sink_drops')} | {len(rs)} |")
 print()
 print("| target | idle conns | RSS before kB | RSS after kB | bytes per idle conn |")
 print("|---|---|---|---|---|")
