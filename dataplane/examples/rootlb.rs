@@ -1,4 +1,5 @@
-//! Standalone root LB for benchmarks and manual runs, until `edgeplane rootlb` is wired:
+//! The root LB alone, with the system allocator, for quick manual runs and A/B comparisons
+//! (the shipped `edgeplane rootlb` is the same code with mimalloc; `compare.sh` measures that):
 //! `cargo run --release -p dataplane --example rootlb -- --routes routes.yaml --threads 1`.
 
 use clap::Parser;
