@@ -176,6 +176,7 @@ impl Server {
         let sock = socket2::SockRef::from(&s);
         let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
         let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
+        udp::enable_gro(&s);
         self.prebound_udp
             .entry(s.local_addr()?)
             .or_default()
@@ -461,6 +462,8 @@ fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocke
     }
     let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    // Before the bind, so that no datagram is queued without it.
+    udp::enable_gro(&s);
     if reuse_port {
         s.set_reuse_port(true)?;
     }

@@ -25,10 +25,31 @@ pub(super) const BATCH: usize = 64;
 /// The receive side of a batch: [`BATCH`] slots of [`MAX_DATAGRAM`] bytes plus sender addresses.
 /// 4 MiB of address space per worker thread, but the allocation is zeroed lazily by the OS and
 /// only touched pages become resident: 1400-byte datagrams cost one page per slot.
+///
+/// With UDP GRO on the socket ([`enable_gro`]), one slot may hold several datagrams of one
+/// sender coalesced by the kernel, all `seg` bytes but a shorter last one; [`RxRing::datagrams`]
+/// splits them again, so datagram boundaries are kept.
 pub(super) struct RxRing {
     buf: Box<[u8]>,
     addrs: [libc::sockaddr_storage; BATCH],
     lens: [usize; BATCH],
+    /// GRO segment size of each slot (0: the slot is one datagram).
+    segs: [u16; BATCH],
+    cmsgs: [Cmsg; BATCH],
+}
+
+/// Control-message space of one received message: room for the UDP_GRO message (an int,
+/// CMSG_SPACE(4) = 24 bytes on 64-bit targets), cmsghdr-aligned. No other control message is
+/// enabled on these sockets.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Cmsg([u8; 32]);
+
+/// Asks the kernel to coalesce datagrams of one sender into one read (UDP_GRO, Linux 5.0+):
+/// fewer, larger reads, and the train is forwarded without being split into single datagrams
+/// first. Best effort: without it every read is one datagram, as before.
+pub(crate) fn enable_gro(sock: &impl std::os::fd::AsFd) {
+    let _ = nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::UdpGroSegment, &true);
 }
 
 thread_local! {
@@ -44,6 +65,8 @@ impl RxRing {
             // SAFETY: sockaddr_storage is a plain C struct for which all-zero bytes are valid.
             addrs: unsafe { std::mem::zeroed() },
             lens: [0; BATCH],
+            segs: [0; BATCH],
+            cmsgs: [Cmsg([0; 32]); BATCH],
         })
     }
 
@@ -64,10 +87,13 @@ impl RxRing {
                 h.msg_hdr.msg_name = std::ptr::from_mut(&mut self.addrs[i]).cast();
                 h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             }
+            h.msg_hdr.msg_control = self.cmsgs[i].0.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = size_of::<Cmsg>() as _;
         }
-        // SAFETY: every header points at a distinct live slot of `self.buf` (MAX_DATAGRAM bytes)
-        // and, if set, at a live sockaddr_storage with its size in msg_namelen; `iov`, `hdrs` and
-        // `self` outlive the call, which does not block (MSG_DONTWAIT) or keep the pointers.
+        // SAFETY: every header points at a distinct live slot of `self.buf` (MAX_DATAGRAM bytes),
+        // at its own live control buffer with its size in msg_controllen and, if set, at a live
+        // sockaddr_storage with its size in msg_namelen; `iov`, `hdrs` and `self` outlive the
+        // call, which does not block (MSG_DONTWAIT) or keep the pointers.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -78,19 +104,45 @@ impl RxRing {
             )
         };
         let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-        for (len, h) in self.lens.iter_mut().zip(&hdrs[..n]) {
-            *len = h.msg_len as usize;
+        for (i, h) in hdrs[..n].iter().enumerate() {
+            self.lens[i] = h.msg_len as usize;
+            self.segs[i] = gro_segment(&h.msg_hdr);
         }
         Ok(n)
     }
 
-    pub(super) fn data(&self, i: usize) -> &[u8] {
-        &self.buf[i * MAX_DATAGRAM..i * MAX_DATAGRAM + self.lens[i]]
+    /// The datagrams of slot `i`: one, or the datagrams the kernel coalesced into it.
+    pub(super) fn datagrams(&self, i: usize) -> impl Iterator<Item = &[u8]> {
+        let d = &self.buf[i * MAX_DATAGRAM..i * MAX_DATAGRAM + self.lens[i]];
+        let seg = match usize::from(self.segs[i]) {
+            // A plain datagram, possibly empty (chunks of an empty slice yield nothing).
+            0 => d.len().max(1),
+            s => s,
+        };
+        d.chunks(seg).chain(d.is_empty().then_some(d))
     }
 
     pub(super) fn addr(&self, i: usize) -> Option<SocketAddr> {
         sockaddr_to_std(&self.addrs[i])
     }
+}
+
+/// The UDP_GRO segment size the kernel attached to a received message (0 if none).
+fn gro_segment(m: &libc::msghdr) -> u16 {
+    // SAFETY: `m` is a header recvmmsg(2) filled in: msg_control points at a live buffer of
+    // which the kernel used msg_controllen bytes, so CMSG_FIRSTHDR/CMSG_NXTHDR stay inside it;
+    // the int payload may be unaligned, hence read_unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(m);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return u16::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(m, c);
+        }
+    }
+    0
 }
 
 fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -226,13 +278,16 @@ impl<'a> Train<'a> {
     /// full socket buffer drops the train.
     pub(super) fn flush(&mut self, fd: RawFd, dest: Option<&socket2::SockAddr>) -> Sent {
         let n = std::mem::take(&mut self.n);
+        // The next train starts from zero bytes (a train that kept counting would refuse every
+        // datagram after its first flush, so the rest of the batch went out one by one).
+        let bytes = std::mem::take(&mut self.bytes);
         if n == 0 {
             return Sent::default();
         }
         let iov = &self.iov[..n];
         let all = Sent {
             packets: n as u64,
-            bytes: self.bytes as u64,
+            bytes: bytes as u64,
             ..Sent::default()
         };
         let seg = u16::try_from(self.seg).unwrap_or(u16::MAX);
@@ -330,8 +385,42 @@ mod tests {
     }
 
     #[test]
-    fn gso_train_arrives_as_separate_datagrams_via_recvmmsg() {
+    fn a_flushed_train_starts_empty() {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = socket2::SockAddr::from(rx.local_addr().unwrap());
+        let d = [7u8; 1200];
+        let mut t = Train::new(false);
+        for round in 0..3 {
+            // 54 datagrams of 1200 bytes reach GSO_MAX_BYTES; the 55th needs a new train.
+            assert!((0..54).all(|_| t.try_push(&d)), "round {round}");
+            assert!(!t.try_push(&d));
+            let sent = t.flush(tx.as_raw_fd(), Some(&dest));
+            assert_eq!((sent.packets, sent.bytes), (54, 54 * 1200), "round {round}");
+        }
+    }
+
+    #[test]
+    fn gso_train_arrives_as_separate_datagrams_via_recvmmsg() {
+        let (slots, got, data) = send_train_and_receive(false);
+        assert_eq!(slots, data.len(), "one datagram per read without GRO");
+        assert_eq!(got, data);
+    }
+
+    #[test]
+    fn with_gro_a_train_is_one_read_and_splits_back_into_its_datagrams() {
+        let (slots, got, data) = send_train_and_receive(true);
+        assert_eq!(slots, 1, "the kernel coalesced the train into one read");
+        assert_eq!(got, data, "same datagrams, same boundaries, same order");
+    }
+
+    /// Sends ten datagrams (nine of 1200 bytes, one of 100) as one GSO train to a socket
+    /// (with GRO or not) and reads them with [`RxRing`]: (slots read, datagrams, what was sent).
+    fn send_train_and_receive(gro: bool) -> (usize, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        if gro {
+            enable_gro(&rx);
+        }
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let dest = socket2::SockAddr::from(rx.local_addr().unwrap());
         let data: Vec<Vec<u8>> = (0..10u8)
@@ -344,7 +433,7 @@ mod tests {
         assert_eq!(sent.bytes, 9 * 1200 + 100);
 
         let mut ring = RxRing::new();
-        let mut got = Vec::new();
+        let (mut got, mut slots) = (Vec::new(), 0);
         // Bounded: loopback delivery is immediate, the retries only absorb scheduling.
         for _ in 0..100 {
             if got.len() == data.len() {
@@ -352,14 +441,31 @@ mod tests {
             }
             match ring.recv(rx.as_raw_fd(), true) {
                 Ok(n) => {
+                    slots += n;
                     for i in 0..n {
                         assert_eq!(ring.addr(i), Some(tx.local_addr().unwrap()));
-                        got.push(ring.data(i).to_vec());
+                        got.extend(ring.datagrams(i).map(<[u8]>::to_vec));
                     }
                 }
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
             }
         }
-        assert_eq!(got, data);
+        (slots, got, data)
+    }
+
+    #[test]
+    fn empty_and_plain_datagrams_are_one_each() {
+        let mut ring = RxRing::new();
+        ring.lens[0] = 0;
+        ring.lens[1] = 5;
+        ring.segs[1] = 0;
+        ring.lens[2] = 5;
+        ring.segs[2] = 2;
+        assert_eq!(ring.datagrams(0).map(<[u8]>::len).collect::<Vec<_>>(), [0]);
+        assert_eq!(ring.datagrams(1).map(<[u8]>::len).collect::<Vec<_>>(), [5]);
+        assert_eq!(
+            ring.datagrams(2).map(<[u8]>::len).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
     }
 }

@@ -26,6 +26,7 @@ use crate::decide::pick::AttemptOrder;
 use crate::metrics::ListenerStats;
 use crate::server::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
 use crate::table::ListenerKey;
+pub(crate) use batch::enable_gro;
 use batch::{BATCH, RING, RxRing, Sent, Train, is_refused, recv_batch};
 
 struct Flow {
@@ -163,10 +164,11 @@ impl Listener {
             let mut train = Train::new(f.v6);
             let mut sent = Sent::default();
             for i in (0..n).filter(|&i| usize::from(owner[i]) == k) {
-                let d = ring.data(i);
-                if !train.try_push(d) {
-                    sent += train.flush(fd, None);
-                    train.try_push(d);
+                for d in ring.datagrams(i) {
+                    if !train.try_push(d) {
+                        sent += train.flush(fd, None);
+                        train.try_push(d);
+                    }
                 }
             }
             sent += train.flush(fd, None);
@@ -259,7 +261,10 @@ fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, bool, ActiveGuard)> {
             continue;
         };
         match connected_socket(b.addr) {
-            Ok(s) => return Some((s, b.addr.is_ipv6(), guard)),
+            Ok(s) => {
+                enable_gro(&s);
+                return Some((s, b.addr.is_ipv6(), guard));
+            }
             Err(e) => {
                 tracing::debug!(backend = %b.addr, "udp upstream socket: {e}");
                 b.stats.connect_errors.inc();
@@ -349,8 +354,7 @@ fn return_batch(
     flow.last_ms.store(clock_ms(), Relaxed);
     let fd = listen.as_raw_fd();
     let mut train = Train::new(dest.is_ipv6());
-    for i in 0..n {
-        let d = ring.data(i);
+    for d in (0..n).flat_map(|i| ring.datagrams(i)) {
         if !train.try_push(d) {
             sent += train.flush(fd, Some(dest));
             train.try_push(d);
