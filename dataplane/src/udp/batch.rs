@@ -1,7 +1,7 @@
-//! Batched datagram I/O for the UDP path: one recvmmsg(2) takes up to [`BATCH`] datagrams into a
-//! per-thread buffer ([`RING`]), and a [`Train`] sends consecutive datagrams to one destination
-//! as one UDP GSO sendmsg(2) (up to 64 equal-sized datagrams, its iovecs pointing straight into
-//! the receive buffer, no copy).
+//! Batched datagram I/O for the UDP path: one recvmmsg(2) takes up to [`BATCH`] reads into a
+//! per-thread buffer ([`RING`]), each one datagram or, with UDP GRO, a train of them, and a
+//! [`Train`] sends consecutive datagrams to one destination as one UDP GSO sendmsg(2) (up to 64
+//! equal-sized datagrams, its iovecs pointing straight into the receive buffer, no copy).
 //!
 //! recvmmsg(2) and sendmsg(2) with UDP_SEGMENT are called through `libc` directly: the safe
 //! wrappers allocate per call. Every `unsafe` block here has a SAFETY comment.
