@@ -148,6 +148,19 @@ async fn udp_bursts_keep_datagram_boundaries_and_order() {
         seen.len()
     );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "reordered");
+    // The backend counters count each datagram once, whatever the trains were.
+    let m = dataplane::metrics::render(&p.server.shared().snapshot());
+    let b = b.to_string();
+    assert_eq!(
+        metric(&m, "rootlb_backend_packets_in_total", &b),
+        Some(f64::from(n)),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "rootlb_backend_bytes_in_total", &b),
+        Some(f64::from(n / 50 * (49 * 1200 + 300))),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
