@@ -257,15 +257,22 @@ fn send_gso_train(c: &std::net::UdpSocket, to: std::net::SocketAddr, data: &[u8]
 
 #[tokio::test]
 async fn a_clients_gso_train_arrives_as_its_datagrams_both_ways() {
-    // A backend that records every datagram and echoes it.
+    // A backend that records every datagram and, once it has ten, answers with them as one GSO
+    // train too (as a QUIC server would), which the root LB's flow socket reads with GRO.
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let b = s.local_addr().unwrap();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let _backend = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
+        let mut train = Vec::new();
         while let Ok((n, from)) = s.recv_from(&mut buf).await {
             let _ = seen_tx.send(buf[..n].to_vec());
-            let _ = s.send_to(&buf[..n], from).await;
+            train.extend_from_slice(&buf[..n]);
+            if train.len() == 9 * 1200 + 100 {
+                let std = s.into_std().unwrap();
+                send_gso_train(&std, from, &train, 1200);
+                return;
+            }
         }
     });
     let mut p = Proxy::new(CopyMode::Splice);
@@ -299,5 +306,8 @@ async fn a_clients_gso_train_arrives_as_its_datagrams_both_ways() {
         let n = within(c.recv(&mut buf)).await.unwrap();
         back.push(buf[..n].to_vec());
     }
-    assert_eq!(back, data, "and on the way back");
+    assert_eq!(
+        back, data,
+        "and on the way back, from the backend's own train"
+    );
 }
