@@ -173,10 +173,7 @@ impl Server {
     /// As [`Server::adopt_tcp`], for UDP.
     pub fn adopt_udp(&mut self, s: std::net::UdpSocket) -> io::Result<()> {
         s.set_nonblocking(true)?;
-        let sock = socket2::SockRef::from(&s);
-        let _ = sock.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-        let _ = sock.set_send_buffer_size(UDP_SOCKET_BUFFER);
-        udp::enable_gro(&s);
+        tune_udp(&socket2::SockRef::from(&s));
         self.prebound_udp
             .entry(s.local_addr()?)
             .or_default()
@@ -443,6 +440,14 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// `net.core.rmem_max` / `wmem_max`; raise those on a real LB host).
 const UDP_SOCKET_BUFFER: usize = 8 << 20;
 
+/// What every UDP listener socket gets, bound here or adopted: large buffers and GRO reads.
+/// Best effort: a kernel that refuses either still serves.
+fn tune_udp(s: &socket2::Socket) {
+    let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
+    udp::enable_gro(s);
+}
+
 /// `n` UDP sockets on `addr` (with `SO_REUSEPORT` when `n` > 1).
 fn bind_udp_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
     if n > 1 {
@@ -460,10 +465,8 @@ fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocke
     if addr.is_ipv6() {
         s.set_only_v6(false)?;
     }
-    let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
-    // Before the bind, so that no datagram is queued without it.
-    udp::enable_gro(&s);
+    // Before the bind, so that no datagram is queued without GRO.
+    tune_udp(&s);
     if reuse_port {
         s.set_reuse_port(true)?;
     }
