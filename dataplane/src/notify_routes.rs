@@ -14,9 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge_api::subscriber::Replica;
 use edge_model::{
     AppInst, AppInstKey, CloudletKey, ClusterInst, ClusterKey, HealthCheck as InstHealth, IpAccess,
-    LProto, Object, TrackedState,
+    LProto, TrackedState,
 };
 
 use crate::table::{
@@ -95,26 +96,22 @@ pub fn route_name(key: &AppInstKey) -> String {
     format!("{}/{}", key.organization, key.name)
 }
 
-/// Builds the route table of `cloudlet` from the mirrored objects (any kinds, any cloudlets:
-/// what is not relevant is ignored).
-pub fn routes_for<'a>(
+/// Builds the route table of `cloudlet` from the objects the controller sent (of any
+/// cloudlets: what is not relevant is ignored).
+pub fn routes_for(
     cloudlet: &CloudletKey,
-    objects: impl IntoIterator<Item = &'a Object>,
+    objects: &Replica,
     opts: &RouteOptions,
 ) -> Result<Built, RoutesError> {
-    let mut clusters: HashMap<&ClusterKey, &ClusterInst> = HashMap::new();
-    let mut insts: Vec<&AppInst> = Vec::new();
-    for obj in objects {
-        match obj {
-            Object::ClusterInst(c) if c.cloudlet == *cloudlet => {
-                clusters.insert(&c.key, c);
-            }
-            Object::AppInst(i) if i.cloudlet == *cloudlet && i.state == TrackedState::Ready => {
-                insts.push(i);
-            }
-            _ => {}
-        }
-    }
+    let clusters: HashMap<&ClusterKey, &ClusterInst> = objects
+        .cluster_insts()
+        .filter(|c| c.cloudlet == *cloudlet)
+        .map(|c| (&c.key, c))
+        .collect();
+    let mut insts: Vec<&AppInst> = objects
+        .app_insts()
+        .filter(|i| i.cloudlet == *cloudlet && i.state == TrackedState::Ready)
+        .collect();
     // Deterministic order, so conflicts and skips read the same on every rebuild.
     insts.sort_by(|a, b| a.key.cmp(&b.key));
 

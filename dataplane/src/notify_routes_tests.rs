@@ -1,4 +1,9 @@
 use super::*;
+use edge_model::Object;
+
+fn replica(objs: &[Object]) -> Replica {
+    objs.iter().cloned().collect()
+}
 use edge_model::{AppKey, AppPort};
 
 fn cloudlet(name: &str) -> CloudletKey {
@@ -103,7 +108,7 @@ fn ready_instances_of_this_cloudlet_become_routes() {
         listen_ip: "127.0.0.2".parse().unwrap(),
         ..RouteOptions::default()
     };
-    let b = routes_for(&cloudlet("berlin-1"), &objs, &opts).unwrap();
+    let b = routes_for(&cloudlet("berlin-1"), &replica(&objs), &opts).unwrap();
     let keys: Vec<ListenerKey> = b.table.routes().map(|r| r.key).collect();
     let udp = ListenerKey {
         proto: Proto::Udp,
@@ -153,7 +158,12 @@ fn instances_without_a_shared_node_address_get_no_routes() {
             TrackedState::Ready,
         ),
     ];
-    let b = routes_for(&cloudlet("berlin-1"), &objs, &RouteOptions::default()).unwrap();
+    let b = routes_for(
+        &cloudlet("berlin-1"),
+        &replica(&objs),
+        &RouteOptions::default(),
+    )
+    .unwrap();
     assert!(b.table.is_empty());
     assert!(b.instances.is_empty());
 }
@@ -173,7 +183,12 @@ fn tls_ports_need_the_cloudlet_certificate() {
             TrackedState::Ready,
         ),
     ];
-    let b = routes_for(&cloudlet("berlin-1"), &objs, &RouteOptions::default()).unwrap();
+    let b = routes_for(
+        &cloudlet("berlin-1"),
+        &replica(&objs),
+        &RouteOptions::default(),
+    )
+    .unwrap();
     assert_eq!(
         b.table.routes().map(|r| r.key).collect::<Vec<_>>(),
         [tcp(80)]
@@ -190,7 +205,7 @@ fn tls_ports_need_the_cloudlet_certificate() {
         tls: Some(files.clone()),
         ..RouteOptions::default()
     };
-    let b = routes_for(&cloudlet("berlin-1"), &objs, &opts).unwrap();
+    let b = routes_for(&cloudlet("berlin-1"), &replica(&objs), &opts).unwrap();
     assert_eq!(b.table.get(&tcp(443)).unwrap().tls, Some(files));
     assert_eq!(b.table.get(&tcp(80)).unwrap().tls, None);
     assert!(b.skipped.is_empty());
@@ -215,7 +230,12 @@ fn bad_ports_are_skipped_with_a_reason() {
             TrackedState::Ready,
         ),
     ];
-    let b = routes_for(&cloudlet("berlin-1"), &objs, &RouteOptions::default()).unwrap();
+    let b = routes_for(
+        &cloudlet("berlin-1"),
+        &replica(&objs),
+        &RouteOptions::default(),
+    )
+    .unwrap();
     assert!(b.table.is_empty());
     assert_eq!(b.skipped.len(), 4, "{:?}", b.skipped);
     assert!(b.skipped[0].contains("ranges"), "{:?}", b.skipped);
@@ -240,7 +260,12 @@ fn a_public_port_claimed_twice_rejects_the_table() {
             TrackedState::Ready,
         ),
     ];
-    let e = routes_for(&cloudlet("berlin-1"), &objs, &RouteOptions::default()).unwrap_err();
+    let e = routes_for(
+        &cloudlet("berlin-1"),
+        &replica(&objs),
+        &RouteOptions::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(&e, RoutesError::Conflict { problems, .. } if problems.len() == 1),
         "{e}"
@@ -257,10 +282,14 @@ fn a_public_port_claimed_twice_rejects_the_table() {
         i.mapped_ports[0].proto = LProto::Udp;
     }
     assert_eq!(
-        routes_for(&cloudlet("berlin-1"), &objs, &RouteOptions::default())
-            .unwrap()
-            .table
-            .len(),
+        routes_for(
+            &cloudlet("berlin-1"),
+            &replica(&objs),
+            &RouteOptions::default()
+        )
+        .unwrap()
+        .table
+        .len(),
         2
     );
 }

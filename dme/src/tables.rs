@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use edge_model::{
-    App, AppKey, AppPort, CloudletKey, CloudletState, Deployment, HealthCheck, MaintenanceState,
+    App, AppKey, AppPort, CloudletKey, CloudletState, HealthCheck, MaintenanceState,
     NetworkLocation, Settings, TrackedState,
 };
 use geodata::{LatLon, SiteIndex};
@@ -287,21 +287,7 @@ impl Tables {
         }
     }
 
-    /// Builds the whole region from a validated deployment document. Strict: an app whose auth
-    /// key is unusable rejects the document (a controller-fed mirror logs it instead).
-    pub fn from_deployment(doc: &Deployment, version: u64) -> Result<Self, BuildError> {
-        let mut mirror = crate::mirror::Mirror::from_deployment(doc);
-        let tables = mirror.build(None, version);
-        for app in tables.apps() {
-            if let AuthKey::Invalid(reason) = &app.auth_key {
-                return Err(BuildError::AuthKey {
-                    app: app.app.key.to_string(),
-                    reason: reason.clone(),
-                });
-            }
-        }
-        Ok(tables)
-    }
+    // `Tables::from_deployment` lives with the builder, in `mirror::build`.
 
     /// Assembles a snapshot (used by the mirror).
     pub(crate) fn assemble(

@@ -1,10 +1,13 @@
 //! Edgeplane's control-plane wire contract: the protobuf messages and gRPC services between the
-//! controller, its notify subscribers (the DME now; the root load balancer and CRMs later) and
-//! `edgectl`, and the conversions between those messages and the domain types of `edge-model`.
+//! controller, its notify subscribers (the DME, the root load balancer, the CRM) and `edgectl`,
+//! the conversions between those messages and the domain types of `edge-model`, and the one
+//! subscriber side of the notify stream that every subscriber runs.
 //!
 //! Owns: the protos (`proto/`, package `edgeplane.v1`), the validation that turns wire messages
-//! into domain values, and the field names of update masks. Does not own: any I/O, storage or
-//! server logic; callers convert at the edge so no hot path matches on generated structs.
+//! into domain values, the field names of update masks, and the notify subscriber (a sans-IO
+//! session, the subscriber's replica of the objects, and the async driver that connects, backs
+//! off and reconnects). Does not own: storage or server logic, or what a subscriber builds from
+//! what it is sent; callers convert at the edge so no hot path matches on generated structs.
 //!
 //! # Layout
 //! - [`pb`]: generated messages (with pbjson serde: proto field names, enums by name, unknown
@@ -13,12 +16,14 @@
 //!   `pb::notify_client::NotifyClient`, and [`pb::FILE_DESCRIPTOR_SET`] for reflection.
 //! - [`convert`]: `TryFrom<pb::X> for edge_model::X` (validating) and `From<&X> for pb::X`.
 //! - [`notify`]: the notify stream's messages as domain enums (`Notice`, `SubscriberMessage`).
+//! - [`subscriber`]: `Session` (sans-IO), `Replica`, and `run`, the driver of a subscription.
 //! - [`fields`]: the updatable field names of each kind, and the check of an update mask.
 
 pub mod convert;
 pub mod fields;
 pub mod gateway;
 pub mod notify;
+pub mod subscriber;
 
 /// Generated wire types and services, package `edgeplane.v1`.
 pub mod pb {

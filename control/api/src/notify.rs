@@ -212,35 +212,5 @@ impl From<&SubscriberMessage> for pb::SubscriberMessage {
     }
 }
 
-/// When a subscriber reconnects after its stream ended: 100 ms, doubling up to 5 s; a session
-/// that lasted more than 10 s starts over from 100 ms (the controller was up, so it is probably
-/// a restart). Shared by every subscriber so they back off alike.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: std::time::Duration,
-}
-
-impl Backoff {
-    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
-    const MAX: std::time::Duration = std::time::Duration::from_secs(5);
-    const RESET_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
-
-    /// The delay before the next attempt, after a session that lasted `lasted`.
-    pub fn after_session(&mut self, lasted: std::time::Duration) -> std::time::Duration {
-        if lasted > Self::RESET_AFTER {
-            self.next = Self::FIRST;
-        }
-        let delay = self.next;
-        self.next = (delay * 2).min(Self::MAX);
-        delay
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use edge_api::notify::{Notice, Role, SubscriberMessage, Subscription};
 use edge_api::pb;
-use edge_model::{CloudletKey, Object, ObjectKey, ObjectKind};
+use edge_model::{CloudletKey, Object, ObjectKey};
 use edge_store::{Revision, Store};
 use futures::Stream;
 use tokio::sync::{mpsc, watch};
@@ -344,21 +344,13 @@ async fn send_loop(
     }
 }
 
-/// Kinds a DME wants.
-pub const DME_KINDS: [ObjectKind; 6] = [
-    ObjectKind::Settings,
-    ObjectKind::OperatorCode,
-    ObjectKind::Cloudlet,
-    ObjectKind::CloudletInfo,
-    ObjectKind::App,
-    ObjectKind::AppInst,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use edge_api::notify::Role;
-    use edge_model::{AppInst, AppInstKey, AppKey, CloudletKey, HealthCheck, TrackedState};
+    use edge_model::{
+        AppInst, AppInstKey, AppKey, CloudletKey, HealthCheck, ObjectKind, TrackedState,
+    };
 
     fn app(name: &str) -> edge_model::App {
         edge_model::App {

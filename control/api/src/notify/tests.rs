@@ -142,14 +142,3 @@ fn bad_subscriber_messages_are_rejected() {
         "subscriber_message.report.object: is required"
     );
 }
-
-#[test]
-fn backoff_doubles_to_a_cap_and_resets_after_a_long_session() {
-    use std::time::Duration;
-    let ms = Duration::from_millis;
-    let mut b = Backoff::default();
-    let delays: Vec<_> = (0..8).map(|_| b.after_session(ms(5))).collect();
-    assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000].map(ms));
-    assert_eq!(b.after_session(Duration::from_secs(11)), ms(100));
-    assert_eq!(b.after_session(ms(5)), ms(200));
-}
