@@ -34,6 +34,15 @@ log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
 
 FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd)
 
+# The declared MSRV is the toolchain CI builds and tests with (rust-toolchain.toml): the one
+# version this machine kind has, so the one that is checked.
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+channel=$(sed -n 's/^channel = "\([0-9]*\.[0-9]*\).*"/\1/p' rust-toolchain.toml)
+if [[ "$msrv" != "$channel" ]]; then
+  echo "rust-version ($msrv) in Cargo.toml is not the toolchain tests run on ($channel)" >&2
+  exit 1
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -46,3 +55,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}"
 fi
+
+# The README's first command, as a newcomer runs it, must start a region that answers.
+log "README main command"
+python3 scripts/check_readme_main.py
