@@ -16,12 +16,14 @@
 //! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
 //! - `server`: `run(grpc_listener, http_listener, dme, shutdown)`; `cli`: the `dme` role.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod baseline;
 pub mod cli;
 pub mod convert;
 pub mod cookie;
 pub mod edge_cookie;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 pub mod grpc;
 mod hmac_mid;
