@@ -283,5 +283,4 @@ pub fn health_reports(
 }
 
 #[cfg(test)]
-#[path = "notify_routes_tests.rs"]
 mod tests;

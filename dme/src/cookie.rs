@@ -470,5 +470,4 @@ pub struct SessionKeyRef<'a> {
 }
 
 #[cfg(test)]
-#[path = "cookie_tests.rs"]
 mod tests;

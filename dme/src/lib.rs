@@ -31,11 +31,7 @@ mod json_num;
 pub mod ksuid;
 pub mod location;
 pub mod matcher;
-#[cfg(test)]
-mod matcher_tests;
 pub mod mirror;
-#[cfg(test)]
-mod mirror_tests;
 pub mod ratelimit;
 pub mod rest;
 pub mod server;

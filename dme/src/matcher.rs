@@ -285,3 +285,6 @@ fn rank(pool: &mut Results<'_>, limit: usize, window: f64, rng: &mut impl Rng) {
     }
     pool.truncate(limit);
 }
+
+#[cfg(test)]
+mod tests;

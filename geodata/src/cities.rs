@@ -214,5 +214,4 @@ fn split_quoted(text: &str) -> Result<(Cow<'_, str>, &str), RowError> {
 }
 
 #[cfg(test)]
-#[path = "cities_tests.rs"]
 mod tests;

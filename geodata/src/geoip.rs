@@ -310,5 +310,4 @@ impl serde::de::Visitor<'_> for DegreesVisitor {
 }
 
 #[cfg(test)]
-#[path = "geoip_tests.rs"]
 mod tests;

@@ -285,11 +285,9 @@ impl From<&Packed> for Node {
     }
 }
 
-#[path = "index_search.rs"]
 mod search;
 
 use search::Best;
 
 #[cfg(test)]
-#[path = "index_tests.rs"]
 mod tests;

@@ -13,8 +13,6 @@ mod keys;
 mod objects;
 #[cfg(test)]
 pub(crate) mod tests;
-#[cfg(test)]
-mod tests_reject;
 
 pub(crate) use enums::object_kind;
 pub use enums::{kind_filter, kind_to_wire};

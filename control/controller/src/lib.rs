@@ -26,8 +26,6 @@ pub mod fields;
 pub mod model;
 pub mod notify;
 pub mod planner;
-#[cfg(test)]
-mod planner_tests;
 pub mod ports;
 pub mod reports;
 pub mod rest;

@@ -313,3 +313,6 @@ pub fn set_state(
         ..Plan::default()
     })
 }
+
+#[cfg(test)]
+mod tests;

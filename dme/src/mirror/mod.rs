@@ -285,3 +285,6 @@ fn same_placement(a: &AppInst, b: &AppInst) -> bool {
         && a.uri == b.uri
         && a.mapped_ports == b.mapped_ports
 }
+
+#[cfg(test)]
+mod tests;

@@ -276,3 +276,5 @@ fn app_inst_errors_are_wire_only() {
     p.errors = vec!["boom".into()];
     assert_eq!(AppInst::try_from(p).unwrap(), app_inst());
 }
+
+mod reject;

@@ -2,8 +2,8 @@
 
 use edge_model::*;
 
-use super::ConvertErrorKind;
-use super::tests::{app, app_inst, cloudlet, cloudlet_info, cluster_inst, objects};
+use super::{app, app_inst, cloudlet, cloudlet_info, cluster_inst, objects};
+use crate::convert::ConvertErrorKind;
 use crate::pb;
 use crate::pb::object::Obj;
 
@@ -161,7 +161,7 @@ fn unknown_enum_numbers_are_rejected() {
 fn object_kinds_zero_and_unknown() {
     let e = ObjectKind::try_from(pb::ObjectKind::Unspecified).unwrap_err();
     assert_eq!(e.kind, ConvertErrorKind::Unspecified("ObjectKind"));
-    let e = super::kind_filter(9, "kind").unwrap_err();
+    let e = crate::convert::kind_filter(9, "kind").unwrap_err();
     assert_eq!(e.to_string(), "kind: unknown ObjectKind value 9");
 }
 
