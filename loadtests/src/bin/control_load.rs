@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use dme::proto::{self, match_engine_api_client::MatchEngineApiClient};
+use dme_api::proto::{self, match_engine_api_client::MatchEngineApiClient};
 use edge_api::pb::{self as epb, controller_client::ControllerClient};
 use edge_model::{
     App, AppInst, AppInstKey, AppKey, Cloudlet, CloudletInfo, CloudletKey, CloudletState,
