@@ -32,7 +32,7 @@ export EDGEPLANE_ETCD_ENDPOINTS
 trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
 
-FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd)
+FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd,loadtests/etcd)
 
 # The declared MSRV is the toolchain CI builds and tests with (rust-toolchain.toml): the one
 # version this machine kind has, so the one that is checked.
@@ -42,6 +42,11 @@ if [[ "$msrv" != "$channel" ]]; then
   echo "rust-version ($msrv) in Cargo.toml is not the toolchain tests run on ($channel)" >&2
   exit 1
 fi
+
+# Crates depend on each other only in the documented direction (README "Crates"), and these
+# crates' top-level modules import each other without cycles.
+log "layering"
+python3 scripts/check_layers.py dataplane dme dme/api geodata control/api control/controller control/edgectl
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

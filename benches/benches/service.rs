@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use dme::cookie::{Claims, CookieLoc, EdgeEventsKey, KeyRing, SessionKey};
-use dme::proto;
 use dme::{Ctx, Dme, DmeConfig, Tables};
+use dme_api::proto;
 use edgeplane_benches::{Query, RegionSpec, World, queries, region};
 use prost::Message;
 

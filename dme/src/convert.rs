@@ -1,55 +1,18 @@
-//! Conversions between domain types and the generated wire types, at the edge only.
+//! Conversions between domain types and the generated wire types, at the edge only. The
+//! conversions themselves live in `dme-api`; what is here maps a refused value to the DME's
+//! [`ApiError`].
 
-use edge_model::{AppPort, LProto};
 use geodata::LatLon;
+
+pub use dme_api::convert::{app_port, loc, unmapped_port};
 
 use crate::error::ApiError;
 use crate::proto;
 
-/// Validates a client location as upstream's `ValidateLocation` does (bounds inclusive), and
-/// also rejects NaN and infinities, which upstream let through.
+/// A request's client location, validated (see [`dme_api::convert::lat_lon`]); `missing` is the
+/// message when it is absent.
 pub fn client_location(loc: Option<&proto::Loc>, missing: &str) -> Result<LatLon, ApiError> {
     let loc = loc.ok_or_else(|| ApiError::invalid(missing))?;
-    LatLon::new(loc.latitude, loc.longitude)
+    dme_api::convert::lat_lon(loc)
         .map_err(|e| ApiError::invalid(format!("Invalid GpsLocation: {e}")))
-}
-
-pub fn loc(p: LatLon) -> proto::Loc {
-    proto::Loc {
-        latitude: p.lat(),
-        longitude: p.lon(),
-        ..Default::default()
-    }
-}
-
-pub fn app_port(p: &AppPort) -> proto::AppPort {
-    proto::AppPort {
-        proto: lproto(p.proto) as i32,
-        internal_port: p.internal_port,
-        public_port: p.public_port,
-        fqdn_prefix: p.fqdn_prefix.clone(),
-        end_port: p.end_port,
-        tls: p.tls,
-        nginx: p.nginx,
-        max_pkt_size: p.max_pkt_size,
-    }
-}
-
-/// An app's access ports as GetAppOfficialFqdn returns them: unmapped, only protocol and internal
-/// port populated (as upstream).
-pub fn unmapped_port(p: &AppPort) -> proto::AppPort {
-    proto::AppPort {
-        proto: lproto(p.proto) as i32,
-        internal_port: p.internal_port,
-        ..Default::default()
-    }
-}
-
-fn lproto(p: LProto) -> proto::LProto {
-    match p {
-        LProto::Unknown => proto::LProto::Unknown,
-        LProto::Tcp => proto::LProto::Tcp,
-        LProto::Udp => proto::LProto::Udp,
-        LProto::Http => proto::LProto::Http,
-    }
 }

@@ -15,8 +15,7 @@ use crate::service::{Ctx, Dme};
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The descriptor set of the DME protos, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/dme_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = crate::proto::FILE_DESCRIPTOR_SET;
 
 /// The transport handle shared by every service: cheap to clone.
 #[derive(Clone)]

@@ -3,7 +3,8 @@
 //! EdgeXR SDKs) and REST, from in-memory per-app spatial indexes.
 //!
 //! Owns: the client API, session and edge-events cookies, the matching rules, the tables and
-//! their atomic publication. Does not own: the object model and deployment document
+//! their atomic publication. Does not own: the wire protos, generated code and wire <-> domain
+//! conversions (`dme-api`, re-exported as [`proto`]), the object model and deployment document
 //! (`edge-model`), geometry and GeoIP (`geodata`), or where placement comes from (a document
 //! today, the controller's notify stream later).
 //!
@@ -27,7 +28,6 @@ pub mod error;
 pub mod fixture;
 pub mod grpc;
 mod hmac_mid;
-mod json_num;
 pub mod ksuid;
 pub mod location;
 pub mod matcher;
@@ -41,21 +41,9 @@ pub mod subscriber;
 pub mod tables;
 pub mod token;
 
-/// Generated wire types (prost + pbjson serde), package `distributed_match_engine`.
-pub mod proto {
-    #![allow(
-        clippy::all,
-        clippy::pedantic,
-        unused_qualifications,
-        rust_2018_idioms,
-        missing_docs
-    )]
-    tonic::include_proto!("distributed_match_engine");
-    include!(concat!(
-        env!("OUT_DIR"),
-        "/distributed_match_engine.serde.rs"
-    ));
-}
+/// Generated wire types (prost + pbjson serde), package `distributed_match_engine`: they live in
+/// `dme-api`, re-exported so that `crate::proto::...` is the one path inside the DME.
+pub use dme_api::proto;
 
 pub use service::{Ctx, Dme, DmeConfig};
 pub use tables::Tables;

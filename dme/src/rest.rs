@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -26,6 +27,32 @@ use crate::service::{Ctx, Dme};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request body of at most [`MAX_BODY_BYTES`], read as axum's `Bytes` extractor reads it (no
+/// extra buffering). A larger one is refused with grpc-gateway's error body like every other
+/// error: HTTP 413, code `RESOURCE_EXHAUSTED` (what gRPC's status-code table gives for a request
+/// larger than the server's limit), instead of axum's plain-text rejection.
+struct Body(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| body_rejection(&e))
+    }
+}
+
+fn body_rejection(e: &BytesRejection) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let message = format!("request body too large: the limit is {MAX_BODY_BYTES} bytes");
+        let error = ApiError::new(tonic::Code::ResourceExhausted, message);
+        return (StatusCode::PAYLOAD_TOO_LARGE, error).into_response();
+    }
+    ApiError::invalid(format!("cannot read the request body: {}", e.body_text())).into_response()
+}
 
 type Rpc<Req, Rep> = fn(&Dme, &Req, Ctx) -> Result<Rep, ApiError>;
 
@@ -77,7 +104,7 @@ macro_rules! routes {
         $(
             $router = $router.route(
                 $path,
-                post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes| async move {
+                post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Body(body): Body| async move {
                     call::<$req, _>(&dme, peer, &body, stringify!($method), Dme::$method)
                 }),
             );
@@ -123,7 +150,9 @@ pub fn router(dme: Arc<Dme>) -> Router {
             post(
                 move |State(dme): State<Arc<Dme>>,
                       ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                      body: Bytes| async move { unimplemented(&dme, peer, &body, what) },
+                      Body(body): Body| async move {
+                    unimplemented(&dme, peer, &body, what)
+                },
             ),
         );
     }

@@ -150,6 +150,36 @@ async fn errors_map_to_gateway_statuses_with_clear_messages() {
     assert_eq!(status, 413);
 }
 
+/// An oversized body gets the same grpc-gateway JSON error body as every other error: status
+/// 413, code RESOURCE_EXHAUSTED (8), on RPC routes and unimplemented ones alike.
+#[tokio::test]
+async fn oversized_body_gets_the_gateway_error_body() {
+    let s = start(region()).await;
+    let big = json!({"session_cookie": "x".repeat(dme::rest::MAX_BODY_BYTES)}).to_string();
+    for path in [
+        "/v1/findcloudlet",
+        "/v1/registerclient",
+        "/v1/addusertogroup",
+    ] {
+        let (status, reply) = s.post(path, &big).await;
+        assert_eq!(status, 413, "{path}: {reply}");
+        assert_eq!(reply["code"], 8, "{path}: {reply}");
+        let msg = reply["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("too large") && msg.contains(&dme::rest::MAX_BODY_BYTES.to_string()),
+            "{path}: {reply}"
+        );
+        assert_eq!(reply["error"], reply["message"], "{reply}");
+        assert_eq!(reply["details"], json!([]), "{reply}");
+    }
+    // A body just within the limit is still read and decoded.
+    let pad = dme::rest::MAX_BODY_BYTES - r#"{"session_cookie":""}"#.len();
+    let fits = json!({"session_cookie": "x".repeat(pad)}).to_string();
+    assert_eq!(fits.len(), dme::rest::MAX_BODY_BYTES);
+    let (status, reply) = s.post("/v1/findcloudlet", &fits).await;
+    assert_eq!(status, 401, "{reply}");
+}
+
 #[tokio::test]
 async fn expired_and_forged_cookies_are_unauthenticated() {
     let s = start(region()).await;

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dme::proto::find_cloudlet_reply::FindStatus;
-use dme::proto::match_engine_api_client::MatchEngineApiClient;
-use dme::proto::{FindCloudletRequest, RegisterClientRequest, ReplyStatus};
+use dme_api::proto::find_cloudlet_reply::FindStatus;
+use dme_api::proto::match_engine_api_client::MatchEngineApiClient;
+use dme_api::proto::{FindCloudletRequest, RegisterClientRequest, ReplyStatus};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use dme::proto::{FindCloudletRequest, Loc, RegisterClientRequest};
+use dme_api::proto::{FindCloudletRequest, Loc, RegisterClientRequest};
 use edge_model::AppKey;
 use edgeplane_benches::World;
 use rand::rngs::SmallRng;
@@ -77,9 +77,10 @@ pub async fn virtual_clients(
             for (carrier, at) in part {
                 let cookie = match (&grpc, http) {
                     (Some(ch), _) => {
-                        let mut c = dme::proto::match_engine_api_client::MatchEngineApiClient::new(
-                            ch.clone(),
-                        );
+                        let mut c =
+                            dme_api::proto::match_engine_api_client::MatchEngineApiClient::new(
+                                ch.clone(),
+                            );
                         c.register_client(reg.clone())
                             .await?
                             .into_inner()
@@ -121,6 +122,6 @@ async fn register_rest(addr: SocketAddr, reg: &RegisterClientRequest) -> anyhow:
         status.is_success(),
         "RegisterClient over REST: HTTP {status}"
     );
-    let reply: dme::proto::RegisterClientReply = serde_json::from_slice(&body)?;
+    let reply: dme_api::proto::RegisterClientReply = serde_json::from_slice(&body)?;
     Ok(reply.session_cookie)
 }

@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt;
-use dme::proto::{FindCloudletReply, FindCloudletRequest};
+use dme_api::proto::{FindCloudletReply, FindCloudletRequest};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};

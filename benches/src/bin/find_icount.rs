@@ -55,7 +55,7 @@ fn service(tables: Tables, qs: &[edgeplane_benches::Query], n: usize) -> anyhow:
     let ctx = dme::Ctx::now(Some(std::net::Ipv4Addr::new(10, 1, 2, 3).into()));
     let mut reqs = Vec::new();
     for q in qs {
-        let reg = dme::proto::RegisterClientRequest {
+        let reg = dme_api::proto::RegisterClientRequest {
             org_name: key.organization.clone(),
             app_name: key.name.clone(),
             app_vers: key.version.clone(),
@@ -65,10 +65,10 @@ fn service(tables: Tables, qs: &[edgeplane_benches::Query], n: usize) -> anyhow:
             .register_client(&reg, ctx)
             .map_err(|e| anyhow::anyhow!(e.message))?
             .session_cookie;
-        reqs.push(dme::proto::FindCloudletRequest {
+        reqs.push(dme_api::proto::FindCloudletRequest {
             session_cookie: cookie,
             carrier_name: q.carrier.into(),
-            gps_location: Some(dme::proto::Loc {
+            gps_location: Some(dme_api::proto::Loc {
                 latitude: q.at.lat(),
                 longitude: q.at.lon(),
                 ..Default::default()

@@ -8,6 +8,9 @@
 //! control-load sync --instances 100000
 //! control-load storm --instances 100000 --rate 5000 --seconds 10
 //! ```
+//!
+//! `--etcd` needs a build with the `etcd` feature (`--features loadtests/etcd`, which needs
+//! `protoc`); without it the embedded store is the only one.
 
 /// glibc's allocator serialises threads on its arena locks under the DME's allocation pattern
 /// (measured: futex waits in malloc under load); mimalloc keeps per-thread heaps.
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use dme::proto::{self, match_engine_api_client::MatchEngineApiClient};
+use dme_api::proto::{self, match_engine_api_client::MatchEngineApiClient};
 use edge_api::pb::{self as epb, controller_client::ControllerClient};
 use edge_model::{
     App, AppInst, AppInstKey, AppKey, Cloudlet, CloudletInfo, CloudletKey, CloudletState,
@@ -149,10 +152,23 @@ async fn open_store(etcd: &[String]) -> Result<(Arc<dyn Store>, Option<tempfile:
         let store = edge_store::RedbStore::open(dir.path()).await?;
         return Ok((Arc::new(store), Some(dir)));
     }
+    Ok((open_etcd(etcd).await?, None))
+}
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(etcd: &[String]) -> Result<Arc<dyn Store>> {
     let ns = format!("/control-load-{}/", std::process::id());
     let store =
         edge_store::EtcdStore::connect(edge_store::EtcdOptions::new(etcd.to_vec(), ns)).await?;
-    Ok((Arc::new(store), None))
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(_: &[String]) -> Result<Arc<dyn Store>> {
+    anyhow::bail!(
+        "--etcd: this control-load was built without etcd support; rebuild with \
+         `cargo build --release -p loadtests --features loadtests/etcd` (needs protoc)"
+    )
 }
 
 /// Starts controller + DME on the store; returns once both serve (the DME not yet synced).

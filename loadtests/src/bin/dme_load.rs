@@ -26,8 +26,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Parser;
 use dme::cookie::KeyRing;
-use dme::proto::{FindCloudletReply, FindCloudletRequest};
 use dme::{Ctx, Dme, DmeConfig, Tables};
+use dme_api::proto::{FindCloudletReply, FindCloudletRequest};
 use edge_model::AppKey;
 use edgeplane_benches::{CARRIERS, RegionSpec, World, region};
 use loadtests::callers::{

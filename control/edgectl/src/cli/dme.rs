@@ -2,7 +2,7 @@
 //! person can see what a phone would be told.
 
 use anyhow::{Context, Result, bail};
-use dme::proto::{self, match_engine_api_client::MatchEngineApiClient};
+use dme_api::proto::{self, match_engine_api_client::MatchEngineApiClient};
 use geodata::LatLon;
 use tonic::transport::Channel;
 
