@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::decide::health::{HealthTracker, ProbeOutcome, udp_probe_ok};
-use crate::server::{BackendRt, HealthEvent, Shared};
+use crate::runtime::{BackendRt, HealthEvent, Shared};
 use crate::table::{HealthCheck, Proto, Route, UdpProbe};
 
 pub(crate) fn spawn(
@@ -64,7 +64,7 @@ async fn udp_check(backend: SocketAddr, probe: &UdpProbe, timeout: Duration) -> 
 /// Send the probe and wait for the first reply (its length in `buf`). A port unreachable comes
 /// back as `ECONNREFUSED` on the connected socket.
 async fn udp_exchange(backend: SocketAddr, probe: &UdpProbe, buf: &mut [u8]) -> io::Result<usize> {
-    let s = crate::udp::connected_socket(backend)?;
+    let s = crate::sockets::connected_udp(backend)?;
     s.send(&probe.send).await?;
     s.recv(buf).await
 }

@@ -10,6 +10,13 @@
 //! cloudlet ([`subscribe`] mirrors the objects, [`notify_routes`] turns them into a table and
 //! instance health); health changes go back up as AppInst health reports.
 //!
+//! Layers, bottom up: [`table`] and [`decide`] (pure) and [`stats`] (counters) import nothing
+//! of the runtime; [`runtime`] is what the hot path reads (the published snapshot, backend
+//! state, options); the socket set-up, the connection loops (`tcp`, `udp`, [`relay`]) and the
+//! health checks sit on it; [`server`] (apply: a pure plan and its executor) drives them; and
+//! [`rootlb`] wires the sources of tables to a server. No module imports one above it
+//! (`scripts/check_layers.py` checks for cycles).
+//!
 //! Does not own: the access-ports grammar (`edge-model`), the notify protocol and objects
 //! (`edge-api`), or the binary's flag dispatch (`src/main.rs`).
 
@@ -20,15 +27,19 @@ pub mod metrics;
 pub mod notify_routes;
 pub mod relay;
 pub mod rootlb;
+pub mod runtime;
 pub mod server;
+pub mod stats;
 pub mod subscribe;
 pub mod table;
 pub mod tcp;
 pub mod tls;
 
 mod health;
+mod sockets;
 mod udp;
 
 pub use rootlb::{RootLbArgs, run_rootlb, run_rootlb_until};
-pub use server::{ApplyReport, CopyMode, HealthEvent, ListenerError, Server, ServerOptions};
+pub use runtime::{CopyMode, HealthEvent, ServerOptions};
+pub use server::{ApplyReport, ListenerError, Server};
 pub use table::{ListenerKey, Proto, Route, RouteTable, TableError};

@@ -1,104 +1,18 @@
-//! Counters per listener and per backend (relaxed atomics touched a few times per connection, never
-//! per byte chunk on the copy path), rendered in Prometheus text format, plus a tiny HTTP endpoint.
+//! The counters of [`crate::stats`] rendered in Prometheus text format from the published
+//! snapshot, and a tiny HTTP endpoint serving them.
 
 use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::server::{Shared, Snapshot};
+use crate::runtime::{BackendRt, RouteRt, Shared, Snapshot};
+use crate::stats::LATENCY_BOUNDS;
+use crate::stats::ListenerStats;
 use crate::table::Proto;
-
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-}
-
-/// A gauge that goes up and down.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Relaxed);
-    }
-    pub fn dec(&self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Relaxed)
-    }
-}
-
-/// Upper bounds (seconds) of the connect latency histogram buckets.
-const LATENCY_BOUNDS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [Counter; LATENCY_BOUNDS.len()],
-    count: Counter,
-    sum_us: Counter,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| s <= *b) {
-            self.buckets[i].inc();
-        }
-        self.count.inc();
-        self.sum_us
-            .add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    }
-}
-
-/// Per listener (public port).
-#[derive(Debug, Default)]
-pub struct ListenerStats {
-    pub accepted: Counter,
-    pub active: Gauge,
-    /// Connections closed because no backend could be connected.
-    pub no_backend: Counter,
-    pub tls_handshake_errors: Counter,
-    pub udp_flows_active: Gauge,
-    pub udp_flows_created: Counter,
-    /// Datagrams dropped: flow table full.
-    pub udp_drops_full: Counter,
-    /// Datagrams dropped: socket buffer full or send error.
-    pub udp_drops_send: Counter,
-}
-
-/// Per backend of a listener.
-#[derive(Debug, Default)]
-pub struct BackendStats {
-    pub connections: Counter,
-    pub connect_errors: Counter,
-    /// Connections not sent to this backend because it was at its cap.
-    pub cap_rejects: Counter,
-    /// Client → backend bytes (TCP) or datagram bytes (UDP).
-    pub bytes_in: Counter,
-    /// Backend → client bytes.
-    pub bytes_out: Counter,
-    pub packets_in: Counter,
-    pub packets_out: Counter,
-    pub connect_latency: Histogram,
-}
 
 /// Render the current snapshot's counters in Prometheus text format.
 pub fn render(snap: &Snapshot) -> String {
@@ -168,7 +82,7 @@ pub fn render(snap: &Snapshot) -> String {
             );
         }
     }
-    type BFn = fn(&crate::server::BackendRt) -> String;
+    type BFn = fn(&BackendRt) -> String;
     let bmetrics: [(&str, &str, &str, BFn); 9] = [
         (
             "rootlb_backend_connections_total",
@@ -255,7 +169,7 @@ pub fn render(snap: &Snapshot) -> String {
     o
 }
 
-fn labels(rt: &crate::server::RouteRt, b: &crate::server::BackendRt) -> String {
+fn labels(rt: &RouteRt, b: &BackendRt) -> String {
     format!(
         "listener=\"{}\",app=\"{}\",backend=\"{}\"",
         rt.route.key, rt.route.name, b.addr

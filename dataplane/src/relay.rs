@@ -23,8 +23,8 @@ use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::metrics::BackendStats;
-use crate::server::CopyMode;
+use crate::runtime::CopyMode;
+use crate::stats::BackendStats;
 
 /// Pipe capacity asked for with F_SETPIPE_SZ (the default is 64 KiB; unprivileged processes may
 /// go up to `fs.pipe-max-size`, 1 MiB by default). A chunk is at most this big. Measured on one
@@ -139,7 +139,7 @@ enum Step {
 async fn auto_one_way(
     from: &TcpStream,
     to: &TcpStream,
-    counter: &crate::metrics::Counter,
+    counter: &crate::stats::Counter,
     one_done: &AtomicBool,
 ) -> io::Result<()> {
     let mut pending: Vec<u8> = Vec::new();
@@ -291,7 +291,7 @@ async fn splice_out(rd: &OwnedFd, to: &TcpStream, n: usize) -> io::Result<()> {
 async fn splice_one_way(
     from: &TcpStream,
     to: &TcpStream,
-    counter: &crate::metrics::Counter,
+    counter: &crate::stats::Counter,
     one_done: &AtomicBool,
 ) -> io::Result<()> {
     loop {

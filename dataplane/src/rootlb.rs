@@ -17,7 +17,8 @@ use tokio::sync::watch;
 
 use crate::handoff;
 use crate::notify_routes::RouteOptions;
-use crate::server::{self, CopyMode, Server, ServerOptions};
+use crate::runtime::{CopyMode, ServerOptions};
+use crate::server::{self, Server};
 use crate::subscribe::{self, NotifyConfig};
 use crate::table::{
     HealthCheck, ListenerKey, Proto, RouteTable, TableError, TlsFiles, UdpProbe, default,
@@ -313,7 +314,7 @@ fn adopt(
 /// previous process holds the port until it has drained: it is taken once free.
 async fn start_metrics(
     addr: SocketAddr,
-    shared: Arc<server::Shared>,
+    shared: Arc<crate::runtime::Shared>,
     stop: watch::Receiver<bool>,
     upgrading: bool,
 ) -> anyhow::Result<()> {

@@ -18,7 +18,7 @@ use edge_model::{AppInstKey, CloudletKey, HealthCheck as InstHealth, Object, Obj
 use tokio::sync::{broadcast, watch};
 
 use crate::notify_routes::{self, BackendHealth, RouteOptions};
-use crate::server::{HealthEvent, Shared};
+use crate::runtime::{HealthEvent, Shared};
 use crate::table::{Proto, RouteTable};
 
 /// What the root LB asks the controller for. Apps are not needed: an instance's mapped ports

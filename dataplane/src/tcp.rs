@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::decide::pick::AttemptOrder;
 use crate::decide::proxy_v2;
 use crate::relay;
-use crate::server::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::runtime::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
 use crate::table::ListenerKey;
 
 /// Why a connection could not be forwarded. Classified by source for metrics and logs.
@@ -211,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_sockets_inherit_nodelay_and_connect_sets_it() {
-        let l = crate::server::bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = crate::sockets::bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
         let l = TcpListener::from_std(l).unwrap();
         let (up, accepted) = tokio::join!(connect_nodelay(addr), l.accept());

@@ -5,77 +5,34 @@
 //! Update path: whoever produces tables (the routes-file watcher in [`crate::rootlb`], the
 //! controller's notify subscriber in [`crate::subscribe`]) sends `Arc<RouteTable>` into a `watch`
 //! channel consumed by [`run`] (in `run.rs`, with upgrade hand-offs), or calls [`Server::apply`]
-//! directly. What connections read lives in `runtime.rs`. A table is only ever built and validated before it
-//! gets here, so nothing on this path can reject half a table; per-listener runtime failures (port
-//! in use, unreadable certificate) are reported in the [`ApplyReport`] and leave the rest running.
+//! directly. [`Server::apply`] loads certificates and binds sockets, asks the pure `plan` what
+//! to do with the outcome, and carries that out. What connections read lives in
+//! [`crate::runtime`], which imports nothing from here. A table is only ever built and validated
+//! before it gets here, so nothing on this path can reject half a table; per-listener runtime
+//! failures (port in use, unreadable certificate) are reported in the [`ApplyReport`] and leave
+//! the rest running.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use crate::metrics::ListenerStats;
+use crate::runtime::{BackendRt, HealthEvent, RouteRt, ServerOptions, Shared, Snapshot};
+use crate::stats::ListenerStats;
 use crate::table::{HealthCheck, ListenerKey, Proto, Route, RouteTable};
-use crate::{health, tcp, tls, udp};
+use crate::{health, sockets, tcp, tls, udp};
 
+mod plan;
 mod run;
-mod runtime;
 
+use plan::{BackendKey, Before, Version};
 pub use run::{RETRY_FAILED, run, run_with_handoff};
-pub(crate) use runtime::{ActiveGuard, LiveGuard, clock_ms, drained};
-pub use runtime::{BackendRt, RouteRt, Shared, Snapshot};
-
-/// How the TCP relay moves bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum CopyMode {
-    /// splice(2) through a pipe per direction: no user-space copy.
-    Splice,
-    /// tokio's user-space `copy_bidirectional`.
-    Copy,
-    /// Per-thread scratch buffer with direct writes; splice for bulk transfers. The default: it
-    /// measured best overall (see dataplane/README.md).
-    #[default]
-    Auto,
-}
-
-/// Process-wide runtime options (not part of the table).
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    pub copy_mode: CopyMode,
-    /// Buffer size per direction for [`CopyMode::Copy`] and TLS connections.
-    pub copy_buf: usize,
-    pub tls_handshake_timeout: Duration,
-    /// Sockets per UDP listener, bound with `SO_REUSEPORT` when more than one, each read by its
-    /// own task with its own flows (the kernel keeps a client's datagrams on one socket), so a
-    /// port's receive side can use every worker thread. `rootlb` sets one per worker thread.
-    pub udp_sockets: usize,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            copy_mode: CopyMode::Auto,
-            copy_buf: 16 * 1024,
-            udp_sockets: 1,
-            tls_handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A health state change of one backend, for reporting upstream (controller → DME).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthEvent {
-    pub listener: ListenerKey,
-    pub app: Arc<str>,
-    pub backend: SocketAddr,
-    pub healthy: bool,
-}
 
 /// Why one listener of an applied table is not serving.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +69,7 @@ struct ListenerEntry {
     tasks: Vec<JoinHandle<()>>,
     /// Duplicates of the listening sockets, to hand to a successor process (dropped with the
     /// entry, so a stopped listener's sockets still close).
-    socks: Vec<std::os::fd::OwnedFd>,
+    socks: Vec<OwnedFd>,
 }
 
 struct BackendEntry {
@@ -125,7 +82,7 @@ pub struct Server {
     shared: Arc<Shared>,
     current: Arc<RouteTable>,
     listeners: HashMap<ListenerKey, ListenerEntry>,
-    backends: HashMap<(ListenerKey, SocketAddr), BackendEntry>,
+    backends: HashMap<BackendKey, BackendEntry>,
     listener_stats: HashMap<ListenerKey, Arc<ListenerStats>>,
     prebound_tcp: HashMap<SocketAddr, std::net::TcpListener>,
     prebound_udp: HashMap<SocketAddr, Vec<std::net::UdpSocket>>,
@@ -133,15 +90,8 @@ pub struct Server {
 
 impl Server {
     pub fn new(opts: ServerOptions) -> Self {
-        let shared = Arc::new(Shared {
-            snapshot: ArcSwap::from_pointee(Snapshot::default()),
-            opts,
-            health_events: broadcast::Sender::new(256),
-            live: AtomicUsize::new(0),
-            idle: Notify::new(),
-        });
         Self {
-            shared,
+            shared: Arc::new(Shared::new(opts)),
             current: Arc::new(RouteTable::empty()),
             listeners: HashMap::new(),
             backends: HashMap::new(),
@@ -163,17 +113,14 @@ impl Server {
     /// Hand over an already-bound TCP listener (socket activation, binary upgrade, tests that bind
     /// port 0). It is used when a table asks for its exact local address.
     pub fn adopt_tcp(&mut self, l: std::net::TcpListener) -> io::Result<()> {
-        l.set_nonblocking(true)?;
-        // As in `bind_tcp`: accepted sockets inherit it.
-        socket2::SockRef::from(&l).set_tcp_nodelay(true)?;
+        sockets::prepare_adopted_tcp(&l)?;
         self.prebound_tcp.insert(l.local_addr()?, l);
         Ok(())
     }
 
     /// As [`Server::adopt_tcp`], for UDP.
     pub fn adopt_udp(&mut self, s: std::net::UdpSocket) -> io::Result<()> {
-        s.set_nonblocking(true)?;
-        tune_udp(&socket2::SockRef::from(&s));
+        sockets::prepare_adopted_udp(&s)?;
         self.prebound_udp
             .entry(s.local_addr()?)
             .or_default()
@@ -188,81 +135,96 @@ impl Server {
     /// Make `table` the live table. Listeners that cannot start are reported and retried on the
     /// next apply; everything else switches atomically.
     pub async fn apply(&mut self, table: Arc<RouteTable>) -> ApplyReport {
+        let before = self.before();
         let mut report = ApplyReport::default();
-        let old_snap = self.shared.snapshot();
-        let mut routes = HashMap::new();
-        let mut new_tasks: Vec<(ListenerKey, SocketAddr, Bound, Vec<std::os::fd::OwnedFd>)> =
-            Vec::new();
-
+        // The I/O whose outcome the plan depends on: certificates of every TLS route, sockets
+        // of new or moved listeners. A route whose certificate fails is not bound.
+        let needed = plan::sockets_needed(&before, &table);
+        let mut failed = BTreeSet::new();
+        let mut prepared = HashMap::new();
         for route in table.routes() {
             let key = route.key;
-            // A changed bind address means a different socket: stop the old one below.
-            let keep_socket = self
-                .listeners
-                .get(&key)
-                .is_some_and(|l| l.bind == route.bind_addr());
-            let tls = match &route.tls {
-                None => None,
-                Some(files) => match tls::load_acceptor(files) {
-                    Ok(a) => Some(a),
-                    Err(source) => {
-                        report
-                            .failed
-                            .push((key, ListenerError::Tls { key, source }));
-                        if keep_socket && let Some(old) = old_snap.get(&key) {
-                            routes.insert(key, old.clone());
-                        }
-                        continue;
-                    }
-                },
+            let acceptor = match route.tls.as_ref().map(tls::load_acceptor).transpose() {
+                Ok(a) => a,
+                Err(source) => {
+                    report
+                        .failed
+                        .push((key, ListenerError::Tls { key, source }));
+                    failed.insert(key);
+                    continue;
+                }
             };
-            if !keep_socket {
+            let socket = if needed.contains(&key) {
                 match self.bind(route) {
-                    Ok((b, socks)) => new_tasks.push((key, route.bind_addr(), b, socks)),
+                    Ok(b) => Some(b),
                     Err(e) => {
                         report.failed.push((key, e));
+                        failed.insert(key);
                         continue;
                     }
                 }
-            }
-            let stats = self.listener_stats.entry(key).or_default().clone();
-            let backends = route
+            } else {
+                None
+            };
+            prepared.insert(key, (acceptor, socket));
+        }
+        let plan = plan::plan(&before, &table, &failed);
+        report.serving = plan.publish.iter().map(|(k, _)| *k).collect();
+        self.execute(plan, &table, prepared).await;
+        self.current = table;
+        report
+    }
+
+    /// What the plan is computed from.
+    fn before(&self) -> Before {
+        let snap = self.shared.snapshot();
+        Before {
+            listeners: self.listeners.iter().map(|(k, l)| (*k, l.bind)).collect(),
+            routes: snap
+                .routes()
+                .into_iter()
+                .map(|rt| (rt.route.key, rt.route.clone()))
+                .collect(),
+            backends: self
                 .backends
                 .iter()
-                .map(|a| {
-                    let e = self
-                        .backends
-                        .entry((key, *a))
-                        .or_insert_with(|| BackendEntry {
-                            rt: Arc::new(BackendRt::new(*a)),
-                            check: None,
-                        });
-                    e.rt.clone()
-                })
-                .collect();
-            let rt = RouteRt {
-                route: route.clone(),
-                backends,
-                rr: AtomicUsize::new(0),
-                tls,
-                stats,
-            };
-            routes.insert(key, Arc::new(rt));
+                .map(|(k, e)| (*k, e.check.as_ref().map(|(hc, _)| hc.clone())))
+                .collect(),
         }
+    }
 
+    /// Carry out `plan`: publish, stop, start, drain, then follow the checks.
+    async fn execute(
+        &mut self,
+        plan: plan::Plan,
+        table: &RouteTable,
+        mut prepared: HashMap<ListenerKey, Prepared>,
+    ) {
+        for bk in &plan.add {
+            let rt = Arc::new(BackendRt::new(bk.1));
+            self.backends.insert(*bk, BackendEntry { rt, check: None });
+        }
+        let old = self.shared.snapshot();
+        let mut routes = HashMap::with_capacity(plan.publish.len());
+        for (key, version) in &plan.publish {
+            let rt = match (version, table.get(key)) {
+                (Version::New, Some(route)) => {
+                    let tls = prepared.get_mut(key).and_then(|p| p.0.take());
+                    Arc::new(self.route_rt(route, tls))
+                }
+                _ => match old.get(key) {
+                    Some(rt) => rt.clone(),
+                    None => continue,
+                },
+            };
+            routes.insert(*key, rt);
+        }
         // Publish: one store. New connections see the new routes from here on.
         self.shared.snapshot.store(Arc::new(Snapshot { routes }));
         let snap = self.shared.snapshot();
 
-        // Stop listeners that are gone, failed or rebound elsewhere.
-        let stale: Vec<ListenerKey> = self
-            .listeners
-            .iter()
-            .filter(|(k, l)| snap.get(k).is_none_or(|r| r.route.bind_addr() != l.bind))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in stale {
-            if let Some(l) = self.listeners.remove(&k) {
+        for key in &plan.stop {
+            if let Some(l) = self.listeners.remove(key) {
                 for t in &l.tasks {
                     t.abort();
                 }
@@ -272,68 +234,79 @@ impl Server {
                 }
             }
         }
-        for (key, bind, bound, socks) in new_tasks {
-            let tasks = match bound {
-                Bound::Tcp(l) => vec![tokio::spawn(tcp::accept_loop(l, key, self.shared.clone()))],
-                Bound::Udp(group) => {
-                    let share = u32::try_from(group.len()).unwrap_or(u32::MAX);
-                    group
-                        .into_iter()
-                        .map(|s| {
-                            tokio::spawn(udp::listener_loop(s, key, share, self.shared.clone()))
-                        })
-                        .collect()
-                }
-            };
-            self.listeners
-                .insert(key, ListenerEntry { bind, tasks, socks });
+        for key in &plan.start {
+            if let Some((_, Some((bind, bound, socks)))) = prepared.remove(key) {
+                let tasks = self.spawn_listener(*key, bound);
+                self.listeners
+                    .insert(*key, ListenerEntry { bind, tasks, socks });
+            }
         }
-
-        // Backends no longer routed drain; health checks follow the table.
-        let grace = table.drain_grace;
-        self.backends.retain(|(key, addr), e| {
-            let live = snap
-                .get(key)
-                .is_some_and(|r| r.backends.iter().any(|b| b.addr == *addr));
-            if !live {
-                e.rt.start_drain(grace);
-                if let Some((_, t)) = e.check.take() {
+        for bk in &plan.drain {
+            if let Some(e) = self.backends.remove(bk) {
+                e.rt.start_drain(table.drain_grace);
+                if let Some((_, t)) = e.check {
                     t.abort();
                 }
             }
-            live
-        });
-        for rt in snap.routes() {
-            let want = rt.route.health_check.as_ref();
-            for b in &rt.backends {
-                let Some(e) = self.backends.get_mut(&(rt.route.key, b.addr)) else {
-                    continue;
-                };
-                if e.check.as_ref().map(|(hc, _)| hc) == want {
-                    continue;
-                }
-                if let Some((_, t)) = e.check.take() {
-                    t.abort();
-                }
-                e.rt.set_checked_health(true);
-                if let Some(hc) = want.cloned() {
-                    let task = health::spawn(
-                        e.rt.clone(),
-                        rt.route.clone(),
-                        hc.clone(),
-                        self.shared.clone(),
-                    );
-                    e.check = Some((hc, task));
-                }
-            }
+        }
+        for (bk, want) in plan.checks {
+            self.set_check(&snap, bk, want);
         }
         self.listener_stats.retain(|k, _| snap.get(k).is_some());
-        report.serving = snap.routes().iter().map(|r| r.route.key).collect();
-        self.current = table;
-        report
     }
 
-    fn bind(&mut self, route: &Route) -> Result<(Bound, Vec<std::os::fd::OwnedFd>), ListenerError> {
+    /// A new route's runtime state, with the backend entries the plan created or kept.
+    fn route_rt(&mut self, route: &Arc<Route>, tls: Option<tokio_rustls::TlsAcceptor>) -> RouteRt {
+        let key = route.key;
+        let backends = route
+            .backends
+            .iter()
+            .filter_map(|a| self.backends.get(&(key, *a)).map(|e| e.rt.clone()))
+            .collect();
+        RouteRt {
+            route: route.clone(),
+            backends,
+            rr: AtomicUsize::new(0),
+            tls,
+            stats: self.listener_stats.entry(key).or_default().clone(),
+        }
+    }
+
+    fn spawn_listener(&self, key: ListenerKey, bound: Bound) -> Vec<JoinHandle<()>> {
+        match bound {
+            Bound::Tcp(l) => vec![tokio::spawn(tcp::accept_loop(l, key, self.shared.clone()))],
+            Bound::Udp(group) => {
+                let share = u32::try_from(group.len()).unwrap_or(u32::MAX);
+                group
+                    .into_iter()
+                    .map(|s| tokio::spawn(udp::listener_loop(s, key, share, self.shared.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    /// Replace a backend's active check (`None`: unchecked, counted healthy).
+    fn set_check(&mut self, snap: &Snapshot, bk: BackendKey, want: Option<HealthCheck>) {
+        let (Some(e), Some(rt)) = (self.backends.get_mut(&bk), snap.get(&bk.0)) else {
+            return;
+        };
+        if let Some((_, t)) = e.check.take() {
+            t.abort();
+        }
+        e.rt.set_checked_health(true);
+        if let Some(hc) = want {
+            let task = health::spawn(
+                e.rt.clone(),
+                rt.route.clone(),
+                hc.clone(),
+                self.shared.clone(),
+            );
+            e.check = Some((hc, task));
+        }
+    }
+
+    /// A socket (group) for `route`: adopted if one was handed over for its address, else bound.
+    fn bind(&mut self, route: &Route) -> Result<BoundSocket, ListenerError> {
         let addr = route.bind_addr();
         let proto = route.key.proto;
         let err = |source| ListenerError::Bind {
@@ -345,31 +318,27 @@ impl Server {
             Proto::Tcp => {
                 let std = match self.prebound_tcp.remove(&addr) {
                     Some(l) => l,
-                    None => bind_tcp(addr).map_err(err)?,
+                    None => sockets::bind_tcp(addr).map_err(err)?,
                 };
-                let dup = std::os::fd::AsFd::as_fd(&std)
-                    .try_clone_to_owned()
-                    .map_err(err)?;
+                let dup = std.as_fd().try_clone_to_owned().map_err(err)?;
                 tokio::net::TcpListener::from_std(std)
-                    .map(|l| (Bound::Tcp(l), vec![dup]))
+                    .map(|l| (addr, Bound::Tcp(l), vec![dup]))
                     .map_err(err)
             }
             Proto::Udp => {
                 let group = match self.prebound_udp.remove(&addr) {
                     Some(g) => g,
-                    None => bind_udp_group(addr, self.shared.opts.udp_sockets).map_err(err)?,
+                    None => {
+                        sockets::bind_udp_group(addr, self.shared.opts.udp_sockets).map_err(err)?
+                    }
                 };
                 let mut socks = Vec::with_capacity(group.len());
                 let mut bound = Vec::with_capacity(group.len());
                 for std in group {
-                    socks.push(
-                        std::os::fd::AsFd::as_fd(&std)
-                            .try_clone_to_owned()
-                            .map_err(err)?,
-                    );
+                    socks.push(std.as_fd().try_clone_to_owned().map_err(err)?);
                     bound.push(Arc::new(tokio::net::UdpSocket::from_std(std).map_err(err)?));
                 }
-                Ok((Bound::Udp(bound), socks))
+                Ok((addr, Bound::Udp(bound), socks))
             }
         }
     }
@@ -402,16 +371,7 @@ impl Server {
                 t.abort();
             }
         }
-        let shared = self.shared.clone();
-        let all_closed = async {
-            loop {
-                let notified = shared.idle.notified();
-                if shared.live.load(Relaxed) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
+        let all_closed = self.shared.all_closed();
         let _ = tokio::time::timeout(grace + Duration::from_millis(200), all_closed).await;
     }
 }
@@ -421,56 +381,10 @@ enum Bound {
     Udp(Vec<Arc<tokio::net::UdpSocket>>),
 }
 
-pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    s.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(false)?;
-    }
-    s.set_nonblocking(true)?;
-    // Accepted sockets inherit TCP_NODELAY from the listener (Linux), so no per-connection call.
-    s.set_tcp_nodelay(true)?;
-    s.bind(&addr.into())?;
-    s.listen(4096)?;
-    Ok(s.into())
-}
+/// A listener's socket(s), bound: the address, the sockets for the tasks, and duplicates kept
+/// for a successor process.
+type BoundSocket = (SocketAddr, Bound, Vec<OwnedFd>);
 
-/// Requested UDP listener buffers: bursts should queue, not drop (the kernel caps this at
-/// `net.core.rmem_max` / `wmem_max`; raise those on a real LB host).
-const UDP_SOCKET_BUFFER: usize = 8 << 20;
-
-/// What every UDP listener socket gets, bound here or adopted: large buffers and GRO reads.
-/// Best effort: a kernel that refuses either still serves.
-fn tune_udp(s: &socket2::Socket) {
-    let _ = s.set_recv_buffer_size(UDP_SOCKET_BUFFER);
-    let _ = s.set_send_buffer_size(UDP_SOCKET_BUFFER);
-    udp::enable_gro(s);
-}
-
-/// `n` UDP sockets on `addr` (with `SO_REUSEPORT` when `n` > 1).
-fn bind_udp_group(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
-    if n > 1 {
-        // A group would silently join another process's `SO_REUSEPORT` sockets on the port
-        // (same user, e.g. a second root LB) and split its traffic. A plain bind first fails
-        // with EADDRINUSE if anything holds the port, so that is reported as usual.
-        drop(bind_udp(addr, false)?);
-    }
-    (0..n.max(1)).map(|_| bind_udp(addr, n > 1)).collect()
-}
-
-fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(false)?;
-    }
-    // Before the bind, so that no datagram is queued without GRO.
-    tune_udp(&s);
-    if reuse_port {
-        s.set_reuse_port(true)?;
-    }
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    Ok(s.into())
-}
+/// What the I/O before the plan produced for one route: its TLS acceptor, and its socket if it
+/// needed one.
+type Prepared = (Option<tokio_rustls::TlsAcceptor>, Option<BoundSocket>);

@@ -26,7 +26,7 @@ pub(super) const BATCH: usize = 64;
 /// 4 MiB of address space per worker thread, but the allocation is zeroed lazily by the OS and
 /// only touched pages become resident: 1400-byte datagrams cost one page per slot.
 ///
-/// With UDP GRO on the socket ([`enable_gro`]), one slot may hold several datagrams of one
+/// With UDP GRO on the socket ([`crate::sockets::enable_gro`]), one slot may hold several datagrams of one
 /// sender coalesced by the kernel, all `seg` bytes but a shorter last one; [`RxRing::datagrams`]
 /// splits them again, so datagram boundaries are kept.
 pub(super) struct RxRing {
@@ -44,13 +44,6 @@ pub(super) struct RxRing {
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct Cmsg([u8; 32]);
-
-/// Asks the kernel to coalesce datagrams of one sender into one read (UDP_GRO, Linux 5.0+):
-/// fewer, larger reads, and the train is forwarded without being split into single datagrams
-/// first. Best effort: without it every read is one datagram, as before.
-pub(crate) fn enable_gro(sock: &impl std::os::fd::AsFd) {
-    let _ = nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::UdpGroSegment, &true);
-}
 
 thread_local! {
     /// Shared by every listener and flow on a worker thread and never held across an await, so
@@ -419,7 +412,7 @@ mod tests {
     fn send_train_and_receive(gro: bool) -> (usize, Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         if gro {
-            enable_gro(&rx);
+            crate::sockets::enable_gro(&rx);
         }
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let dest = socket2::SockAddr::from(rx.local_addr().unwrap());

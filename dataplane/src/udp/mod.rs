@@ -11,8 +11,7 @@
 
 mod batch;
 
-use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,10 +22,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::decide::flows::FlowTable;
 use crate::decide::pick::AttemptOrder;
-use crate::metrics::ListenerStats;
-use crate::server::{ActiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::runtime::{ActiveGuard, LiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::stats::ListenerStats;
 use crate::table::ListenerKey;
-pub(crate) use batch::enable_gro;
 use batch::{BATCH, RING, RxRing, Sent, Train, is_refused, recv_batch};
 
 struct Flow {
@@ -260,9 +258,9 @@ fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, bool, ActiveGuard)> {
         let Some(guard) = b.try_acquire(0) else {
             continue;
         };
-        match connected_socket(b.addr) {
+        match crate::sockets::connected_udp(b.addr) {
             Ok(s) => {
-                enable_gro(&s);
+                crate::sockets::enable_gro(&s);
                 return Some((s, b.addr.is_ipv6(), guard));
             }
             Err(e) => {
@@ -274,19 +272,6 @@ fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, bool, ActiveGuard)> {
     None
 }
 
-/// A non-blocking UDP socket connected to `backend` (so ICMP errors come back on it).
-pub(crate) fn connected_socket(backend: SocketAddr) -> io::Result<UdpSocket> {
-    let local: SocketAddr = if backend.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let s = std::net::UdpSocket::bind(local)?;
-    s.connect(backend)?;
-    s.set_nonblocking(true)?;
-    UdpSocket::from_std(s)
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn return_path(
     flow: Arc<Flow>,
@@ -296,7 +281,7 @@ async fn return_path(
     mut stop: watch::Receiver<()>,
     closed: mpsc::UnboundedSender<(SocketAddr, u64)>,
     stats: Arc<ListenerStats>,
-    _live: crate::server::LiveGuard,
+    _live: LiveGuard,
 ) {
     let mut drain = flow.guard.0.drain_rx();
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);

@@ -1,6 +1,10 @@
 //! What the hot path reads: the published [`Snapshot`] of routes with their runtime state
-//! ([`RouteRt`], [`BackendRt`]: counters, health, caps, drain signals), and the [`Shared`] handle
-//! connections and the control side both hold.
+//! ([`RouteRt`], [`BackendRt`]: counters, health, caps, drain signals), the [`Shared`] handle
+//! connections and the control side both hold, and the process-wide [`ServerOptions`].
+//!
+//! Imports only the table and the counters: the connection loops ([`crate::tcp`],
+//! [`crate::udp`]), the health checks and the control side ([`crate::server`]) all depend on this
+//! module, never the other way round.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,9 +16,54 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::{HealthEvent, ServerOptions};
-use crate::metrics::{BackendStats, ListenerStats};
+use crate::stats::{BackendStats, ListenerStats};
 use crate::table::{ListenerKey, Route};
+
+/// How the TCP relay moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CopyMode {
+    /// splice(2) through a pipe per direction: no user-space copy.
+    Splice,
+    /// tokio's user-space `copy_bidirectional`.
+    Copy,
+    /// Per-thread scratch buffer with direct writes; splice for bulk transfers. The default: it
+    /// measured best overall (see dataplane/README.md).
+    #[default]
+    Auto,
+}
+
+/// Process-wide runtime options (not part of the table).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub copy_mode: CopyMode,
+    /// Buffer size per direction for [`CopyMode::Copy`] and TLS connections.
+    pub copy_buf: usize,
+    pub tls_handshake_timeout: Duration,
+    /// Sockets per UDP listener, bound with `SO_REUSEPORT` when more than one, each read by its
+    /// own task with its own flows (the kernel keeps a client's datagrams on one socket), so a
+    /// port's receive side can use every worker thread. `rootlb` sets one per worker thread.
+    pub udp_sockets: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            copy_mode: CopyMode::Auto,
+            copy_buf: 16 * 1024,
+            udp_sockets: 1,
+            tls_handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A health state change of one backend, for reporting upstream (controller → DME).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    pub listener: ListenerKey,
+    pub app: Arc<str>,
+    pub backend: SocketAddr,
+    pub healthy: bool,
+}
 
 /// Milliseconds since process start; a cheap coarse clock for ejection deadlines.
 pub(crate) fn clock_ms() -> u64 {
@@ -40,7 +89,7 @@ pub struct BackendRt {
 }
 
 impl BackendRt {
-    pub(super) fn new(addr: SocketAddr) -> Self {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             active: AtomicU32::new(0),
@@ -92,7 +141,7 @@ impl BackendRt {
         self.drain.subscribe()
     }
 
-    pub(super) fn start_drain(&self, grace: Duration) {
+    pub(crate) fn start_drain(&self, grace: Duration) {
         self.drain.send_replace(Some(grace));
     }
 }
@@ -133,7 +182,7 @@ pub struct RouteRt {
 /// The published state: one `load()` per accepted connection or new UDP flow.
 #[derive(Default)]
 pub struct Snapshot {
-    pub(super) routes: HashMap<ListenerKey, Arc<RouteRt>>,
+    pub(crate) routes: HashMap<ListenerKey, Arc<RouteRt>>,
 }
 
 impl Snapshot {
@@ -151,14 +200,35 @@ impl Snapshot {
 
 /// State shared by the control side and every connection task.
 pub struct Shared {
-    pub(super) snapshot: ArcSwap<Snapshot>,
+    pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) opts: ServerOptions,
     pub(crate) health_events: broadcast::Sender<HealthEvent>,
-    pub(super) live: AtomicUsize,
-    pub(super) idle: Notify,
+    live: AtomicUsize,
+    idle: Notify,
 }
 
 impl Shared {
+    pub(crate) fn new(opts: ServerOptions) -> Self {
+        Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            opts,
+            health_events: broadcast::Sender::new(256),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+
+    /// Resolves once no connection or flow is live.
+    pub(crate) async fn all_closed(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.live.load(Relaxed) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
     }
