@@ -76,16 +76,45 @@ async fn documents_objects_and_dme_calls() {
     let (addr, dme_addr) = (ctl.api.to_string(), dme.grpc.to_string());
     let addr = addr.as_str();
 
-    let applied = ok(addr, &["apply", "-f", &example_path()]).await;
+    let first = edgectl(addr, &["apply", "-f", &example_path()]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let applied = first.stdout;
     assert!(applied.contains(" created, 0 updated"), "{applied}");
+    // The example sets fields for a standalone DME that the controller computes itself: one
+    // warning line per such object, naming the file, line, field and both values.
+    let warnings: Vec<&str> = first
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{}", first.stderr);
+    assert!(warnings[0].contains("region.yaml:"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("arena-frankfurt")
+            && warnings[0]
+                .contains("uri shared.frankfurt-1-telekom.eu.edge.example.net (the controller's: "),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[1].contains("arena-marseille") && warnings[1].contains("health SERVER_FAIL"),
+        "{}",
+        warnings[1]
+    );
 
     // show --all -o yaml is a document that applies back unchanged.
     let yaml = ok(addr, &["show", "--all", "-o", "yaml"]).await;
     assert!(yaml.contains("region: eu"), "{yaml}");
     let shown = dir.path().join("shown.yaml");
     std::fs::write(&shown, &yaml).unwrap();
-    let again = ok(addr, &["apply", "-f", &shown.display().to_string()]).await;
-    assert!(again.contains(": 0 created, 0 updated,"), "{again}");
+    let again = edgectl(addr, &["apply", "-f", &shown.display().to_string()]).await;
+    assert!(
+        again.stdout.contains(": 0 created, 0 updated,"),
+        "{}",
+        again.stdout
+    );
+    // What `show` printed is what the controller computed: nothing to warn about.
+    assert!(!again.stderr.contains("warning"), "{}", again.stderr);
     assert_eq!(ok(addr, &["show", "--all", "-o", "yaml"]).await, yaml);
 
     // The DME serves what was applied: a Telekom phone in Potsdam gets Berlin.

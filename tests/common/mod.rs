@@ -183,3 +183,60 @@ impl Dme {
 pub async fn redb(dir: &std::path::Path) -> Arc<dyn edge_store::Store> {
     Arc::new(edge_store::RedbStore::open(dir).await.expect("store opens"))
 }
+
+/// A region of `n` cloudlets of operator `telekom` (MCC-MNC 26201) on a 0.1° × 0.5° grid, each
+/// with one instance of [`arena`]: the shape of a real operator's region, about 320 bytes of
+/// YAML per cloudlet and instance. Cloudlet `i` is at [`large_region_site`]`(i)`.
+pub fn large_region_yaml(n: usize) -> String {
+    let mut s = String::with_capacity(n * 330 + 512);
+    s.push_str(
+        "version: 1\nregion: eu\noperator_codes:\n  - {code: \"26201\", organization: telekom}\n",
+    );
+    s.push_str("apps:\n  - key: {organization: NimbusGames, name: arena-shooter, version: \"2.3\"}\n    access_ports: \"tcp:443,udp:7777\"\ncloudlets:\n");
+    for i in 0..n {
+        let (lat, lon) = large_region_site(i);
+        s.push_str(&format!(
+            "  - key: {{organization: telekom, name: site-{i}}}\n    location: {{latitude: {lat:.4}, longitude: {lon:.4}}}\n"
+        ));
+    }
+    s.push_str("app_insts:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  - key: {{organization: NimbusGames, name: arena-{i}}}\n    app: {{organization: NimbusGames, name: arena-shooter, version: \"2.3\"}}\n    cloudlet: {{organization: telekom, name: site-{i}}}\n"
+        ));
+    }
+    s
+}
+
+/// [`large_region_yaml`] as JSON.
+pub fn large_region_json(n: usize) -> String {
+    let app = r#"{"organization": "NimbusGames", "name": "arena-shooter", "version": "2.3"}"#;
+    let cloudlets: Vec<String> = (0..n)
+        .map(|i| {
+            let (lat, lon) = large_region_site(i);
+            format!(
+                r#"    {{"key": {{"organization": "telekom", "name": "site-{i}"}}, "location": {{"latitude": {lat:.4}, "longitude": {lon:.4}}}}}"#
+            )
+        })
+        .collect();
+    let insts: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"    {{"key": {{"organization": "NimbusGames", "name": "arena-{i}"}}, "app": {app}, "cloudlet": {{"organization": "telekom", "name": "site-{i}"}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        "{{\n  \"version\": 1,\n  \"region\": \"eu\",\n  \"operator_codes\": [{{\"code\": \"26201\", \"organization\": \"telekom\"}}],\n  \"apps\": [{{\"key\": {app}, \"access_ports\": \"tcp:443,udp:7777\"}}],\n  \"cloudlets\": [\n{}\n  ],\n  \"app_insts\": [\n{}\n  ]\n}}\n",
+        cloudlets.join(",\n"),
+        insts.join(",\n")
+    )
+}
+
+/// Where cloudlet `i` of [`large_region_yaml`] is.
+pub fn large_region_site(i: usize) -> (f64, f64) {
+    (
+        -60.0 + (i % 1200) as f64 * 0.1,
+        -170.0 + (i / 1200) as f64 * 0.5,
+    )
+}

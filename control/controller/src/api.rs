@@ -72,14 +72,27 @@ impl Core {
         org: Option<&str>,
     ) -> Vec<Object> {
         let st = self.shared.read();
-        let mut out: Vec<Object> =
-            st.0.all()
-                .map(|(_, s)| &s.object)
-                .filter(|o| kind.is_none_or(|k| o.kind() == k))
-                .filter(|o| key.is_none_or(|k| &o.key() == k))
-                .filter(|o| org.is_none_or(|org| organization(o) == Some(org)))
-                .cloned()
-                .collect();
+        let matches = |o: &&Object| {
+            kind.is_none_or(|k| o.kind() == k) && org.is_none_or(|org| organization(o) == Some(org))
+        };
+        // One key is one lookup, not a scan of the region (apply reads objects one by one).
+        let mut out: Vec<Object> = match key {
+            Some(k) => {
+                st.0.get(k)
+                    .map(|s| &s.object)
+                    .filter(matches)
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            }
+            None => {
+                st.0.all()
+                    .map(|(_, s)| &s.object)
+                    .filter(matches)
+                    .cloned()
+                    .collect()
+            }
+        };
         out.sort_by_key(|o| o.kind().dependency_rank());
         out
     }

@@ -175,10 +175,14 @@ fn load(file: &Path) -> Result<edge_model::Deployment> {
 }
 
 async fn apply_file(addr: &str, file: &Path) -> Result<()> {
-    let doc = load(file)?;
-    let r = crate::apply(&mut connect(addr).await?, &doc)
+    let (doc, computed) = edge_model::document::load_noting_computed(file)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let r = crate::apply_noting(&mut connect(addr).await?, &doc, &computed)
         .await
         .map_err(|s| status(&s).context(format!("applying {}", file.display())))?;
+    for n in &r.not_taken {
+        eprintln!("{}", not_taken_warning(file, n));
+    }
     println!(
         "applied {}: {} created, {} updated, {} unchanged{}",
         file.display(),
@@ -203,6 +207,27 @@ async fn delete_file(addr: &str, file: &Path) -> Result<()> {
         revision_note(r.revision)
     );
     Ok(())
+}
+
+/// One line per object: the fields it set that the controller computed otherwise, and why.
+fn not_taken_warning(file: &Path, n: &crate::NotTaken) -> String {
+    let at = match n.line {
+        Some(l) => format!("{}:{l}", file.display()),
+        None => file.display().to_string(),
+    };
+    let fields: Vec<String> = n
+        .fields
+        .iter()
+        .map(|(f, given, used)| format!("{f} {given} (the controller's: {used})"))
+        .collect();
+    format!(
+        "warning: {at}: {} {}: not taken: {}; the controller computes an instance's uri and \
+         mapped_ports from its app, cluster and cloudlet, its state from the CRM and its health \
+         from the root LB (these fields apply to a standalone DME only)",
+        n.path,
+        n.key,
+        fields.join(", "),
+    )
 }
 
 /// ` (revision N)` after a change; nothing when nothing changed (the report then has no

@@ -20,5 +20,5 @@ pub mod objects;
 pub mod schema;
 pub mod table;
 
-pub use apply::{Report, apply, delete, finish};
+pub use apply::{NotTaken, Report, apply, apply_noting, delete, finish};
 pub use objects::{document_from, document_objects, updatable_diff};

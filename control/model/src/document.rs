@@ -40,6 +40,8 @@ mod emit;
 mod instances;
 mod locate;
 mod raw;
+
+pub use raw::MAX_DOCUMENT_BYTES;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +51,7 @@ use std::path::{Path, PathBuf};
 use geodata::CoordError;
 
 use crate::enums::ParseEnumError;
+use crate::object::ObjectKey;
 use crate::ports::PortsError;
 use crate::types::{App, AppInst, Cloudlet, ClusterInst, Flavor, OperatorCode, Settings};
 
@@ -136,7 +139,70 @@ pub fn parse(text: &str) -> Result<Deployment, DocumentError> {
 
 /// Reads and parses a document file.
 pub fn load(path: &Path) -> Result<Deployment, DocumentError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DocumentError {
+    parse(&read_file(path)?)
+}
+
+/// Fields of an app instance that a document may set for a standalone DME, but that a
+/// controller computes itself: `uri` and `mapped_ports` from the app, cluster and cloudlet
+/// (ports allocated on the shared root LB), `state` from the CRM, `health` from the root LB.
+pub const CONTROLLER_COMPUTED: [&str; 4] = ["uri", "mapped_ports", "state", "health"];
+
+/// An object whose document entry sets fields a controller computes (and so does not take).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComputedFields {
+    /// The entry's path, e.g. `app_insts[3]`.
+    pub path: String,
+    pub line: Option<usize>,
+    pub key: ObjectKey,
+    /// The fields given, in [`CONTROLLER_COMPUTED`] order.
+    pub fields: Vec<&'static str>,
+}
+
+/// [`parse`], also saying which entries set fields of [`CONTROLLER_COMPUTED`]: what a client of
+/// the controller should tell its user it does not send.
+pub fn parse_noting_computed(
+    text: &str,
+) -> Result<(Deployment, Vec<ComputedFields>), DocumentError> {
+    let raw = raw::read(text)?;
+    let deployment = convert::convert(&raw)?;
+    let notes = raw
+        .app_insts
+        .iter()
+        .zip(&deployment.app_insts)
+        .enumerate()
+        .filter_map(|(i, (item, inst))| {
+            let a = &item.value;
+            let given = [
+                a.uri.is_some(),
+                a.mapped_ports.is_some(),
+                a.state.is_some(),
+                a.health.is_some(),
+            ];
+            let fields: Vec<&'static str> = CONTROLLER_COMPUTED
+                .iter()
+                .zip(given)
+                .filter_map(|(f, g)| g.then_some(*f))
+                .collect();
+            (!fields.is_empty()).then(|| ComputedFields {
+                path: format!("app_insts[{i}]"),
+                line: check::line_of(item),
+                key: ObjectKey::AppInst(inst.key.clone()),
+                fields,
+            })
+        })
+        .collect();
+    Ok((deployment, notes))
+}
+
+/// [`load`], noting computed fields as [`parse_noting_computed`] does.
+pub fn load_noting_computed(
+    path: &Path,
+) -> Result<(Deployment, Vec<ComputedFields>), DocumentError> {
+    parse_noting_computed(&read_file(path)?)
+}
+
+fn read_file(path: &Path) -> Result<String, DocumentError> {
+    std::fs::read_to_string(path).map_err(|source| DocumentError {
         path: String::new(),
         line: None,
         column: None,
@@ -144,8 +210,7 @@ pub fn load(path: &Path) -> Result<Deployment, DocumentError> {
             file: path.to_owned(),
             source,
         },
-    })?;
-    parse(&text)
+    })
 }
 
 /// Prints a deployment as a document with short enum names and every computed field explicit,

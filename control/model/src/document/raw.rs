@@ -154,13 +154,49 @@ pub(super) struct RawMappedPort {
     pub fqdn_prefix: Option<String>,
 }
 
+/// The largest document accepted: a region of a million app instances is about 300 MB of YAML.
+pub const MAX_DOCUMENT_BYTES: usize = 512 << 20;
+
 /// Deserialises the text; JSON (first non-blank character `{` or `[`) must be strict JSON.
 pub(super) fn read(text: &str) -> Result<RawDocument, DocumentError> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(DocumentError::at(
+            "",
+            None,
+            ErrorKind::Invalid(format!(
+                "document of {} bytes is larger than the limit of {} MiB",
+                text.len(),
+                MAX_DOCUMENT_BYTES >> 20
+            )),
+        ));
+    }
     let body = text.trim_start_matches('\u{feff}').trim_start();
     if body.starts_with('{') || body.starts_with('[') {
         check_json(text)?;
     }
-    serde_saphyr::from_str::<RawDocument>(text).map_err(|e| yaml_error(text, &e))
+    serde_saphyr::from_str_with_options::<RawDocument>(text, options(text.len()))
+        .map_err(|e| yaml_error(text, &e))
+}
+
+/// Parse limits for a text of `len` bytes. Without aliases each node, event and scalar byte
+/// needs at least one byte of input, so limits proportional to the size never refuse a plain
+/// document, however large (the fixed defaults refused a region of 10 000 cloudlets). The node
+/// budget also counts what aliases replay, so an alias bomb stops after work linear in its
+/// size; that makes the library's alias-to-anchor ratio heuristic redundant, and it is off (it
+/// refused a region whose instances all name their app through one anchor). Nesting keeps the
+/// library's default cap.
+fn options(len: usize) -> serde_saphyr::Options {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(len);
+    // A node is at most a start and an end event.
+    b.max_events = b.max_events.max(len.saturating_mul(2));
+    b.max_total_scalar_bytes = b.max_total_scalar_bytes.max(len);
+    b.enforce_alias_anchor_ratio = false;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(b);
+    let replayed = &mut options.alias_limits.max_total_replayed_events;
+    *replayed = (*replayed).max(len.saturating_mul(2));
+    options
 }
 
 fn check_json(text: &str) -> Result<(), DocumentError> {
@@ -227,4 +263,22 @@ fn one_line(message: &str) -> String {
             escaped
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limits_grow_with_the_input_and_never_fall_below_the_defaults() {
+        let small = super::options(100);
+        let defaults = serde_saphyr::Options::default();
+        let (b, d) = (small.budget.unwrap(), defaults.budget.unwrap());
+        assert_eq!((b.max_nodes, b.max_events), (d.max_nodes, d.max_events));
+        let big = super::options(30 << 20);
+        let b = big.budget.unwrap();
+        assert_eq!(b.max_nodes, 30 << 20);
+        assert_eq!(b.max_events, 60 << 20);
+        assert_eq!(big.alias_limits.max_total_replayed_events, 60 << 20);
+        // Nesting is not relaxed by size.
+        assert_eq!(b.max_depth, d.max_depth);
+    }
 }

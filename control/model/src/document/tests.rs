@@ -45,6 +45,7 @@ app_insts:
 
 mod formats;
 mod references;
+mod scale;
 
 /// BASE with the first occurrence of `from` replaced by `to`.
 fn with(from: &str, to: &str) -> String {
