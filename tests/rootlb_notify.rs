@@ -487,6 +487,7 @@ async fn health_reports_for_another_cloudlet_are_rejected() {
             organization: "telekom".into(),
             name: "berlin-1".into(),
         }),
+        platform_filter: None,
     });
     tx.send(pb::SubscriberMessage::from(&subscribe))
         .await

@@ -44,10 +44,8 @@ pub async fn run(
     health: broadcast::Receiver<HealthEvent>,
 ) {
     let subscription = Subscription {
-        name: config.name.clone(),
-        role: Role::RootLb,
-        want: WANT.to_vec(),
         cloudlet_filter: Some(config.cloudlet.clone()),
+        ..Subscription::new(config.name.clone(), Role::RootLb, WANT.to_vec())
     };
     let driver = DriverConfig::new(config.addrs.clone(), subscription);
     let me = LbSubscriber {

@@ -133,6 +133,7 @@ impl Builder {
             mapped_ports: vec![tcp_port(443)],
             state: TrackedState::Ready,
             health: HealthCheck::Ok,
+            platform_health: HealthCheck::Unknown,
         });
         self
     }

@@ -48,12 +48,7 @@ pub fn spawn_local(config: SubscriberConfig) -> Arc<Dme> {
 
 /// Subscribes forever (until the task is dropped), feeding `dme`.
 pub async fn run(dme: Arc<Dme>, config: SubscriberConfig) {
-    let subscription = Subscription {
-        name: config.name,
-        role: Role::Dme,
-        want: WANT.to_vec(),
-        cloudlet_filter: None,
-    };
+    let subscription = Subscription::new(config.name, Role::Dme, WANT.to_vec());
     let mut driver = DriverConfig::new(config.addrs, subscription);
     driver.outbox = 64;
     let me = DmeSubscriber {

@@ -26,7 +26,14 @@ pub fn updatable_fields(kind: ObjectKind) -> &'static [&'static str] {
             "maintenance_state",
             "state",
         ],
-        ObjectKind::CloudletInfo => &["state", "notify_id", "errors"],
+        ObjectKind::CloudletInfo => &[
+            "state",
+            "notify_id",
+            "errors",
+            "rootlb_address",
+            "flavors",
+            "resources",
+        ],
         ObjectKind::App => &[
             "deployment",
             "image_path",
@@ -55,6 +62,7 @@ pub fn updatable_fields(kind: ObjectKind) -> &'static [&'static str] {
             "state",
             "health",
             "errors",
+            "platform_health",
         ],
     }
 }

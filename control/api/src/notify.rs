@@ -96,17 +96,29 @@ pub enum Role {
     Dme,
     RootLb,
     Crm,
+    /// The region's DNS, serving the names the controller hands out.
+    Dns,
+    /// A cloudlet's metrics agent.
+    Shepherd,
 }
 
 impl Role {
-    pub const ALL: [Self; 3] = [Self::Dme, Self::RootLb, Self::Crm];
+    pub const ALL: [Self; 5] = [
+        Self::Dme,
+        Self::RootLb,
+        Self::Crm,
+        Self::Dns,
+        Self::Shepherd,
+    ];
 
-    /// The wire form (`dme`, `rootlb`, `crm`).
+    /// The wire form (`dme`, `rootlb`, `crm`, `dns`, `shepherd`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dme => "dme",
             Self::RootLb => "rootlb",
             Self::Crm => "crm",
+            Self::Dns => "dns",
+            Self::Shepherd => "shepherd",
         }
     }
 }
@@ -119,7 +131,8 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                let msg = format!("unknown role {s:?}; expected dme, rootlb or crm");
+                let names: Vec<&str> = Self::ALL.iter().map(|r| r.as_str()).collect();
+                let msg = format!("unknown role {s:?}; expected one of {}", names.join(", "));
                 ConvertError::new("", ConvertErrorKind::Invalid(msg))
             })
     }
@@ -139,6 +152,31 @@ pub struct Subscription {
     pub want: Vec<ObjectKind>,
     /// Only objects of this cloudlet (and the Apps of its AppInsts).
     pub cloudlet_filter: Option<CloudletKey>,
+    /// Only objects of cloudlets whose `platform_type` is this (and every App): a CRM serving
+    /// every cloudlet of one platform. Exclusive with `cloudlet_filter`.
+    pub platform_filter: Option<String>,
+}
+
+impl Subscription {
+    /// A subscription of `role` for `want`, unfiltered.
+    pub fn new(name: impl Into<String>, role: Role, want: Vec<ObjectKind>) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            want,
+            cloudlet_filter: None,
+            platform_filter: None,
+        }
+    }
+}
+
+/// A line about the current operation on an object, from the CRM doing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub key: ObjectKey,
+    pub message: String,
+    /// The operation failed, and `message` says why.
+    pub error: bool,
 }
 
 /// One message from a subscriber to the controller.
@@ -151,6 +189,8 @@ pub enum SubscriberMessage {
     },
     /// An object sent up (CloudletInfo from a CRM, AppInst health from the root LB).
     Report(Object),
+    /// Progress of an operation, from the CRM doing it.
+    Progress(Progress),
 }
 
 fn subscription(s: pb::Subscribe) -> Result<Subscription, ConvertError> {
@@ -160,14 +200,25 @@ fn subscription(s: pb::Subscribe) -> Result<Subscription, ConvertError> {
         .enumerate()
         .map(|(i, k)| object_kind(*k, &format!("want[{i}]")))
         .collect::<Result<_, _>>()?;
+    let cloudlet_filter = s
+        .cloudlet_filter
+        .map(|k| cloudlet_key(k).within("cloudlet_filter"))
+        .transpose()?;
+    let platform_filter = Some(s.platform_filter).filter(|p| !p.is_empty());
+    if cloudlet_filter.is_some() && platform_filter.is_some() {
+        return Err(ConvertError::new(
+            "platform_filter",
+            ConvertErrorKind::Invalid(
+                "a subscription filters by cloudlet or by platform, not both".into(),
+            ),
+        ));
+    }
     Ok(Subscription {
         name: s.name,
         role: s.role.parse().within("role")?,
         want,
-        cloudlet_filter: s
-            .cloudlet_filter
-            .map(|k| cloudlet_key(k).within("cloudlet_filter"))
-            .transpose()?,
+        cloudlet_filter,
+        platform_filter,
     })
 }
 
@@ -191,6 +242,14 @@ fn subscriber_message(m: pb::SubscriberMessage) -> Result<SubscriberMessage, Con
                 .within("report.object")
                 .map(SubscriberMessage::Report)
         }
+        Msg::Progress(p) => {
+            let key = required(p.key, "key").within("progress")?;
+            Ok(SubscriberMessage::Progress(Progress {
+                key: ObjectKey::try_from(key).within("progress.key")?,
+                message: p.message,
+                error: p.error,
+            }))
+        }
     }
 }
 
@@ -202,10 +261,16 @@ impl From<&SubscriberMessage> for pb::SubscriberMessage {
                 role: s.role.as_str().to_owned(),
                 want: s.want.iter().map(|k| kind_to_wire(*k)).collect(),
                 cloudlet_filter: s.cloudlet_filter.as_ref().map(Into::into),
+                platform_filter: s.platform_filter.clone().unwrap_or_default(),
             }),
             SubscriberMessage::Ack { version } => Msg::Ack(pb::Ack { version: *version }),
             SubscriberMessage::Report(o) => Msg::Report(pb::Report {
                 object: Some(o.into()),
+            }),
+            SubscriberMessage::Progress(p) => Msg::Progress(pb::OperationProgress {
+                key: Some((&p.key).into()),
+                message: p.message.clone(),
+                error: p.error,
             }),
         };
         Self { msg: Some(msg) }

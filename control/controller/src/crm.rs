@@ -88,12 +88,8 @@ async fn perform(
 ) -> Result<(), ControlError> {
     match action {
         Action::CloudletReady(k) => {
-            let info = Object::CloudletInfo(CloudletInfo {
-                key: k.clone(),
-                state: CloudletState::Ready,
-                notify_id: 0,
-                errors: Vec::new(),
-            });
+            let info =
+                Object::CloudletInfo(CloudletInfo::with_state(k.clone(), CloudletState::Ready));
             commit::execute(store, shared, "cloudlet info", |m| {
                 if m.get(&ObjectKey::Cloudlet(k.clone())).is_none() {
                     return Ok(planner::Plan::default());

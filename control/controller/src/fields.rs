@@ -19,6 +19,8 @@ fn fixed(kind: ObjectKind) -> &'static [&'static str] {
             "uri",
             "mapped_ports",
             "errors",
+            // The CRM's report, like node_address.
+            "platform_health",
         ],
         _ => &[],
     }
@@ -80,7 +82,16 @@ pub fn merge(cur: &Object, new: &Object, fields: &[String]) -> Result<Object, Co
                 state
             )
         }
-        (Object::CloudletInfo(o), Object::CloudletInfo(n)) => copy!(o, n, state, errors, notify_id),
+        (Object::CloudletInfo(o), Object::CloudletInfo(n)) => copy!(
+            o,
+            n,
+            state,
+            errors,
+            notify_id,
+            rootlb_address,
+            flavors,
+            resources
+        ),
         (Object::App(o), Object::App(n)) => copy!(
             o,
             n,

@@ -208,6 +208,18 @@ impl pb::notify_server::Notify for NotifyService {
                             tracing::warn!(name = %sub.name, error = %e, "report refused");
                         }
                     }
+                    Ok(SubscriberMessage::Progress(p)) => {
+                        let from = reports::Reporter {
+                            notify_id,
+                            cloudlet: sub.cloudlet_filter.as_ref(),
+                        };
+                        match reports::may_report_progress(&shared, &p.key, from) {
+                            Ok(()) => shared.publish_progress(p),
+                            Err(e) => {
+                                tracing::warn!(name = %sub.name, error = %e, "progress refused")
+                            }
+                        }
+                    }
                     Ok(SubscriberMessage::Subscribe(_)) => {
                         tracing::warn!(name = %sub.name, "ignoring a second Subscribe");
                     }
@@ -381,6 +393,7 @@ mod tests {
             role: Role::RootLb,
             want: vec![ObjectKind::App, ObjectKind::AppInst],
             cloudlet_filter: Some(berlin.clone()),
+            platform_filter: None,
         };
         let mut m = Model::default();
         m.put(Object::App(app("game")), 1);
@@ -405,6 +418,7 @@ mod tests {
             mapped_ports: Vec::new(),
             state: TrackedState::Ready,
             health: HealthCheck::Ok,
+            platform_health: HealthCheck::Unknown,
         };
         m.put(Object::AppInst(inst.clone()), 3);
         let out = batch(&sub, &m, Some(&[ObjectKey::AppInst(inst.key.clone())]));

@@ -37,6 +37,22 @@ pub fn may_report_health(from: Option<&CloudletKey>, inst: &AppInst) -> Result<(
     }
 }
 
+/// Whether `from` may send progress about `key`: the object must be on its cloudlet.
+pub fn may_report_progress(
+    shared: &Shared,
+    key: &ObjectKey,
+    from: Reporter<'_>,
+) -> Result<(), ControlError> {
+    let st = shared.read();
+    let cloudlet = match st.0.get(key).map(|s| &s.object) {
+        Some(Object::AppInst(i)) => i.cloudlet.clone(),
+        Some(Object::ClusterInst(c)) => c.cloudlet.clone(),
+        Some(Object::Cloudlet(c)) => c.key.clone(),
+        _ => return Err(ControlError::not_found(key)),
+    };
+    may_report_cloudlet(from.cloudlet, &cloudlet)
+}
+
 /// Whether `from` may report the CloudletInfo of `cloudlet` (pure).
 pub fn may_report_cloudlet(
     from: Option<&CloudletKey>,
@@ -185,6 +201,7 @@ mod tests {
             mapped_ports: Vec::new(),
             state: TrackedState::Ready,
             health: HealthCheck::Ok,
+            platform_health: HealthCheck::Unknown,
         }
     }
 

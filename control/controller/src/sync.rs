@@ -64,10 +64,14 @@ impl ChangeLog {
     }
 }
 
-/// The model, its change log, and the revision channel.
+/// The model, its change log, the revision channel, and the progress of CRM operations.
 pub struct Shared {
     state: RwLock<(Model, ChangeLog)>,
     revision: watch::Sender<Revision>,
+    /// Progress lines CRMs send about the operations they run, for the API calls waiting on
+    /// them. Not stored: only callers waiting on this controller see them (with several
+    /// controllers, a caller on another one sees the state changes only).
+    progress: tokio::sync::broadcast::Sender<edge_api::notify::Progress>,
 }
 
 impl Default for Shared {
@@ -75,6 +79,7 @@ impl Default for Shared {
         Self {
             state: RwLock::default(),
             revision: watch::channel(0).0,
+            progress: tokio::sync::broadcast::Sender::new(1024),
         }
     }
 }
@@ -89,6 +94,16 @@ impl Shared {
 
     pub fn subscribe(&self) -> watch::Receiver<Revision> {
         self.revision.subscribe()
+    }
+
+    /// Progress lines from CRMs, from now on.
+    pub fn progress(&self) -> tokio::sync::broadcast::Receiver<edge_api::notify::Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Relays a CRM's progress line to the callers waiting on its object.
+    pub fn publish_progress(&self, p: edge_api::notify::Progress) {
+        let _ = self.progress.send(p);
     }
 
     /// Waits until the model reflects `rev`.

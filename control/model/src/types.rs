@@ -142,6 +142,37 @@ pub struct CloudletInfo {
     /// cloudlets offline when the connection drops.
     pub notify_id: u64,
     pub errors: Vec<String>,
+    /// Public address of the cloudlet's shared root LB: where the names it serves resolve.
+    pub rootlb_address: Option<IpAddr>,
+    /// Flavors the platform offers.
+    pub flavors: Vec<Flavor>,
+    pub resources: CloudletResources,
+}
+
+/// A cloudlet's capacity and use, as its CRM last measured it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloudletResources {
+    pub vcpus_max: u64,
+    pub vcpus_used: u64,
+    pub ram_mb_max: u64,
+    pub ram_mb_used: u64,
+    pub disk_gb_max: u64,
+    pub disk_gb_used: u64,
+}
+
+impl CloudletInfo {
+    /// Info with only a state (no resources, flavors or LB address known).
+    pub fn with_state(key: CloudletKey, state: CloudletState) -> Self {
+        Self {
+            key,
+            state,
+            notify_id: 0,
+            errors: Vec::new(),
+            rootlb_address: None,
+            flavors: Vec::new(),
+            resources: CloudletResources::default(),
+        }
+    }
 }
 
 /// A compute size for clusters and VMs.
@@ -247,7 +278,12 @@ pub struct AppInst {
     /// Access ports with their public ports. Always filled after validation.
     pub mapped_ports: Vec<AppPort>,
     pub state: TrackedState,
+    /// What matching uses: `Ok`/`Unknown` are usable. Set from the root LB's checks and from
+    /// [`AppInst::platform_health`], which wins while it is `ServerFail`.
     pub health: HealthCheck,
+    /// The instance's health as its platform sees it (a process that exited is `ServerFail`),
+    /// reported by the CRM; `Unknown` where no CRM reported one.
+    pub platform_health: HealthCheck,
 }
 
 /// Where VerifyLocation / GetLocation take the device's network location from.

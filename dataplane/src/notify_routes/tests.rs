@@ -56,6 +56,7 @@ fn inst(name: &str, on: &str, cluster: &str, ports: Vec<AppPort>, state: Tracked
         mapped_ports: ports,
         state,
         health: InstHealth::Ok,
+        platform_health: edge_model::HealthCheck::Unknown,
     })
 }
 

@@ -101,12 +101,7 @@ impl Mirror {
 
     /// The cloudlet's online state as its CRM reports it (CloudletInfo).
     pub fn set_cloudlet_state(&mut self, key: &CloudletKey, state: CloudletState) {
-        self.upsert_cloudlet_info(CloudletInfo {
-            key: key.clone(),
-            state,
-            notify_id: 0,
-            errors: Vec::new(),
-        });
+        self.upsert_cloudlet_info(CloudletInfo::with_state(key.clone(), state));
     }
 
     fn upsert_cloudlet_info(&mut self, info: CloudletInfo) {

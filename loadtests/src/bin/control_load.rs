@@ -108,6 +108,7 @@ fn inst(i: usize, c: &Cloudlet) -> AppInst {
         mapped_ports: Vec::new(),
         state: TrackedState::CreateRequested,
         health: HealthCheck::Unknown,
+        platform_health: HealthCheck::Unknown,
     }
 }
 
@@ -333,12 +334,10 @@ async fn seed(store: &dyn Store, instances: usize) -> Result<Vec<LatLon>> {
         .collect();
     for c in &cloudlets {
         objs.push(Object::Cloudlet(c.clone()));
-        objs.push(Object::CloudletInfo(CloudletInfo {
-            key: c.key.clone(),
-            state: CloudletState::Ready,
-            notify_id: 0,
-            errors: Vec::new(),
-        }));
+        objs.push(Object::CloudletInfo(CloudletInfo::with_state(
+            c.key.clone(),
+            CloudletState::Ready,
+        )));
     }
     for i in 0..instances {
         objs.push(Object::AppInst(ready_inst(

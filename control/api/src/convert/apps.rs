@@ -166,6 +166,12 @@ fn app_inst(m: pb::AppInst) -> Result<AppInst, ConvertError> {
         mapped_ports,
         state: tracked_state(m.state)?,
         health: wire_enum(m.health, "health", "HealthCheck", HealthCheck::from_wire)?,
+        platform_health: wire_enum(
+            m.platform_health,
+            "platform_health",
+            "HealthCheck",
+            HealthCheck::from_wire,
+        )?,
     })
 }
 
@@ -181,6 +187,7 @@ impl From<&AppInst> for pb::AppInst {
             state: a.state as i32,
             health: a.health as i32,
             errors: Vec::new(),
+            platform_health: a.platform_health as i32,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Operator codes, flavors, settings, cloudlets, cloudlet infos, and the `Object` envelope.
 
 use edge_model::{
-    Cloudlet, CloudletInfo, CloudletState, Flavor, MaintenanceState, NetworkLocation, Object,
-    OperatorCode, Settings,
+    Cloudlet, CloudletInfo, CloudletResources, CloudletState, Flavor, MaintenanceState,
+    NetworkLocation, Object, OperatorCode, Settings,
 };
 use geodata::{CoordError, LatLon};
 
@@ -186,21 +186,58 @@ impl From<&Cloudlet> for pb::Cloudlet {
 }
 
 fn cloudlet_info(m: pb::CloudletInfo) -> Result<CloudletInfo, ConvertError> {
+    let rootlb_address = match m.rootlb_address.as_str() {
+        "" => None,
+        s => Some(s.parse().map_err(|_| {
+            ConvertError::new(
+                "rootlb_address",
+                ConvertErrorKind::Invalid(format!("{s:?} is not an IP address")),
+            )
+        })?),
+    };
+    let flavors = m
+        .flavors
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| flavor(f).within(&format!("flavors[{i}]")))
+        .collect::<Result<_, _>>()?;
+    let r = m.resources.unwrap_or_default();
     Ok(CloudletInfo {
         key: field(m.key, "key", cloudlet_key)?,
         state: wire_enum(m.state, "state", "CloudletState", CloudletState::from_wire)?,
         notify_id: m.notify_id,
         errors: m.errors,
+        rootlb_address,
+        flavors,
+        resources: CloudletResources {
+            vcpus_max: r.vcpus_max,
+            vcpus_used: r.vcpus_used,
+            ram_mb_max: r.ram_mb_max,
+            ram_mb_used: r.ram_mb_used,
+            disk_gb_max: r.disk_gb_max,
+            disk_gb_used: r.disk_gb_used,
+        },
     })
 }
 
 impl From<&CloudletInfo> for pb::CloudletInfo {
     fn from(c: &CloudletInfo) -> Self {
+        let r = &c.resources;
         Self {
             key: Some((&c.key).into()),
             state: c.state as i32,
             notify_id: c.notify_id,
             errors: c.errors.clone(),
+            rootlb_address: c.rootlb_address.map(|a| a.to_string()).unwrap_or_default(),
+            flavors: c.flavors.iter().map(Into::into).collect(),
+            resources: Some(pb::CloudletResources {
+                vcpus_max: r.vcpus_max,
+                vcpus_used: r.vcpus_used,
+                ram_mb_max: r.ram_mb_max,
+                ram_mb_used: r.ram_mb_used,
+                disk_gb_max: r.disk_gb_max,
+                disk_gb_used: r.disk_gb_used,
+            }),
         }
     }
 }

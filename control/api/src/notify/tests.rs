@@ -32,6 +32,7 @@ fn subscriber_messages_round_trip() {
             role: Role::Dme,
             want: ObjectKind::DEPENDENCY_ORDER.to_vec(),
             cloudlet_filter: None,
+            platform_filter: None,
         }),
         SubscriberMessage::Subscribe(Subscription {
             name: "crm-fra".into(),
@@ -41,10 +42,20 @@ fn subscriber_messages_round_trip() {
                 organization: "telekom".into(),
                 name: "fra".into(),
             }),
+            platform_filter: None,
+        }),
+        SubscriberMessage::Subscribe(Subscription {
+            platform_filter: Some("fake".into()),
+            ..Subscription::new("crm-fake", Role::Crm, vec![ObjectKind::AppInst])
         }),
         SubscriberMessage::Ack { version: 7 },
         SubscriberMessage::Report(Object::CloudletInfo(cloudlet_info())),
         SubscriberMessage::Report(Object::AppInst(app_inst())),
+        SubscriberMessage::Progress(Progress {
+            key: ObjectKey::AppInst(app_inst().key),
+            message: "port tcp:443 is in use".into(),
+            error: true,
+        }),
     ];
     for m in &messages {
         round_trip::<SubscriberMessage, pb::SubscriberMessage>(m);
@@ -105,6 +116,7 @@ fn bad_subscriber_messages_are_rejected() {
             role: "dme".into(),
             want: vec![kind_to_wire(ObjectKind::App)],
             cloudlet_filter: None,
+            platform_filter: String::new(),
         };
         f(&mut s);
         SubscriberMessage::try_from(pb::SubscriberMessage {
@@ -133,6 +145,14 @@ fn bad_subscriber_messages_are_rejected() {
         e,
         "subscriber_message.subscribe.cloudlet_filter.organization: must not be empty"
     );
+    let e = sub(|s| {
+        s.cloudlet_filter = Some(pb::CloudletKey {
+            organization: "o".into(),
+            name: "c".into(),
+        });
+        s.platform_filter = "fake".into();
+    });
+    assert!(e.contains("not both"), "{e}");
     let e = SubscriberMessage::try_from(pb::SubscriberMessage {
         msg: Some(Msg::Report(pb::Report { object: None })),
     })

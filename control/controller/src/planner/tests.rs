@@ -61,6 +61,7 @@ fn inst(m: &Model, name: &str, cluster: Option<&str>) -> AppInst {
         mapped_ports: Vec::new(),
         state: TrackedState::Ready,
         health: edge_model::HealthCheck::Ok,
+        platform_health: edge_model::HealthCheck::Unknown,
     }
 }
 

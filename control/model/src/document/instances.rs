@@ -273,6 +273,7 @@ fn app_inst(
             &format!("{path}.health"),
             HealthCheck::Ok,
         )?,
+        platform_health: HealthCheck::Unknown,
     })
 }
 

@@ -131,15 +131,13 @@ fn dependency_order_covers_every_kind_once_with_parents_first() {
 
 #[test]
 fn objects_know_their_kind_and_key() {
-    let info = CloudletInfo {
-        key: CloudletKey {
+    let info = CloudletInfo::with_state(
+        CloudletKey {
             organization: "telekom".into(),
             name: "berlin".into(),
         },
-        state: CloudletState::Ready,
-        notify_id: 7,
-        errors: vec![],
-    };
+        CloudletState::Ready,
+    );
     let obj = Object::from(info.clone());
     assert_eq!(obj.kind(), ObjectKind::CloudletInfo);
     assert_eq!(obj.key(), ObjectKey::CloudletInfo(info.key));

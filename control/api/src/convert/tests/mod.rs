@@ -105,6 +105,7 @@ pub(crate) fn app_inst() -> AppInst {
         ],
         state: TrackedState::Ready,
         health: HealthCheck::ServerFail,
+        platform_health: HealthCheck::Ok,
     }
 }
 
@@ -114,6 +115,21 @@ pub(crate) fn cloudlet_info() -> CloudletInfo {
         state: CloudletState::Offline,
         notify_id: 42,
         errors: vec!["lost the CRM".into()],
+        rootlb_address: Some("192.0.2.7".parse().unwrap()),
+        flavors: vec![Flavor {
+            name: "x1.small".into(),
+            ram_mb: 4096,
+            vcpus: 2,
+            disk_gb: 40,
+        }],
+        resources: CloudletResources {
+            vcpus_max: 50,
+            vcpus_used: 4,
+            ram_mb_max: 40960,
+            ram_mb_used: 8192,
+            disk_gb_max: 5000,
+            disk_gb_used: 80,
+        },
     }
 }
 
