@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LEAVES = {"geodata", "edge-model"}
 WIRE = LEAVES | {"edge-api", "dme-api"}
-LIBS = WIRE | {"edge-store", "controller", "dme", "dataplane", "edgectl"}
+LIBS = WIRE | {"edge-store", "controller", "crm", "dme", "dataplane", "shepherd", "edge-dns", "edgectl"}
 
 # Crate -> the workspace crates it may depend on. Dependencies point down only;
-# controller, dme and dataplane never depend on each other; edgectl is a client and links no
-# component. A new crate must be added here.
+# controller, dme, dataplane and shepherd never depend on each other (nor on a CRM); edgectl is
+# a client and links no component. A new crate must be added here.
 ALLOWED = {
     "geodata": set(),
     "edge-model": {"geodata"},
@@ -46,6 +46,11 @@ ALLOWED = {
     "controller": WIRE | {"edge-store"},
     "dme": WIRE | {"edge-store"},
     "dataplane": WIRE | {"edge-store"},
+    "shepherd": WIRE,
+    # A cloudlet's CRM: a notify subscriber beside the controller, DME and root LB.
+    "crm": WIRE,
+    # The region DNS: a notify subscriber beside the controller, DME and root LB.
+    "edge-dns": LEAVES | {"edge-api"},
     "edgectl": WIRE,
     "edgeplane": LIBS,
     "edgeplane-benches": LIBS,

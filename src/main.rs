@@ -28,12 +28,38 @@ enum Role {
     Up(up::UpArgs),
     /// The Distributed Matching Engine (gRPC + REST client API).
     Dme(dme::cli::DmeArgs),
-    /// The regional controller (object API, notify push, fake CRM).
-    Controller(controller::cli::ControllerArgs),
+    /// The regional controller (object API, notify push), with the CRM of every cloudlet of
+    /// the `fake` platform in the same process.
+    Controller(ControllerRole),
+    /// The Cloudlet Resource Manager of one cloudlet (runs its clusters and app instances).
+    Crm(crm::cli::CrmArgs),
+    /// The echo app (serves its access ports, echoing TCP bytes and UDP datagrams): what the
+    /// example region's `local` cloudlets run.
+    Echo(crm::echo::EchoArgs),
     /// The shared root load balancer of a cloudlet (multi-tenant L4 proxy).
     Rootlb(dataplane::RootLbArgs),
     /// Print the version and exit.
     Version,
+}
+
+/// Flags of `edgeplane controller`.
+#[derive(clap::Args)]
+struct ControllerRole {
+    #[command(flatten)]
+    controller: controller::cli::ControllerArgs,
+    /// The node address the fake platform's CRM reports for every cluster it makes ready:
+    /// where the cloudlet's shared root LB sends the cluster's traffic.
+    #[arg(long, default_value = "127.0.0.1")]
+    fake_node_address: std::net::IpAddr,
+}
+
+async fn run_controller(role: ControllerRole) -> Result<()> {
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let node = role.fake_node_address;
+    controller::cli::run_controller(role.controller, move |notify| {
+        crm::cli::spawn_fake(vec![notify.to_string()], node, stop);
+    })
+    .await
 }
 
 fn main() -> Result<()> {
@@ -58,7 +84,9 @@ fn main() -> Result<()> {
     match cli.role {
         Role::Up(args) => rt.block_on(up::run(args)),
         Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
-        Role::Controller(args) => rt.block_on(controller::cli::run_controller(args)),
+        Role::Controller(args) => rt.block_on(run_controller(args)),
+        Role::Crm(args) => rt.block_on(crm::cli::run_crm(args)),
+        Role::Echo(args) => rt.block_on(crm::echo::run(args)),
         Role::Rootlb(_) => unreachable!("handled before the runtime is built"),
         Role::Version => {
             println!("edgeplane {}", env!("CARGO_PKG_VERSION"));

@@ -70,6 +70,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         handle.clone(),
         std::future::pending(),
     ));
+    let (_crm_stop, crm_stop) = tokio::sync::watch::channel(false);
+    crm::cli::spawn_fake(
+        vec![notify_addr.to_string()],
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        crm_stop,
+    );
 
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: vec![notify_addr.to_string()],

@@ -75,11 +75,34 @@ async fn dme_survives_a_controller_restart_and_prunes_what_was_deleted() {
     child.wait().unwrap();
     assert_eq!(dme.find(&arena(), "26201", 52.3906, 13.0645).await, berlin);
 
-    // Restart on the same data directory; delete Berlin before the DME can reconnect.
+    // Restart on the same data directory; delete Berlin before the DME can reconnect. The
+    // fake platform's CRM finishes the delete over a notify listener the DME does not know.
     let store = redb(dir.path()).await;
     let handle = controller::server::start(store, "eu")
         .await
         .expect("restart");
+    let (side_api, side_notify) = (
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let side_addr = side_notify.local_addr().unwrap();
+    let (side_stop, side_rx) = tokio::sync::watch::channel(false);
+    let side = tokio::spawn(controller::server::run(
+        side_api,
+        side_notify,
+        handle.clone(),
+        {
+            let mut rx = side_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        },
+    ));
+    let crm = crm::cli::spawn_fake(
+        vec![side_addr.to_string()],
+        "127.0.0.1".parse().unwrap(),
+        side_rx,
+    );
     let key = ObjectKey::AppInst(AppInstKey {
         organization: "NimbusGames".into(),
         name: "arena-berlin".into(),
@@ -94,6 +117,9 @@ async fn dme_survives_a_controller_restart_and_prunes_what_was_deleted() {
         async move { gone }
     })
     .await;
+    side_stop.send(true).unwrap();
+    let _ = side.await;
+    let _ = crm.await;
     assert_eq!(
         dme.find(&arena(), "26201", 52.3906, 13.0645).await,
         berlin,

@@ -84,14 +84,22 @@ pub async fn start_controller_with(
         .unwrap();
     let (api, notify) = (api_l.local_addr().unwrap(), notify_l.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (crm_stop, crm_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(controller::server::run(
         api_l,
         notify_l,
         handle.clone(),
         async move {
             let _ = rx.await;
+            let _ = crm_stop.send(true);
         },
     ));
+    // The fake platform's cloudlets get their CRM, as `edgeplane controller` runs it.
+    crm::cli::spawn_fake(
+        vec![notify.to_string()],
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        crm_rx,
+    );
     Controller {
         api,
         notify,

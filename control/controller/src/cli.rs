@@ -34,10 +34,6 @@ pub struct ControllerArgs {
     /// Region name, part of generated FQDNs.
     #[arg(long, env = "EDGEPLANE_REGION", default_value = "local")]
     pub region: String,
-    /// The node address the fake-platform CRM reports for every cluster it makes ready: where
-    /// the cloudlet's shared root LB sends the cluster's traffic.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub fake_node_address: std::net::IpAddr,
     /// Seconds a cloudlet may be without a connected root LB before the instances it carries
     /// are marked `HEALTH_CHECK_ROOTLB_OFFLINE` (and the DME stops returning them).
     #[arg(long, default_value_t = 15)]
@@ -94,13 +90,14 @@ async fn open_etcd(_: &StoreArgs) -> Result<Arc<dyn Store>> {
     anyhow::bail!("this build has no etcd support: rebuild with `--features etcd`")
 }
 
-/// Opens the store, binds, serves until Ctrl-C.
-pub async fn run_controller(args: ControllerArgs) -> Result<()> {
+/// Opens the store, binds, serves until Ctrl-C. `bound` is called with the notify address once
+/// it is bound (the binary starts the in-process CRMs there).
+pub async fn run_controller(
+    args: ControllerArgs,
+    bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
     let store = args.store.open().await?;
-    let fake = crate::crm::FakePlatform {
-        node_address: args.fake_node_address,
-    };
-    let mut handle = crate::server::start_with(store, &args.region, fake).await?;
+    let mut handle = crate::server::start(store, &args.region).await?;
     handle.rootlb_grace = std::time::Duration::from_secs(args.rootlb_grace_secs);
     handle.notify_keepalive = std::time::Duration::from_secs(args.notify_keepalive_secs);
     let api = TcpListener::bind(&args.api_addr)
@@ -118,6 +115,7 @@ pub async fn run_controller(args: ControllerArgs) -> Result<()> {
         http.local_addr()?,
         notify.local_addr()?
     );
+    bound(notify.local_addr()?);
     let rest = crate::server::spawn_rest(http, &handle, async {
         let _ = tokio::signal::ctrl_c().await;
     });

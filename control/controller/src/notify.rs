@@ -202,7 +202,9 @@ impl pb::notify_server::Notify for NotifyService {
                     Ok(SubscriberMessage::Report(obj)) => {
                         let from = reports::Reporter {
                             notify_id,
+                            role: sub.role,
                             cloudlet: sub.cloudlet_filter.as_ref(),
+                            platform: sub.platform_filter.as_deref(),
                         };
                         if let Err(e) = reports::apply(store.as_ref(), &shared, obj, from).await {
                             tracing::warn!(name = %sub.name, error = %e, "report refused");
@@ -211,7 +213,9 @@ impl pb::notify_server::Notify for NotifyService {
                     Ok(SubscriberMessage::Progress(p)) => {
                         let from = reports::Reporter {
                             notify_id,
+                            role: sub.role,
                             cloudlet: sub.cloudlet_filter.as_ref(),
+                            platform: sub.platform_filter.as_deref(),
                         };
                         match reports::may_report_progress(&shared, &p.key, from) {
                             Ok(()) => shared.publish_progress(p),
@@ -242,6 +246,9 @@ fn wanted(sub: &Subscription, m: &Model, obj: &Object) -> bool {
     if !sub.want.is_empty() && !sub.want.contains(&obj.kind()) {
         return false;
     }
+    if let Some(platform) = &sub.platform_filter {
+        return on_platform(m, obj, platform);
+    }
     let Some(filter) = &sub.cloudlet_filter else {
         return true;
     };
@@ -254,6 +261,22 @@ fn wanted(sub: &Subscription, m: &Model, obj: &Object) -> bool {
         Object::App(a) => m.insts_on(filter).any(|i| i.app == a.key),
         _ => true,
     }
+}
+
+/// Whether `obj` belongs to a cloudlet of `platform` (every App does: a platform's CRM may run
+/// any of them).
+fn on_platform(m: &Model, obj: &Object, platform: &str) -> bool {
+    let cloudlet = match obj {
+        Object::Cloudlet(c) => return c.platform_type == platform,
+        Object::CloudletInfo(c) => &c.key,
+        Object::ClusterInst(c) => &c.cloudlet,
+        Object::AppInst(i) => &i.cloudlet,
+        _ => return true,
+    };
+    matches!(
+        m.get(&ObjectKey::Cloudlet(cloudlet.clone())).map(|s| &s.object),
+        Some(Object::Cloudlet(c)) if c.platform_type == platform
+    )
 }
 
 fn wanted_key(sub: &Subscription, key: &ObjectKey) -> bool {

@@ -1,24 +1,47 @@
-//! Objects subscribers send up: a CRM's CloudletInfo, and instance health seen by a root load
-//! balancer. Only the fields a reporter owns are taken; everything else stays the controller's.
+//! Objects subscribers send up: a CRM's CloudletInfo and the lifecycle of the clusters and
+//! instances it runs ([`crate::crm_report`]), and instance health seen by a root load balancer.
+//! Only the fields a reporter owns are taken; everything else stays the controller's.
 //!
-//! A reporter is trusted only for its own cloudlet: health reports and CloudletInfo are
-//! accepted from a subscription filtered to a cloudlet, and only for that cloudlet, so one
-//! cloudlet's root LB or CRM cannot take another cloudlet's instances out of matching or mark
-//! another cloudlet ready or down.
+//! A reporter is trusted only for the cloudlets it serves: those of its subscription's
+//! cloudlet filter, or of its platform filter (a CRM serving every cloudlet of a platform).
+//! So one cloudlet's root LB or CRM cannot take another cloudlet's instances out of matching
+//! or mark another cloudlet ready or down.
 
+use edge_api::notify::Role;
 use edge_model::{AppInst, AppInstKey, CloudletKey, HealthCheck, Object, ObjectKey, TrackedState};
 use edge_store::Store;
 
 use crate::commit;
 use crate::error::{ControlError, describe};
+use crate::model::Model;
 use crate::planner::{self, Plan, Region};
 use crate::sync::Shared;
 
-/// Who sent a report: the notify connection and its subscription's cloudlet filter.
+/// Who sent a report: the notify connection, its role and its subscription's filters.
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter<'a> {
     pub notify_id: u64,
+    pub role: Role,
     pub cloudlet: Option<&'a CloudletKey>,
+    pub platform: Option<&'a str>,
+}
+
+impl<'a> Reporter<'a> {
+    /// The cloudlet the reporter counts as serving when it reports about `cloudlet`: that one
+    /// if its platform filter covers it, else its cloudlet filter.
+    pub fn serving(&self, m: &'a Model, cloudlet: &'a CloudletKey) -> Option<&'a CloudletKey> {
+        let by_platform = self.platform.is_some_and(|p| {
+            matches!(
+                m.get(&ObjectKey::Cloudlet(cloudlet.clone())).map(|s| &s.object),
+                Some(Object::Cloudlet(c)) if c.platform_type == p
+            )
+        });
+        if by_platform {
+            Some(cloudlet)
+        } else {
+            self.cloudlet
+        }
+    }
 }
 
 /// Whether `from` may report the health of `inst` (pure).
@@ -44,13 +67,14 @@ pub fn may_report_progress(
     from: Reporter<'_>,
 ) -> Result<(), ControlError> {
     let st = shared.read();
-    let cloudlet = match st.0.get(key).map(|s| &s.object) {
-        Some(Object::AppInst(i)) => i.cloudlet.clone(),
-        Some(Object::ClusterInst(c)) => c.cloudlet.clone(),
-        Some(Object::Cloudlet(c)) => c.key.clone(),
+    let m = &st.0;
+    let cloudlet = match m.get(key).map(|s| &s.object) {
+        Some(Object::AppInst(i)) => &i.cloudlet,
+        Some(Object::ClusterInst(c)) => &c.cloudlet,
+        Some(Object::Cloudlet(c)) => &c.key,
         _ => return Err(ControlError::not_found(key)),
     };
-    may_report_cloudlet(from.cloudlet, &cloudlet)
+    may_report_cloudlet(from.serving(m, cloudlet), cloudlet)
 }
 
 /// Whether `from` may report the CloudletInfo of `cloudlet` (pure).
@@ -77,14 +101,32 @@ pub async fn apply(
 ) -> Result<(), ControlError> {
     match obj {
         Object::CloudletInfo(mut info) => {
-            may_report_cloudlet(from.cloudlet, &info.key)?;
             info.notify_id = from.notify_id;
-            let obj = Object::CloudletInfo(info);
+            let obj = Object::CloudletInfo(info.clone());
             let region = Region {
                 name: String::new(),
             };
             commit::execute(store, shared, "cloudlet info report", |m| {
+                may_report_cloudlet(from.serving(m, &info.key), &info.key)?;
                 planner::create(m, obj.clone(), &region)
+            })
+            .await?;
+        }
+        obj @ (Object::AppInst(_) | Object::ClusterInst(_)) if from.role == Role::Crm => {
+            commit::execute(store, shared, "CRM report", |m| {
+                let cloudlet = match &obj {
+                    Object::AppInst(i) => m.app_inst(&i.key).map(|c| &c.cloudlet),
+                    Object::ClusterInst(_) => match m.get(&obj.key()).map(|s| &s.object) {
+                        Some(Object::ClusterInst(cur)) => Some(&cur.cloudlet),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                // Checked against the stored object's cloudlet, not the report's own claim.
+                if let Some(c) = cloudlet {
+                    may_report_cloudlet(from.serving(m, c), c)?;
+                }
+                crate::crm_report::plan(m, &obj)
             })
             .await?;
         }
@@ -95,7 +137,12 @@ pub async fn apply(
                 match m.app_inst(&inst.key) {
                     Some(cur) => {
                         // Checked against the stored instance, not the report's own claim.
-                        may_report_health(from.cloudlet, cur)?;
+                        may_report_health(from.serving(m, &cur.cloudlet), cur)?;
+                        // While the platform says the instance failed, that wins.
+                        let health = match cur.platform_health {
+                            HealthCheck::ServerFail => HealthCheck::ServerFail,
+                            _ => health,
+                        };
                         if cur.health == health {
                             return Ok(Plan::default());
                         }

@@ -10,7 +10,6 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::{ControllerService, Core};
-use crate::crm::FakePlatform;
 use crate::notify::{Acks, NotifyService};
 use crate::planner::Region;
 use crate::sync::{self, Shared};
@@ -30,20 +29,11 @@ pub struct Handle {
     pub notify_keepalive: Duration,
 }
 
-/// Loads the model from `store` and starts the sync task and the fake CRM (with its defaults).
+/// Loads the model from `store` and starts the sync task. No platform is driven here: CRMs
+/// (the `crm` crate) connect to the notify stream and report back.
 pub async fn start(store: Arc<dyn Store>, region: &str) -> Result<Handle, edge_store::StoreError> {
-    start_with(store, region, FakePlatform::default()).await
-}
-
-/// As [`start`], with what the fake CRM reports.
-pub async fn start_with(
-    store: Arc<dyn Store>,
-    region: &str,
-    fake: FakePlatform,
-) -> Result<Handle, edge_store::StoreError> {
     let shared = Arc::new(Shared::default());
     sync::start(store.clone(), shared.clone()).await?;
-    crate::crm::spawn(store.clone(), shared.clone(), fake);
     let acks = Arc::new(Acks::default());
     let core = Arc::new(Core {
         store,

@@ -186,6 +186,13 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
         handle.clone(),
         std::future::pending(),
     ));
+    // The fake platform's CRM, as `edgeplane controller` runs it (its stop sender is dropped:
+    // it runs as long as the process).
+    crm::cli::spawn_fake(
+        vec![notify.to_string()],
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        tokio::sync::watch::channel(false).1,
+    );
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: vec![notify.to_string()],
         name: DME.into(),

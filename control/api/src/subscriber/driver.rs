@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::session::{Apply, Session, Step};
-use crate::notify::{Notice, SubscriberMessage, Subscription};
+use crate::notify::{Notice, Progress, SubscriberMessage, Subscription};
 use crate::pb;
 
 /// Where and as whom to subscribe, and how to keep the connection.
@@ -73,6 +73,12 @@ pub trait Subscriber: Send {
     /// Objects to report to the controller now. Asked after every answered batch and every
     /// [`Wake::Report`], never during a snapshot.
     fn reports(&mut self) -> Vec<Object> {
+        Vec::new()
+    }
+
+    /// Progress lines to send now (before [`Self::reports`], so that the reason of a failure
+    /// arrives before the state that reports it). Asked when reports are.
+    fn progress(&mut self) -> Vec<Progress> {
         Vec::new()
     }
 
@@ -192,6 +198,9 @@ async fn connection<S: Subscriber>(
             }
         }
         if !session.in_snapshot() {
+            for p in sub.progress() {
+                out.send(SubscriberMessage::Progress(p)).await?;
+            }
             for object in sub.reports() {
                 out.send(SubscriberMessage::Report(object)).await?;
             }

@@ -1,5 +1,6 @@
-//! The controller's REST/JSON mirror over a real socket: the full object lifecycle, and every
-//! class of bad request answered with grpc-gateway's error body and status.
+//! The controller's REST/JSON mirror over a real socket: the full object lifecycle (with the
+//! fake platform's CRM on the notify stream, as `edgeplane controller` runs it), and every class
+//! of bad request answered with grpc-gateway's error body and status.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 struct Rest {
     addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _stop: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -21,10 +22,25 @@ async fn start() -> Rest {
     let handle = controller::server::start(store, "eu").await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    controller::server::spawn_rest(listener, &handle, async move {
-        let _ = rx.await;
-    });
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    controller::server::spawn_rest(listener, &handle, stopped(rx.clone()));
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let notify_addr = notify.local_addr().unwrap();
+    tokio::spawn(controller::server::run(
+        api,
+        notify,
+        handle,
+        stopped(rx.clone()),
+    ));
+    crm::cli::spawn_fake(
+        vec![notify_addr.to_string()],
+        "127.0.0.1".parse().unwrap(),
+        rx,
+    );
     Rest {
         addr,
         _stop: tx,
