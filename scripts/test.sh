@@ -8,7 +8,7 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need, as "binary:package" pairs.
 need_apt=()
-for pair in "protoc:protobuf-compiler" "etcd:etcd-server"; do
+for pair in "protoc:protobuf-compiler" "etcd:etcd-server" "influxd:influxdb" "dig:dnsutils" "ip:iproute2"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if ((${#need_apt[@]})); then
@@ -29,8 +29,13 @@ export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
 # A real etcd for the store conformance suite (and the controller's etcd tests).
 EDGEPLANE_ETCD_ENDPOINTS=$(control/store/scripts/etcd-test-server.sh start)
 export EDGEPLANE_ETCD_ENDPOINTS
-trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true; control/shepherd/scripts/influx-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
+
+# A real InfluxDB 1.x for Shepherd's sink and collection tests.
+EDGEPLANE_INFLUX_URL=$(control/shepherd/scripts/influx-test-server.sh start)
+export EDGEPLANE_INFLUX_URL
+log "influxdb at $EDGEPLANE_INFLUX_URL"
 
 FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd,loadtests/etcd)
 
@@ -46,7 +51,7 @@ fi
 # Crates depend on each other only in the documented direction (README "Crates"), and these
 # crates' top-level modules import each other without cycles.
 log "layering"
-python3 scripts/check_layers.py dataplane dme dme/api geodata control/api control/controller control/edgectl
+python3 scripts/check_layers.py dataplane dme dme/api geodata control/api control/controller control/edgectl control/crm control/dns control/shepherd
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
