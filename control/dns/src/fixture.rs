@@ -166,6 +166,16 @@ pub fn region() -> Replica {
             Some("dedicated"),
             "arena-dedicated.paris-orange.eu.edge.example.net",
         )),
+        // Another app behind paris's shared root LB (an IPv6 one).
+        app("Nimbus", "lobby", &[]),
+        Object::AppInst(inst(
+            "Nimbus",
+            "lobby-paris",
+            "lobby",
+            &paris,
+            None,
+            &shared_lb("orange", "paris"),
+        )),
     ]
     .into_iter()
     .collect()

@@ -2,9 +2,10 @@
 //! built from the objects the controller sends (pure: no I/O, no DNS wire types).
 //!
 //! Rules ([`build`]):
-//! - a cloudlet whose CloudletInfo carries `rootlb_address` gets its shared root LB name;
 //! - a READY app instance with a `uri` gets that name, pointing at its dedicated cluster's
-//!   `node_address` when it has one, else at its cloudlet's root LB;
+//!   `node_address` when it has one, else at its cloudlet's root LB (CloudletInfo's
+//!   `rootlb_address`). A shared root LB's name therefore exists while it serves an instance:
+//!   deleting the last one makes it NXDOMAIN, as every name the controller no longer hands out;
 //! - an app's `official_fqdn` points at every address of the names serving its READY instances;
 //! - `ns.<origin>` (the zone's NS target) points at the server's own addresses, if given.
 //!
@@ -184,7 +185,7 @@ pub fn build(objects: &Replica, options: &ZoneOptions) -> Result<Zone, ZoneError
         |s| s.app_dns_root.clone(),
     );
     let mut zone = Zone::empty(&root)?;
-    let root_lbs = add_root_lbs(&mut zone, objects, &options.region, &root);
+    let root_lbs = root_lbs(objects);
     let serving = add_instances(&mut zone, objects, &root_lbs);
     for app in objects.apps() {
         let Some(names) = serving.get(&app.key) else {
@@ -208,25 +209,15 @@ pub fn build(objects: &Replica, options: &ZoneOptions) -> Result<Zone, ZoneError
     Ok(zone)
 }
 
-/// Adds each cloudlet's shared root LB name; returns the root LB addresses by cloudlet.
-fn add_root_lbs<'a>(
-    zone: &mut Zone,
-    objects: &'a Replica,
-    region: &str,
-    root: &str,
-) -> HashMap<&'a CloudletKey, IpAddr> {
-    let mut root_lbs = HashMap::new();
-    for cloudlet in objects.cloudlets() {
-        let info = objects.cloudlet_info(&cloudlet.key);
-        if let Some(addr) = info.and_then(|i| i.rootlb_address) {
-            root_lbs.insert(&cloudlet.key, addr);
-            let name = naming::shared_root_lb_fqdn(&cloudlet.key, region, root);
-            zone.add(&name, &[addr], &|| {
-                format!("root LB of cloudlet {}", cloudlet.key)
-            });
-        }
-    }
-    root_lbs
+/// The root LB address of each cloudlet that reported one.
+fn root_lbs(objects: &Replica) -> HashMap<&CloudletKey, IpAddr> {
+    objects
+        .cloudlets()
+        .filter_map(|c| {
+            let addr = objects.cloudlet_info(&c.key)?.rootlb_address?;
+            Some((&c.key, addr))
+        })
+        .collect()
 }
 
 /// Adds the URI of each READY instance that has an address; returns, per app, the names

@@ -59,6 +59,22 @@ fn rules() {
             addrs(&["2001:db8::20"]),
         ),
         (
+            "a root LB serving no instance: no name",
+            |r| {
+                r.remove(&ObjectKey::AppInst(inst_of(r, "lobby-paris").key));
+            },
+            paris.clone(),
+            Answer::NxDomain,
+        ),
+        (
+            "the last instance on a shared root LB gone: no name",
+            |r| {
+                r.remove(&ObjectKey::AppInst(inst_of(r, "arena-berlin").key));
+            },
+            berlin.clone(),
+            Answer::NxDomain,
+        ),
+        (
             "dedicated cluster",
             unchanged,
             DEDICATED.into(),
@@ -252,6 +268,14 @@ fn bad_names_are_skipped_and_reported() {
 fn origin_comes_from_settings() {
     let zone = zone_of(|r| {
         r.insert(fixture::settings("Apps.Example.ORG."));
+        // The controller names instances under the root it has.
+        let mut i = inst_of(r, "arena-berlin");
+        i.uri = naming::shared_root_lb_fqdn(
+            &cloudlet_key("telekom", "berlin"),
+            fixture::REGION,
+            "apps.example.org",
+        );
+        r.insert(Object::AppInst(i));
     });
     assert_eq!(zone.origin(), "apps.example.org");
     assert_eq!(

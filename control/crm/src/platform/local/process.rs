@@ -36,9 +36,10 @@ pub struct Running {
     child: Option<tokio::process::Child>,
 }
 
-/// Restart delays: 200 ms doubling to 5 s; a process that ran 30 s starts over.
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Restart delays: 1 s doubling to 30 s (long enough for matching to move clients elsewhere
+/// while a crashed instance is down); a process that ran 30 s starts over.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// Splits a command line on blanks, keeping "double" or 'single' quoted parts together.
