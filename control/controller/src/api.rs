@@ -6,11 +6,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edge_api::notify::Progress;
 use edge_api::pb;
 use edge_model::{Object, ObjectKey, ObjectKind, TrackedState};
 use edge_store::{Revision, Store};
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -97,16 +98,30 @@ impl Core {
         out
     }
 
-    /// Waits until `key`'s lifecycle settles, reporting state changes to `progress`.
-    pub async fn settle(&self, key: &ObjectKey, progress: &mpsc::Sender<String>) -> Settled {
+    /// Waits until `key`'s lifecycle settles, reporting state changes and the CRM's progress
+    /// lines (from `crm`, subscribed before the operation was committed) to `progress`.
+    pub async fn settle(
+        &self,
+        key: &ObjectKey,
+        mut crm: broadcast::Receiver<Progress>,
+        progress: &mpsc::Sender<String>,
+    ) -> Settled {
         let mut rx = self.shared.subscribe();
         let deadline = tokio::time::Instant::now() + self.settle_timeout;
         let mut last: Option<TrackedState> = None;
+        // The reason the CRM gave for a failure: a failed create is undone (the object goes),
+        // so this is what tells the caller it failed, and why.
+        let mut failure: Option<String> = None;
         loop {
             let state = {
                 let st = self.shared.read();
                 match st.0.get(key).map(|s| &s.object) {
-                    None => return Settled::Gone,
+                    None => {
+                        return match failure {
+                            Some(why) => Settled::Failed(format!("{}: {why}", describe(key))),
+                            None => Settled::Gone,
+                        };
+                    }
                     Some(Object::AppInst(i)) => i.state,
                     Some(Object::ClusterInst(c)) => c.state,
                     Some(_) => return Settled::Ready,
@@ -119,27 +134,38 @@ impl Core {
                 last = Some(state);
             }
             match state {
-                TrackedState::Ready => return Settled::Ready,
-                TrackedState::CreateError
+                TrackedState::Ready if failure.is_none() => return Settled::Ready,
+                TrackedState::Ready
+                | TrackedState::CreateError
                 | TrackedState::UpdateError
                 | TrackedState::DeleteError => {
-                    return Settled::Failed(format!(
-                        "{} ended in {}",
-                        describe(key),
-                        state.wire_name()
-                    ));
+                    let why = failure.unwrap_or_else(|| format!("ended in {}", state.wire_name()));
+                    return Settled::Failed(format!("{}: {why}", describe(key)));
                 }
                 _ => {}
             }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                return Settled::Pending(format!(
-                    "{} is still {}: waiting for the cloudlet's CRM",
-                    describe(key),
-                    state.wire_name()
-                ));
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, rx.changed()) => {
+                    if changed.is_err() {
+                        return Settled::Pending(format!(
+                            "{} is still {}: waiting for the cloudlet's CRM",
+                            describe(key),
+                            state.wire_name()
+                        ));
+                    }
+                }
+                line = crm.recv() => match line {
+                    Ok(p) if p.key == *key => {
+                        if p.error {
+                            failure = Some(p.message.clone());
+                        }
+                        let _ = progress.send(format!("{}: {}", describe(key), p.message)).await;
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        crm = self.shared.progress();
+                    }
+                },
             }
         }
     }
@@ -178,6 +204,8 @@ where
 {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        // Subscribed before the operation commits, so no line of the CRM's is missed.
+        let crm = core.shared.progress();
         let rev = match op.await {
             Ok(rev) => rev,
             Err(e) => {
@@ -200,7 +228,7 @@ where
                 }
             })
         };
-        let settled = core.settle(&key, &ptx).await;
+        let settled = core.settle(&key, crm, &ptx).await;
         drop(ptx);
         let _ = forward.await;
         let last = match settled {

@@ -115,10 +115,15 @@ struct Done {
 }
 
 /// Waits for `key`'s lifecycle as the gRPC stream does, collecting its progress messages.
-async fn settled(core: &Core, key: &ObjectKey, rev: u64) -> Result<axum::Json<Done>, RestError> {
+async fn settled(
+    core: &Core,
+    key: &ObjectKey,
+    rev: u64,
+    crm: tokio::sync::broadcast::Receiver<edge_api::notify::Progress>,
+) -> Result<axum::Json<Done>, RestError> {
     let (tx, mut rx) = mpsc::channel::<String>(16);
     let settle = async move {
-        let s = core.settle(key, &tx).await;
+        let s = core.settle(key, crm, &tx).await;
         drop(tx);
         s
     };
@@ -150,8 +155,10 @@ async fn create(core: &Core, body: &[u8]) -> Result<axum::Json<Done>, RestError>
     let req: pb::CreateRequest = decode(body, false)?;
     let obj = object_from(req.object)?;
     let key = obj.key();
+    // Subscribed before the operation commits, so no line of the CRM's is missed.
+    let crm = core.shared.progress();
     let rev = core.create(obj).await?;
-    settled(core, &key, rev).await
+    settled(core, &key, rev, crm).await
 }
 
 async fn update(core: &Core, body: &[u8]) -> Result<axum::Json<Done>, RestError> {
@@ -159,16 +166,20 @@ async fn update(core: &Core, body: &[u8]) -> Result<axum::Json<Done>, RestError>
     let obj = object_from(req.object)?;
     edge_api::check_update_fields(obj.kind(), &req.fields).map_err(RestError::invalid)?;
     let key = obj.key();
+    // Subscribed before the operation commits, so no line of the CRM's is missed.
+    let crm = core.shared.progress();
     let rev = core.update(obj, &req.fields).await?;
-    settled(core, &key, rev).await
+    settled(core, &key, rev, crm).await
 }
 
 async fn delete(core: &Core, body: &[u8]) -> Result<axum::Json<Done>, RestError> {
     let req: pb::DeleteRequest = decode(body, false)?;
     let key = req.key.ok_or_else(|| RestError::invalid("key: required"))?;
     let key = ObjectKey::try_from(key).map_err(RestError::invalid)?;
+    // Subscribed before the operation commits, so no line of the CRM's is missed.
+    let crm = core.shared.progress();
     let rev = core.delete(&key).await?;
-    settled(core, &key, rev).await
+    settled(core, &key, rev, crm).await
 }
 
 #[derive(serde::Serialize)]
