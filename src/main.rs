@@ -33,6 +33,12 @@ enum Role {
     Controller(ControllerRole),
     /// The Cloudlet Resource Manager of one cloudlet (runs its clusters and app instances).
     Crm(crm::cli::CrmArgs),
+    /// The region DNS: authoritative for the region's app_dns_root, from the controller's
+    /// objects.
+    Dns(edge_dns::cli::DnsArgs),
+    /// A cloudlet's metrics agent (root LB, processes, cloudlet use, DME counters → InfluxDB
+    /// and a Prometheus endpoint).
+    Shepherd(shepherd::ShepherdArgs),
     /// The echo app (serves its access ports, echoing TCP bytes and UDP datagrams): what the
     /// example region's `local` cloudlets run.
     Echo(crm::echo::EchoArgs),
@@ -86,6 +92,8 @@ fn main() -> Result<()> {
         Role::Dme(args) => rt.block_on(dme::cli::run_dme(args)),
         Role::Controller(args) => rt.block_on(run_controller(args)),
         Role::Crm(args) => rt.block_on(crm::cli::run_crm(args)),
+        Role::Dns(args) => rt.block_on(edge_dns::cli::run_dns(args)),
+        Role::Shepherd(args) => rt.block_on(shepherd::cli::run_shepherd(args)),
         Role::Echo(args) => rt.block_on(crm::echo::run(args)),
         Role::Rootlb(_) => unreachable!("handled before the runtime is built"),
         Role::Version => {

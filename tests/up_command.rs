@@ -1,4 +1,5 @@
-//! `edgeplane up` (the README's run command) brings up a region that answers FindCloudlet.
+//! `edgeplane up` (the README's run command) brings up a region that answers FindCloudlet, and
+//! runs the local cloudlets' echo app until Ctrl-C, which stops it.
 
 mod common;
 
@@ -13,6 +14,7 @@ async fn up_serves_the_example_region() {
         .args(["up", "--data-dir"])
         .arg(dir.path())
         .args(["--api-addr", "127.0.0.1:0", "--notify-addr", "127.0.0.1:0"])
+        .args(["--dns-addr", "127.0.0.1:0"])
         .args([
             "--dme-grpc-addr",
             "127.0.0.1:0",
@@ -34,19 +36,65 @@ async fn up_serves_the_example_region() {
     });
     let mut grpc = None;
     let mut applied = false;
+    let mut local_applied = false;
     while grpc.is_none() {
         let line = rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("banner within 30 s");
         applied |= line.starts_with("applied examples/region.yaml: 41 created");
+        local_applied |= line.starts_with("applied examples/local.yaml: 4 created");
         if let Some(addr) = line.trim().strip_prefix("DME gRPC") {
             grpc = Some(addr.trim().to_string());
         }
     }
     assert!(applied, "the example document was applied");
+    assert!(
+        local_applied,
+        "the local part was applied (its instances run)"
+    );
     let dme = common::Dme::connect(grpc.unwrap().parse().unwrap());
     let found = dme.find(&common::arena(), "26201", 52.3906, 13.0645).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    let pids: Vec<i32> = std::fs::read_dir(dir.path().join("crm"))
+        .unwrap()
+        .flatten()
+        .flat_map(|c| {
+            std::fs::read_dir(c.path().join("instances"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .flat_map(|org| {
+            std::fs::read_dir(org.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|i| {
+            std::fs::read_to_string(i.path().join("pids"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    // Ctrl-C: the region stops, and with it the local cloudlets' processes.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let exited = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        child.try_wait().ok().flatten().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     assert_eq!(found, Some((52.52, 13.405)));
+    assert!(exited, "up stops within 10 s of Ctrl-C");
+    assert_eq!(pids.len(), 2, "an echo process per local cloudlet");
+    for pid in pids {
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        assert!(!alive, "echo process {pid} still runs after Ctrl-C");
+    }
 }
