@@ -203,6 +203,44 @@ fn dig(dns: SocketAddr, name: &str) -> Result<Vec<IpAddr>, String> {
     Ok(answers)
 }
 
+/// The test command's InfluxDB (scripts/test.sh starts one).
+fn influx_url() -> String {
+    match std::env::var("EDGEPLANE_INFLUX_URL") {
+        Ok(u) if !u.trim().is_empty() => u.trim().trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "EDGEPLANE_INFLUX_URL is not set: start an InfluxDB with \
+             `export EDGEPLANE_INFLUX_URL=$(control/shepherd/scripts/influx-test-server.sh start)` \
+             (scripts/test.sh does)"
+        ),
+    }
+}
+
+/// The first value of the first series `q` returns (an InfluxQL query over HTTP/1.0).
+async fn influx_value(url: &str, db: &str, q: &str) -> Option<f64> {
+    let host = url.strip_prefix("http://")?;
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+    let req = format!(
+        "GET /query?db={}&q={} HTTP/1.0\r\nHost: {host}\r\n\r\n",
+        enc(db),
+        enc(q)
+    );
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    let json: serde_json::Value = serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()?;
+    json["results"][0]["series"][0]["values"][0][1].as_f64()
+}
+
 async fn echo(addr: SocketAddr, text: &str) -> Result<String, String> {
     let step = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
     let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
@@ -252,6 +290,7 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
     // Per cloudlet: a CRM (local platform) and a root LB on a loopback address of its own.
     let seed = std::process::id();
     let mut lbs = Vec::new();
+    let mut lb_metrics = Vec::new();
     for (i, name) in ["berlin-local", "munich-local"].into_iter().enumerate() {
         let lb_ip = IpAddr::from([127, 60 + (seed % 60) as u8, (seed >> 8) as u8, 10 + i as u8]);
         lbs.push(lb_ip);
@@ -272,6 +311,10 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
         };
         let rx = stop.clone();
         tokio::spawn(async move { crm::run(config, rx).await.expect("CRM runs") });
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let lb = RootLbCli::parse_from([
             "rootlb",
             "--controller",
@@ -280,10 +323,31 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
             &format!("telekom/{name}"),
             "--listen-ip",
             &lb_ip.to_string(),
+            "--metrics-addr",
+            &metrics.to_string(),
         ])
         .args;
         tokio::spawn(dataplane::run_rootlb_until(lb, until_stop(stop.clone())));
+        lb_metrics.push(metrics);
     }
+    // Berlin's Shepherd, writing to the test command's InfluxDB.
+    let influx = influx_url();
+    let db = format!("e2e_{}", std::process::id());
+    let berlin_key = edge_model::CloudletKey {
+        organization: "telekom".into(),
+        name: "berlin-local".into(),
+    };
+    let mut shepherd = shepherd::ShepherdConfig::new(vec![ctl.notify.to_string()], berlin_key);
+    shepherd.interval = Duration::from_secs(1);
+    shepherd.sources = shepherd::Sources {
+        rootlb_metrics: Some(format!("http://{}/metrics", lb_metrics[0])),
+        dme_metrics: Vec::new(),
+        processes: Some(std::sync::Arc::new(shepherd::StateDirSource::new(
+            state.join("telekom-berlin-local"),
+        ))),
+    };
+    shepherd.influx = Some(shepherd::InfluxConfig::new(influx.clone(), db.clone()));
+    tokio::spawn(shepherd::run(shepherd, until_stop(stop.clone())));
     let (udp, tcp) = edge_dns::cli::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -344,6 +408,26 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
     })
     .await;
     assert_eq!(reply, "hello\n");
+
+    // Shepherd's measurements reach InfluxDB: the connection through berlin's LB, the echo
+    // process's CPU and memory, the cloudlet's utilisation.
+    for (measurement, field) in [
+        ("appinst-connections", "accepts"),
+        ("appinst-mem", "mem"),
+        ("appinst-cpu", "cpu"),
+        ("cloudlet-utilization", "vCpuMax"),
+    ] {
+        let q = format!(
+            "SELECT last(\"{field}\") FROM \"{measurement}\" WHERE \"cloudlet\"='berlin-local'"
+        );
+        let value = until(&format!("{measurement} in InfluxDB"), 20, || async {
+            influx_value(&influx, &db, &q)
+                .await
+                .filter(|v| *v > 0.0 || field == "cpu")
+        })
+        .await;
+        assert!(value >= 0.0, "{measurement}.{field} = {value}");
+    }
 
     // Kill the app's process on berlin: matching moves to munich within 5 s, and back once the
     // process is restarted.
