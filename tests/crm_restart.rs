@@ -297,3 +297,95 @@ fn cleanup(state: &Path) {
         ))
         .output();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_commands_and_taken_ports_fail_the_create_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("crm");
+    let ctl = start_controller(redb(&dir.path().join("store")).await, None).await;
+    let mut client = ctl.client().await;
+    let doc = edge_model::document::parse(&document(env!("CARGO_BIN_EXE_edgeplane"))).unwrap();
+    edgectl::apply(&mut client, &doc).await.unwrap();
+    // Loopback isolation, so the test can hold a port on the cluster's own address.
+    let opts = crm::cli::PlatformOptions {
+        state_dir: state.clone(),
+        isolation: crm::platform::local::net::Isolation::Loopback,
+        ..Default::default()
+    };
+    let config = crm::CrmConfig {
+        addrs: vec![ctl.notify.to_string()],
+        name: "crm-bad".into(),
+        scope: crm::Scope::Cloudlet(cloudlet()),
+        platforms: Box::new(move |c| crm::cli::make_platform(&opts, c)),
+        rootlb_address: None,
+    };
+    let (stop_tx, stop) = watch::channel(false);
+    let crm = tokio::spawn(crm::run(config, stop));
+    create(&mut client, object(CLUSTER)).await;
+
+    let mut try_create = async |image: &str| {
+        let mut app = match &edgectl_doc_app() {
+            edge_model::Object::App(a) => a.clone(),
+            _ => unreachable!(),
+        };
+        app.image_path = image.into();
+        let fields = vec!["image_path".to_string()];
+        edgectl::finish(
+            client
+                .update(pb::UpdateRequest {
+                    object: Some(pb::Object::from(&edge_model::Object::App(app))),
+                    fields,
+                })
+                .await,
+        )
+        .await
+        .expect("update the app's command");
+        edgectl::finish(
+            client
+                .create(pb::CreateRequest {
+                    object: Some(pb::Object::from(&object(INST))),
+                })
+                .await,
+        )
+        .await
+    };
+
+    // A command that does not exist: CREATE_ERROR, the reason in the error, the object undone.
+    let e = try_create("/nonexistent/echo-app").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Aborted, "{e}");
+    assert!(e.message().contains("not found"), "{e}");
+    assert!(e.message().contains("/nonexistent/echo-app"), "{e}");
+    assert_eq!(inst_state(&ctl), None, "a failed create is undone");
+
+    // A port already taken on the cluster's address: a clear error naming it.
+    let node = match ctl
+        .handle
+        .core
+        .show(Some(edge_model::ObjectKind::ClusterInst), None, None)
+        .first()
+    {
+        Some(edge_model::Object::ClusterInst(c)) => c.node_address.expect("cluster address"),
+        other => panic!("{other:?}"),
+    };
+    let holder = std::net::TcpListener::bind(SocketAddr::new(node, 7000)).unwrap();
+    let e = try_create(&format!("{} echo", env!("CARGO_BIN_EXE_edgeplane")))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("tcp:7000"), "{e}");
+    assert!(e.message().contains("not available"), "{e}");
+    assert_eq!(inst_state(&ctl), None);
+    // Nothing else affected: freed, the same create works.
+    drop(holder);
+    try_create(&format!("{} echo", env!("CARGO_BIN_EXE_edgeplane")))
+        .await
+        .expect("create once the port is free");
+    assert_eq!(inst_state(&ctl), Some(TrackedState::Ready));
+    stop_tx.send(true).unwrap();
+    let _ = crm.await;
+    cleanup(&state);
+}
+
+fn edgectl_doc_app() -> edge_model::Object {
+    let doc = edge_model::document::parse(&document(env!("CARGO_BIN_EXE_edgeplane"))).unwrap();
+    edge_model::Object::App(doc.apps[0].clone())
+}

@@ -41,17 +41,21 @@ fn parse_all(fields: &[String]) -> Result<Vec<Assignment>> {
         .collect::<Result<_, _>>()?)
 }
 
-/// Drains a progress stream: the messages, and the revision of the final `done`.
+/// Drains a progress stream, printing each step as it arrives (a create on a real platform
+/// takes a while: the CRM's progress shows live): the messages, and the revision of the final
+/// `done`.
 async fn finish(
     reply: Result<tonic::Response<tonic::Streaming<pb::Progress>>, Status>,
 ) -> Result<(Vec<String>, u64)> {
     let mut s = reply.map_err(|e| status(&e))?.into_inner();
     let (mut messages, mut revision) = (Vec::new(), 0);
     while let Some(p) = s.message().await.map_err(|e| status(&e))? {
-        messages.push(p.message);
         if p.done {
             revision = p.revision;
+        } else {
+            println!("  {}", p.message);
         }
+        messages.push(p.message);
     }
     Ok((messages, revision))
 }
