@@ -42,6 +42,9 @@ async fn dme_survives_a_controller_restart_and_prunes_what_was_deleted() {
                 &api.to_string(),
                 "--notify-addr",
                 &notify.to_string(),
+                // Tests run side by side: no fixed port.
+                "--http-addr",
+                "127.0.0.1:0",
             ])
             .env_remove("EDGEPLANE_STORE_ETCD")
             .stdout(std::process::Stdio::null())

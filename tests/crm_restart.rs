@@ -91,15 +91,7 @@ async fn create(
     client: &mut pb::controller_client::ControllerClient<tonic::transport::Channel>,
     o: edge_model::Object,
 ) {
-    edgectl::finish(
-        client
-            .create(pb::CreateRequest {
-                object: Some(pb::Object::from(&o)),
-            })
-            .await,
-    )
-    .await
-    .expect("create");
+    edgectl::create_object(client, &o).await.expect("create");
 }
 
 fn pid_of(state: &Path) -> Option<i32> {
@@ -174,15 +166,9 @@ async fn a_restarted_crm_adopts_its_running_instance() {
         organization: "acme".into(),
         name: "e1".into(),
     });
-    edgectl::finish(
-        client
-            .delete(pb::DeleteRequest {
-                key: Some(pb::ObjectKey::from(&key)),
-            })
-            .await,
-    )
-    .await
-    .expect("delete");
+    edgectl::delete_object(&mut client, &key)
+        .await
+        .expect("delete");
     until("the adopted process ends", || !alive(pid)).await;
     stop_tx.send(true).unwrap();
     second.await.unwrap();
@@ -210,6 +196,9 @@ async fn a_controller_restart_keeps_workloads_and_reconciles_a_delete_made_meanw
             &api.to_string(),
             "--notify-addr",
             &notify.to_string(),
+            // Tests run side by side: no fixed port.
+            "--http-addr",
+            "127.0.0.1:0",
         ])
         .env_remove("EDGEPLANE_STORE_ETCD")
         .stdout(std::process::Stdio::null())
@@ -340,14 +329,7 @@ async fn bad_commands_and_taken_ports_fail_the_create_with_the_reason() {
         )
         .await
         .expect("update the app's command");
-        edgectl::finish(
-            client
-                .create(pb::CreateRequest {
-                    object: Some(pb::Object::from(&object(INST))),
-                })
-                .await,
-        )
-        .await
+        edgectl::create_object(&mut client, &object(INST)).await
     };
 
     // A command that does not exist: CREATE_ERROR, the reason in the error, the object undone.

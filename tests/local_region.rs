@@ -464,15 +464,9 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
 
     // Delete berlin's instance: its process, the LB's listener and the name go.
     let key = edge_model::ObjectKey::AppInst(inst("echo-berlin", "berlin-local").key);
-    edgectl::finish(
-        client
-            .delete(pb::DeleteRequest {
-                key: Some(pb::ObjectKey::from(&key)),
-            })
-            .await,
-    )
-    .await
-    .expect("delete");
+    edgectl::delete_object(&mut client, &key)
+        .await
+        .expect("delete");
     until("berlin's process is gone", 10, || async {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(restarted), None)
             .is_err()
@@ -503,15 +497,9 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
         }));
     }
     for k in keys {
-        edgectl::finish(
-            client
-                .delete(pb::DeleteRequest {
-                    key: Some(pb::ObjectKey::from(&k)),
-                })
-                .await,
-        )
-        .await
-        .expect("delete");
+        edgectl::delete_object(&mut client, &k)
+            .await
+            .expect("delete");
     }
     assert!(glob(&state, "pids").is_empty(), "no instance left");
     let _ = stop_tx.send(true);

@@ -36,15 +36,9 @@ async fn apply_find_delete_and_maintenance() {
         organization: "NimbusGames".into(),
         name: "arena-berlin".into(),
     });
-    let rev = edgectl::finish(
-        client
-            .delete(pb::DeleteRequest {
-                key: Some(pb::ObjectKey::from(&key)),
-            })
-            .await,
-    )
-    .await
-    .expect("delete");
+    let rev = edgectl::delete_object(&mut client, &key)
+        .await
+        .expect("delete");
     ctl.wait_dme(rev).await;
     let found = dme.find(&arena(), "26201", 52.3906, 13.0645).await;
     assert!(found.is_some() && found != Some(berlin), "{found:?}");

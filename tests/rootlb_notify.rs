@@ -253,15 +253,9 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
 
     // Instance deleted: the listener closes.
     let key = ObjectKey::AppInst(berlin.clone());
-    edgectl::finish(
-        client
-            .delete(pb::DeleteRequest {
-                key: Some(pb::ObjectKey::from(&key)),
-            })
-            .await,
-    )
-    .await
-    .expect("delete");
+    edgectl::delete_object(&mut client, &key)
+        .await
+        .expect("delete");
     eventually("the listener closes", 10, || async {
         let refused = matches!(
             tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(front)).await,

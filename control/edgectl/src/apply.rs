@@ -38,6 +38,30 @@ pub struct NotTaken {
     pub fields: Vec<(&'static str, String, String)>,
 }
 
+/// Creates one object and waits for it to settle (a CRM's READY, for clusters and instances);
+/// returns the revision, or the error status (with the CRM's reason when it failed).
+pub async fn create_object(
+    client: &mut ControllerClient<Channel>,
+    object: &Object,
+) -> Result<u64, Status> {
+    let req = pb::CreateRequest {
+        object: Some(pb::Object::from(object)),
+    };
+    finish(client.create(req).await).await
+}
+
+/// Deletes one object and waits for it to be gone (a CRM's delete, for clusters and
+/// instances); returns the revision, or the error status.
+pub async fn delete_object(
+    client: &mut ControllerClient<Channel>,
+    key: &ObjectKey,
+) -> Result<u64, Status> {
+    let req = pb::DeleteRequest {
+        key: Some(pb::ObjectKey::from(key)),
+    };
+    finish(client.delete(req).await).await
+}
+
 /// Drains a progress stream; returns the final revision, or the error status.
 pub async fn finish(
     stream: Result<tonic::Response<tonic::Streaming<pb::Progress>>, Status>,

@@ -20,5 +20,7 @@ pub mod objects;
 pub mod schema;
 pub mod table;
 
-pub use apply::{NotTaken, Report, apply, apply_noting, delete, finish};
+pub use apply::{
+    NotTaken, Report, apply, apply_noting, create_object, delete, delete_object, finish,
+};
 pub use objects::{document_from, document_objects, updatable_diff};

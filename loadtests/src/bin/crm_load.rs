@@ -172,14 +172,7 @@ async fn create(client: &mut ControllerClient<Channel>, o: &Object) -> Result<Ve
 }
 
 async fn delete(client: &mut ControllerClient<Channel>, o: &Object) -> Result<()> {
-    edgectl::finish(
-        client
-            .delete(pb::DeleteRequest {
-                key: Some(pb::ObjectKey::from(&o.key())),
-            })
-            .await,
-    )
-    .await?;
+    edgectl::delete_object(client, &o.key()).await?;
     Ok(())
 }
 
