@@ -371,3 +371,30 @@ fn edgectl_doc_app() -> edge_model::Object {
     let doc = edge_model::document::parse(&document(env!("CARGO_BIN_EXE_edgeplane"))).unwrap();
     edge_model::Object::App(doc.apps[0].clone())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_for_a_cloudlet_that_does_not_exist_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start_controller(redb(&dir.path().join("store")).await, None).await;
+    let mut client = ctl.client().await;
+    let doc = edge_model::document::parse(&document(env!("CARGO_BIN_EXE_edgeplane"))).unwrap();
+    edgectl::apply(&mut client, &doc).await.unwrap();
+    let config = crm::CrmConfig {
+        addrs: vec![ctl.notify.to_string()],
+        name: "crm-typo".into(),
+        scope: crm::Scope::Cloudlet(CloudletKey {
+            organization: "telekom".into(),
+            name: "restart-locl".into(),
+        }),
+        platforms: Box::new(|c| crm::cli::make_platform(&crm::cli::PlatformOptions::default(), c)),
+        rootlb_address: None,
+    };
+    let (_stop, stop) = watch::channel(false);
+    let e = tokio::time::timeout(Duration::from_secs(10), crm::run(config, stop))
+        .await
+        .expect("stops at once")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("telekom/restart-locl does not exist"), "{e}");
+    assert!(e.contains("check --cloudlet"), "{e}");
+}

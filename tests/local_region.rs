@@ -408,6 +408,33 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
     })
     .await;
     assert_eq!(reply, "hello\n");
+    // The same through edgectl: FindCloudlet, resolve through the region DNS, connect.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgectl"))
+        .args(["dme", "--dme-addr", &dme.grpc.to_string(), "find"])
+        .args(["--app", "NimbusGames/echo/1", "--carrier", "26201"])
+        .args([
+            "--lat",
+            &NEAR_BERLIN.0.to_string(),
+            "--lon",
+            &NEAR_BERLIN.1.to_string(),
+        ])
+        .args([
+            "--connect",
+            "--dns",
+            &dns.to_string(),
+            "--send",
+            "edgectl\\n",
+        ])
+        .output()
+        .expect("edgectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("-> {}", lbs[0])), "{stdout}");
+    assert!(stdout.contains("edgectl"), "{stdout}");
 
     // Shepherd's measurements reach InfluxDB: the connection through berlin's LB, the echo
     // process's CPU and memory, the cloudlet's utilisation.

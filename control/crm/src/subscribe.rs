@@ -186,19 +186,11 @@ impl Crm {
             Scope::Cloudlet(key) => match self.objects.cloudlet(key) {
                 Some(c) => vec![c.clone()],
                 None => {
-                    let mut known: Vec<String> = self
-                        .objects
-                        .cloudlets()
-                        .map(|c| c.key.to_string())
-                        .collect();
-                    known.sort();
+                    // The subscription is filtered to this cloudlet: the controller's snapshot
+                    // is complete, and it has no such cloudlet.
                     self.fatal = Some(format!(
-                        "cloudlet {key} does not exist in the region (it has: {})",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
+                        "cloudlet {key} does not exist in the region: check --cloudlet, or \
+                         create the cloudlet first"
                     ));
                     return;
                 }

@@ -195,6 +195,11 @@ async fn connection<S: Subscriber>(
                 if let Some(version) = answered {
                     out.send(SubscriberMessage::Ack { version }).await?;
                 }
+                // Publishing may have shown the subscriber it has no more use for the stream
+                // (e.g. a CRM whose cloudlet does not exist).
+                if sub.done() {
+                    return Ok(());
+                }
             }
         }
         if !session.in_snapshot() {
