@@ -1,7 +1,8 @@
 //! The FindCloudlet service call without network, and its parts: session-cookie verification
 //! and signing (HS512 JWTs), the edge-events cookie, the decision, protobuf and JSON coding of
 //! the request and reply, and `Dme::find_cloudlet` whole (cookie verify + app lookup + match +
-//! reply with a freshly signed edge-events cookie), at 10k and 100k instances of one app.
+//! reply with a freshly signed edge-events cookie, counted in the API counters), at 10k and 100k
+//! instances of one app. Also a scrape of the API counters with 10 000 apps.
 
 // The shipped binary's allocator (src/main.rs), so allocation costs match production.
 #[global_allocator]
@@ -120,6 +121,49 @@ fn service(c: &mut Criterion) {
         coding(c, &dme, &reqs);
     }
     cookies(c, &reqs_cookie(&world));
+    metrics(c, &world);
+}
+
+/// A scrape of the API counters (`GET /metrics` without HTTP) with 10 000 apps, each called
+/// over two RPCs: what Shepherd's scrape every few seconds costs the DME.
+fn metrics(c: &mut Criterion, world: &World) {
+    use dme::api_stats::{Method, Outcome, render};
+    let spec = RegionSpec::many_apps(10_000, 1, 10_000);
+    let tables = Tables::from_deployment(&region(world, &spec), 1).unwrap();
+    for (i, app) in tables.apps().enumerate() {
+        let micros = Duration::from_micros(i as u64 % 300);
+        app.stats
+            .record(Method::RegisterClient, Outcome::Ok, micros);
+        app.stats
+            .record(Method::FindCloudlet, Outcome::Found, micros);
+    }
+    let unknown = dme::api_stats::AppStats::default();
+    unknown.record(Method::FindCloudlet, Outcome::Error, Duration::ZERO);
+    let bytes = render(&tables, &unknown).len();
+    eprintln!("metrics: a scrape of 10 000 apps is {bytes} bytes");
+    let mut g = c.benchmark_group("metrics");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("render_10k_apps", |b| {
+        b.iter(|| render(&tables, &unknown).len());
+    });
+    g.finish();
+    // What counting adds to every request: reading the clock once more, and the adds.
+    let mut g = c.benchmark_group("counters");
+    g.sample_size(50)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    let at = ctx();
+    g.bench_function("latency_clock_read", |b| {
+        b.iter(|| black_box(&at).elapsed())
+    });
+    g.bench_function("record", |b| {
+        b.iter(|| {
+            black_box(&unknown).record(Method::FindCloudlet, Outcome::Found, Duration::ZERO);
+        });
+    });
+    g.finish();
 }
 
 /// Protobuf and JSON coding of FindCloudlet's request and reply, alone.

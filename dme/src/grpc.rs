@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api_stats::Method;
 use crate::proto::*;
 use crate::service::{Ctx, Dme};
 
@@ -29,9 +30,9 @@ fn ctx<T>(req: &Request<T>) -> Ctx {
 
 /// Runs one unary RPC: decode context, call the engine, map the error.
 macro_rules! unary {
-    ($self:ident, $req:ident, $method:ident) => {{
+    ($self:ident, $req:ident, $method:ident, $name:ident) => {{
         let ctx = ctx(&$req);
-        $self.0.admit(ctx, stringify!($method))?;
+        $self.0.admit(ctx, Method::$name)?;
         $self
             .0
             .$method($req.get_ref(), ctx)
@@ -41,8 +42,8 @@ macro_rules! unary {
 }
 
 impl Grpc {
-    fn unimplemented<T>(&self, cookie: &str, req: &Request<T>, what: &str) -> Status {
-        self.0.unimplemented(cookie, ctx(req), what).into()
+    fn unimplemented<T>(&self, cookie: &str, req: &Request<T>, method: Method) -> Status {
+        self.0.unimplemented(method, cookie, ctx(req)).into()
     }
 }
 
@@ -55,19 +56,19 @@ impl match_engine_api_server::MatchEngineApi for Grpc {
         &self,
         req: Request<RegisterClientRequest>,
     ) -> Result<Response<RegisterClientReply>, Status> {
-        unary!(self, req, register_client)
+        unary!(self, req, register_client, RegisterClient)
     }
     async fn find_cloudlet(
         &self,
         req: Request<FindCloudletRequest>,
     ) -> Result<Response<FindCloudletReply>, Status> {
-        unary!(self, req, find_cloudlet)
+        unary!(self, req, find_cloudlet, FindCloudlet)
     }
     async fn platform_find_cloudlet(
         &self,
         req: Request<PlatformFindCloudletRequest>,
     ) -> Result<Response<FindCloudletReply>, Status> {
-        unary!(self, req, platform_find_cloudlet)
+        unary!(self, req, platform_find_cloudlet, PlatformFindCloudlet)
     }
     async fn qos_priority_session_create(
         &self,
@@ -76,7 +77,7 @@ impl match_engine_api_server::MatchEngineApi for Grpc {
         Err(self.unimplemented(
             &req.get_ref().session_cookie,
             &req,
-            "QosPrioritySessionCreate",
+            Method::QosPrioritySessionCreate,
         ))
     }
     async fn qos_priority_session_delete(
@@ -86,55 +87,60 @@ impl match_engine_api_server::MatchEngineApi for Grpc {
         Err(self.unimplemented(
             &req.get_ref().session_cookie,
             &req,
-            "QosPrioritySessionDelete",
+            Method::QosPrioritySessionDelete,
         ))
     }
     async fn verify_location(
         &self,
         req: Request<VerifyLocationRequest>,
     ) -> Result<Response<VerifyLocationReply>, Status> {
-        unary!(self, req, verify_location)
+        unary!(self, req, verify_location, VerifyLocation)
     }
     async fn get_location(
         &self,
         req: Request<GetLocationRequest>,
     ) -> Result<Response<GetLocationReply>, Status> {
-        unary!(self, req, get_location)
+        unary!(self, req, get_location, GetLocation)
     }
     async fn add_user_to_group(
         &self,
         req: Request<DynamicLocGroupRequest>,
     ) -> Result<Response<DynamicLocGroupReply>, Status> {
-        Err(self.unimplemented(&req.get_ref().session_cookie, &req, "AddUserToGroup"))
+        Err(self.unimplemented(&req.get_ref().session_cookie, &req, Method::AddUserToGroup))
     }
     async fn get_app_inst_list(
         &self,
         req: Request<AppInstListRequest>,
     ) -> Result<Response<AppInstListReply>, Status> {
-        unary!(self, req, get_app_inst_list)
+        unary!(self, req, get_app_inst_list, GetAppInstList)
     }
     async fn get_fqdn_list(
         &self,
         req: Request<FqdnListRequest>,
     ) -> Result<Response<FqdnListReply>, Status> {
-        unary!(self, req, get_fqdn_list)
+        unary!(self, req, get_fqdn_list, GetFqdnList)
     }
     async fn get_app_official_fqdn(
         &self,
         req: Request<AppOfficialFqdnRequest>,
     ) -> Result<Response<AppOfficialFqdnReply>, Status> {
-        unary!(self, req, get_app_official_fqdn)
+        unary!(self, req, get_app_official_fqdn, GetAppOfficialFqdn)
     }
     async fn get_qos_position_kpi(
         &self,
         req: Request<QosPositionRequest>,
     ) -> Result<Response<Self::GetQosPositionKpiStream>, Status> {
-        Err(self.unimplemented(&req.get_ref().session_cookie, &req, "GetQosPositionKpi"))
+        Err(self.unimplemented(
+            &req.get_ref().session_cookie,
+            &req,
+            Method::GetQosPositionKpi,
+        ))
     }
     async fn stream_edge_event(
         &self,
-        _req: Request<Streaming<ClientEdgeEvent>>,
+        req: Request<Streaming<ClientEdgeEvent>>,
     ) -> Result<Response<Self::StreamEdgeEventStream>, Status> {
+        self.0.count_refused(Method::StreamEdgeEvent, ctx(&req));
         Err(Status::unimplemented(
             "StreamEdgeEvent is not implemented by this DME",
         ))
@@ -147,7 +153,7 @@ impl session_server::Session for Grpc {
         &self,
         req: Request<RegisterClientRequest>,
     ) -> Result<Response<RegisterClientReply>, Status> {
-        unary!(self, req, register_client)
+        unary!(self, req, register_client, RegisterClient)
     }
 }
 
@@ -157,13 +163,13 @@ impl location_server::Location for Grpc {
         &self,
         req: Request<VerifyLocationRequest>,
     ) -> Result<Response<VerifyLocationReply>, Status> {
-        unary!(self, req, verify_location)
+        unary!(self, req, verify_location, VerifyLocation)
     }
     async fn get_location(
         &self,
         req: Request<GetLocationRequest>,
     ) -> Result<Response<GetLocationReply>, Status> {
-        unary!(self, req, get_location)
+        unary!(self, req, get_location, GetLocation)
     }
 }
 
@@ -173,13 +179,13 @@ impl platform_os_server::PlatformOs for Grpc {
         &self,
         req: Request<PlatformFindCloudletRequest>,
     ) -> Result<Response<FindCloudletReply>, Status> {
-        unary!(self, req, platform_find_cloudlet)
+        unary!(self, req, platform_find_cloudlet, PlatformFindCloudlet)
     }
     async fn get_fqdn_list(
         &self,
         req: Request<FqdnListRequest>,
     ) -> Result<Response<FqdnListReply>, Status> {
-        unary!(self, req, get_fqdn_list)
+        unary!(self, req, get_fqdn_list, GetFqdnList)
     }
 }
 
@@ -192,7 +198,7 @@ impl quality_of_service_server::QualityOfService for Grpc {
         Err(self.unimplemented(
             &req.get_ref().session_cookie,
             &req,
-            "QosPrioritySessionCreate",
+            Method::QosPrioritySessionCreate,
         ))
     }
     async fn qos_priority_session_delete(
@@ -202,7 +208,7 @@ impl quality_of_service_server::QualityOfService for Grpc {
         Err(self.unimplemented(
             &req.get_ref().session_cookie,
             &req,
-            "QosPrioritySessionDelete",
+            Method::QosPrioritySessionDelete,
         ))
     }
 }
@@ -214,7 +220,11 @@ impl qos_position_kpi_server::QosPositionKpi for Grpc {
         &self,
         req: Request<QosPositionRequest>,
     ) -> Result<Response<Self::GetQosPositionKpiStream>, Status> {
-        Err(self.unimplemented(&req.get_ref().session_cookie, &req, "GetQosPositionKpi"))
+        Err(self.unimplemented(
+            &req.get_ref().session_cookie,
+            &req,
+            Method::GetQosPositionKpi,
+        ))
     }
 }
 

@@ -15,8 +15,12 @@
 //!   tokens, unique ids; `session_cache` (verified session cookies) and `edge_cookie` (per-instance
 //!   signing prefixes) take the cryptography off repeated requests.
 //! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
+//! - `api_stats`: the API counters (upstream's `dme-api`: requests, errors, found / not found,
+//!   latency histogram per app and RPC), sharded relaxed atomics kept in each app's table;
+//!   served by `rest` as `GET /metrics` in Prometheus text format.
 //! - `server`: `run(grpc_listener, http_listener, dme, shutdown)`; `cli`: the `dme` role.
 
+pub mod api_stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod baseline;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! REST front end with grpc-gateway's conventions (POST `/v1/<rpc>`, JSON with proto field names,
 //! enums by name, default values omitted, grpc-gateway's error body and HTTP status mapping),
-//! served directly by the engine: no internal gRPC hop as upstream had.
+//! served directly by the engine: no internal gRPC hop as upstream had. Also `GET /metrics`, the
+//! API counters in Prometheus text format, never rate limited.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::task::{Context, Poll};
@@ -21,6 +22,7 @@ use futures::future::Either;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
+use crate::api_stats::{self, Method};
 use crate::error::ApiError;
 use crate::proto;
 use crate::service::{Ctx, Dme};
@@ -56,12 +58,13 @@ fn body_rejection(e: &BytesRejection) -> Response {
 
 type Rpc<Req, Rep> = fn(&Dme, &Req, Ctx) -> Result<Rep, ApiError>;
 
-/// Decodes the JSON body, runs the RPC, encodes the reply.
+/// Decodes the JSON body, runs the RPC, encodes the reply. A body that could not be read (too
+/// large) or decoded counts as a refused request of the RPC.
 fn call<Req, Rep>(
     dme: &Dme,
     peer: SocketAddr,
-    body: &[u8],
-    name: &str,
+    body: Result<Body, Response>,
+    method: Method,
     rpc: Rpc<Req, Rep>,
 ) -> Response
 where
@@ -69,12 +72,22 @@ where
     Rep: Serialize,
 {
     let ctx = Ctx::now(Some(peer.ip()));
-    if let Err(e) = dme.admit(ctx, name) {
+    // A body too large is refused before the rate limit is consulted, as axum did when the
+    // body was a plain extractor.
+    let body = match body {
+        Ok(Body(body)) => body,
+        Err(rejection) => {
+            dme.count_refused(method, ctx);
+            return rejection;
+        }
+    };
+    if let Err(e) = dme.admit(ctx, method) {
         return e.into_response();
     }
-    let req: Req = match serde_json::from_slice(body) {
+    let req: Req = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
+            dme.count_refused(method, ctx);
             return ApiError::invalid(format!("invalid JSON request body: {e}")).into_response();
         }
     };
@@ -100,12 +113,12 @@ fn json<T: Serialize>(value: &T) -> Response {
 
 /// Declares one POST route per RPC.
 macro_rules! routes {
-    ($router:ident, $($path:literal => $req:ty, $method:ident;)*) => {
+    ($router:ident, $($path:literal => $req:ty, $method:ident, $name:ident;)*) => {
         $(
             $router = $router.route(
                 $path,
-                post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Body(body): Body| async move {
-                    call::<$req, _>(&dme, peer, &body, stringify!($method), Dme::$method)
+                post(|State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Result<Body, Response>| async move {
+                    call::<$req, _>(&dme, peer, body, Method::$name, Dme::$method)
                 }),
             );
         )*
@@ -113,62 +126,104 @@ macro_rules! routes {
 }
 
 /// RPCs this DME does not implement yet: the cookie is still checked first.
-fn unimplemented(dme: &Dme, peer: SocketAddr, body: &[u8], what: &str) -> Response {
+fn unimplemented(
+    dme: &Dme,
+    peer: SocketAddr,
+    body: Result<Body, Response>,
+    method: Method,
+) -> Response {
     #[derive(serde::Deserialize)]
     struct CookieOnly {
         #[serde(default)]
         session_cookie: String,
     }
-    let cookie = serde_json::from_slice::<CookieOnly>(body)
+    let ctx = Ctx::now(Some(peer.ip()));
+    let body = match body {
+        Ok(Body(body)) => body,
+        Err(rejection) => {
+            dme.count_refused(method, ctx);
+            return rejection;
+        }
+    };
+    let cookie = serde_json::from_slice::<CookieOnly>(&body)
         .map(|c| c.session_cookie)
         .unwrap_or_default();
-    dme.unimplemented(&cookie, Ctx::now(Some(peer.ip())), what)
-        .into_response()
+    dme.unimplemented(method, &cookie, ctx).into_response()
+}
+
+/// `GET /metrics`: the API counters for Prometheus (Shepherd scrapes them). Not rate limited,
+/// so a busy or attacked DME still shows what is happening to it.
+async fn metrics(State(dme): State<Arc<Dme>>) -> Response {
+    match dme.metrics().await {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(api_stats::CONTENT_TYPE),
+            )],
+            text,
+        )
+            .into_response(),
+        None => {
+            ApiError::new(tonic::Code::Internal, "rendering the metrics failed").into_response()
+        }
+    }
 }
 
 /// The REST router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router(dme: Arc<Dme>) -> Router {
     let mut router: Router<Arc<Dme>> = Router::new();
     routes!(router,
-        "/v1/registerclient" => proto::RegisterClientRequest, register_client;
-        "/v1/findcloudlet" => proto::FindCloudletRequest, find_cloudlet;
-        "/v1/platformfindcloudlet" => proto::PlatformFindCloudletRequest, platform_find_cloudlet;
-        "/v1/verifylocation" => proto::VerifyLocationRequest, verify_location;
-        "/v1/getlocation" => proto::GetLocationRequest, get_location;
-        "/v1/getappinstlist" => proto::AppInstListRequest, get_app_inst_list;
-        "/v1/getfqdnlist" => proto::FqdnListRequest, get_fqdn_list;
-        "/v1/getappofficialfqdn" => proto::AppOfficialFqdnRequest, get_app_official_fqdn;
+        "/v1/registerclient" => proto::RegisterClientRequest, register_client, RegisterClient;
+        "/v1/findcloudlet" => proto::FindCloudletRequest, find_cloudlet, FindCloudlet;
+        "/v1/platformfindcloudlet" => proto::PlatformFindCloudletRequest, platform_find_cloudlet, PlatformFindCloudlet;
+        "/v1/verifylocation" => proto::VerifyLocationRequest, verify_location, VerifyLocation;
+        "/v1/getlocation" => proto::GetLocationRequest, get_location, GetLocation;
+        "/v1/getappinstlist" => proto::AppInstListRequest, get_app_inst_list, GetAppInstList;
+        "/v1/getfqdnlist" => proto::FqdnListRequest, get_fqdn_list, GetFqdnList;
+        "/v1/getappofficialfqdn" => proto::AppOfficialFqdnRequest, get_app_official_fqdn, GetAppOfficialFqdn;
     );
-    for (path, what) in [
-        ("/v1/qosprioritysessioncreate", "QosPrioritySessionCreate"),
-        ("/v1/qosprioritysessiondelete", "QosPrioritySessionDelete"),
-        ("/v1/getqospositionkpi", "GetQosPositionKpi"),
-        ("/v1/addusertogroup", "AddUserToGroup"),
+    for (path, method) in [
+        (
+            "/v1/qosprioritysessioncreate",
+            Method::QosPrioritySessionCreate,
+        ),
+        (
+            "/v1/qosprioritysessiondelete",
+            Method::QosPrioritySessionDelete,
+        ),
+        ("/v1/getqospositionkpi", Method::GetQosPositionKpi),
+        ("/v1/addusertogroup", Method::AddUserToGroup),
     ] {
         router = router.route(
             path,
             post(
                 move |State(dme): State<Arc<Dme>>,
                       ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                      Body(body): Body| async move {
-                    unimplemented(&dme, peer, &body, what)
+                      body: Result<Body, Response>| async move {
+                    unimplemented(&dme, peer, body, method)
                 },
             ),
         );
     }
     router = router.route(
         "/v1/streamedgeevent",
-        post(|| async { ApiError::unimplemented("StreamEdgeEvent over REST").into_response() }),
+        post(
+            |State(dme): State<Arc<Dme>>, ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                dme.count_refused(Method::StreamEdgeEvent, Ctx::now(Some(peer.ip())));
+                ApiError::unimplemented("StreamEdgeEvent over REST").into_response()
+            },
+        ),
     );
+    router = router.route("/metrics", get(metrics));
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
         .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
+            HttpMethod::GET,
+            HttpMethod::HEAD,
+            HttpMethod::POST,
+            HttpMethod::PUT,
+            HttpMethod::DELETE,
         ]);
     router
         .fallback(|| async {

@@ -1,16 +1,22 @@
 //! The DME's RPCs, independent of transport: gRPC and REST both call these with the decoded
-//! request and the client's address, and convert the result at their edge.
+//! request and the client's address, and convert the result at their edge. Each RPC counts
+//! itself in the API counters ([`crate::api_stats`]) under its app, or under the unknown app
+//! when the request names none that exists. The platform RPCs are in `platform`.
+
+mod counted;
+mod platform;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use geodata::{GeoIp, LatLon};
-use serde::{Deserialize, Serialize};
 
+use crate::api_stats::{self, AppStats, Method, Outcome, Scrapes};
 use crate::convert;
-use crate::cookie::{Claims, CookieLoc, KeyRing, Purpose, SessionKey, SessionKeyRef};
+use crate::cookie::{Claims, KeyRing, SessionKey, SessionKeyRef};
 use crate::edge_cookie::{self, InstNames};
 use crate::error::ApiError;
 use crate::matcher::{self, Found};
@@ -19,6 +25,7 @@ use crate::ratelimit::RateLimiter;
 use crate::session_cache::SessionCache;
 use crate::tables::{AppKeyRef, AppTable, AuthKey, Tables};
 use crate::token;
+use counted::{Counted, Tally, outcome};
 
 /// Lifetimes and pass-through settings.
 #[derive(Clone, Debug)]
@@ -49,18 +56,39 @@ pub struct Ctx {
     pub peer: Option<IpAddr>,
     /// Unix seconds.
     pub now: i64,
+    /// When the front end started on the request: the start of its latency.
+    arrived: SystemTime,
 }
 
 impl Ctx {
     pub fn now(peer: Option<IpAddr>) -> Self {
-        let now = SystemTime::now()
+        let arrived = SystemTime::now();
+        let now = arrived
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
         Self {
             peer,
             now: i64::try_from(now).unwrap_or(i64::MAX),
+            arrived,
         }
+    }
+
+    /// A request that sees the time as `now` (Unix seconds), for tests of expiry; its latency
+    /// is measured on the real clock.
+    pub fn at(peer: Option<IpAddr>, now: i64) -> Self {
+        Self {
+            now,
+            ..Self::now(peer)
+        }
+    }
+
+    /// The time since the request arrived. On the wall clock that gives `now`, so a request
+    /// reads a clock once more, not twice (a read costs 20-40 ns, a few percent of a
+    /// FindCloudlet); slewing is negligible, and a clock step spoils one figure per request in
+    /// flight (zero if the clock went back).
+    pub fn elapsed(&self) -> Duration {
+        self.arrived.elapsed().unwrap_or_default()
     }
 }
 
@@ -77,22 +105,9 @@ pub struct Dme {
     geoip: Option<GeoIp>,
     limiter: RateLimiter,
     sessions: SessionCache,
-}
-
-/// The platform client token's claims (signed, unlike upstream's base64 JSON).
-#[derive(Serialize, Deserialize)]
-struct ClientTokenKey {
-    #[serde(rename = "Location")]
-    location: CookieLoc,
-    #[serde(rename = "AppKey")]
-    app_key: TokenAppKey,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TokenAppKey {
-    organization: String,
-    name: String,
-    version: String,
+    /// Counters of requests whose app is not known (bad cookie, unknown app, refused early).
+    unknown: AppStats,
+    scrapes: Scrapes,
 }
 
 impl Dme {
@@ -104,6 +119,8 @@ impl Dme {
             config,
             geoip,
             limiter: RateLimiter::unlimited(),
+            unknown: AppStats::default(),
+            scrapes: Scrapes::default(),
         }
     }
 
@@ -115,33 +132,67 @@ impl Dme {
 
     /// Admits one request of `method` from the client, or refuses it as upstream does
     /// (`ResourceExhausted`, HTTP 429).
-    pub fn admit(&self, ctx: Ctx, method: &str) -> Result<(), ApiError> {
+    pub fn admit(&self, ctx: Ctx, method: Method) -> Result<(), ApiError> {
         if self.limiter.admit(ctx.peer) {
             return Ok(());
         }
+        self.count_refused(method, ctx);
         Err(ApiError::new(
             tonic::Code::ResourceExhausted,
-            format!("Request for {method} rate limited, please retry later."),
+            format!(
+                "Request for {} rate limited, please retry later.",
+                method.name()
+            ),
         ))
     }
 
-    /// Publishes a new snapshot; requests in flight finish on the old one.
-    pub fn publish(&self, tables: Tables) {
+    /// Counts a request refused before its RPC ran, so before its app was known: rate limited,
+    /// an unreadable body, an RPC the transport does not serve.
+    pub fn count_refused(&self, method: Method, ctx: Ctx) {
+        self.unknown.record(method, Outcome::Error, ctx.elapsed());
+    }
+
+    /// Publishes a new snapshot; requests in flight finish on the old one. Its apps keep the
+    /// counters they have in the current snapshot. There is one publisher (the subscriber, or
+    /// whoever drives a standalone DME).
+    pub fn publish(&self, mut tables: Tables) {
+        tables.take_stats_from(&self.tables.load());
         self.tables.store(Arc::new(tables));
+    }
+
+    /// The API counters in Prometheus text format ([`api_stats`]): rendered off the runtime's
+    /// workers, one render at a time, shared by concurrent scrapes. `None` if rendering failed.
+    pub async fn metrics(self: &Arc<Self>) -> Option<Bytes> {
+        let dme = self.clone();
+        self.scrapes
+            .get(move || api_stats::render(&dme.tables(), &dme.unknown))
+            .await
     }
 
     pub fn tables(&self) -> Arc<Tables> {
         self.tables.load_full()
     }
 
-    /// Verifies the session cookie and resolves its app in the current snapshot.
-    fn session<R>(
+    /// Verifies the session cookie, resolves its app in the current snapshot and runs `f`, then
+    /// counts the request under the app (or the one `f` names in its [`Tally`]); under the
+    /// unknown app when the cookie or its app is not valid.
+    fn session<R: Counted>(
         &self,
+        method: Method,
         cookie: &str,
         ctx: Ctx,
-        f: impl FnOnce(&Tables, &Arc<AppTable>, &SessionKeyRef<'_>) -> Result<R, ApiError>,
+        f: impl for<'t> FnOnce(
+            &'t Tables,
+            &'t Arc<AppTable>,
+            &SessionKeyRef<'_>,
+            &mut Tally<'t>,
+        ) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
         let tables = self.tables.load();
+        let no_app = |e: ApiError| {
+            self.unknown.record(method, Outcome::Error, ctx.elapsed());
+            Err(e)
+        };
         let with_key = |key: &SessionKeyRef<'_>| {
             let app_key = AppKeyRef {
                 organization: &key.orgname,
@@ -149,12 +200,15 @@ impl Dme {
                 version: &key.appvers,
             };
             let Some(app) = tables.app(&app_key) else {
-                return Err(ApiError::unauthenticated(format!(
+                return no_app(ApiError::unauthenticated(format!(
                     "app not found -- developer: {}, app: {}, version: {}",
                     key.orgname, key.appname, key.appvers
                 )));
             };
-            f(&tables, app, key)
+            let mut tally = Tally(&app.stats);
+            let result = f(&tables, app, key, &mut tally);
+            tally.0.record(method, outcome(&result), ctx.elapsed());
+            result
         };
         if let Some(cached) = self.sessions.get(cookie, ctx.now) {
             return with_key(&cached.key());
@@ -164,12 +218,31 @@ impl Dme {
                 self.sessions.insert(cookie, claims.exp, &claims.key);
                 with_key(&claims.key)
             })
-            .map_err(|e| ApiError::unauthenticated(e.to_string()))?
+            .unwrap_or_else(|e| no_app(ApiError::unauthenticated(e.to_string())))
     }
 
+    /// Counted under the app the request names, if it exists.
     pub fn register_client(
         &self,
         req: &proto::RegisterClientRequest,
+        ctx: Ctx,
+    ) -> Result<proto::RegisterClientReply, ApiError> {
+        let tables = self.tables.load();
+        let app = tables.app(&AppKeyRef {
+            organization: &req.org_name,
+            name: &req.app_name,
+            version: &req.app_vers,
+        });
+        let result = self.register(req, app.map(|a| &**a), ctx);
+        let stats = app.map_or(&self.unknown, |a| &a.stats);
+        stats.record(Method::RegisterClient, outcome(&result), ctx.elapsed());
+        result
+    }
+
+    fn register(
+        &self,
+        req: &proto::RegisterClientRequest,
+        app: Option<&AppTable>,
         ctx: Ctx,
     ) -> Result<proto::RegisterClientReply, ApiError> {
         for (value, what) in [
@@ -199,15 +272,7 @@ impl Dme {
                 "Both, or none of UniqueId and UniqueIdType should be set",
             ));
         }
-        let tables = self.tables.load();
-        let key = AppKeyRef {
-            organization: &req.org_name,
-            name: &req.app_name,
-            version: &req.app_vers,
-        };
-        let app = tables
-            .app(&key)
-            .ok_or_else(|| ApiError::not_found("app not found"))?;
+        let app = app.ok_or_else(|| ApiError::not_found("app not found"))?;
         match (&app.auth_key, req.auth_token.is_empty()) {
             (AuthKey::Invalid(reason), _) => {
                 return Err(ApiError::new(
@@ -271,10 +336,16 @@ impl Dme {
         req: &proto::FindCloudletRequest,
         ctx: Ctx,
     ) -> Result<proto::FindCloudletReply, ApiError> {
-        self.session(&req.session_cookie, ctx, |tables, app, _| {
-            let at = convert::client_location(req.gps_location.as_ref(), "Missing GpsLocation")?;
-            Ok(self.find_reply(tables, app, &req.carrier_name, at, ctx))
-        })
+        self.session(
+            Method::FindCloudlet,
+            &req.session_cookie,
+            ctx,
+            |tables, app, _, _| {
+                let at =
+                    convert::client_location(req.gps_location.as_ref(), "Missing GpsLocation")?;
+                Ok(self.find_reply(tables, app, &req.carrier_name, at, ctx))
+            },
+        )
     }
 
     /// The shared tail of FindCloudlet and PlatformFindCloudlet.
@@ -326,44 +397,13 @@ impl Dme {
         edge_cookie::sign(&self.keys, &inst.edge_prefix, names, at, ctx.now, exp)
     }
 
-    pub fn platform_find_cloudlet(
-        &self,
-        req: &proto::PlatformFindCloudletRequest,
-        ctx: Ctx,
-    ) -> Result<proto::FindCloudletReply, ApiError> {
-        self.session(&req.session_cookie, ctx, |tables, app, key| {
-            require_platform(app, key)?;
-            if req.client_token.is_empty() {
-                return Err(ApiError::invalid("Missing ClientToken"));
-            }
-            let token = self
-                .keys
-                .verify_claims::<ClientTokenKey>(Purpose::ClientToken, &req.client_token, ctx.now)
-                .map_err(|e| ApiError::invalid(format!("Invalid ClientToken: {e}")))?;
-            let k = &token.app_key;
-            if k.organization.is_empty() || k.name.is_empty() || k.version.is_empty() {
-                return Err(ApiError::invalid("Invalid ClientToken: incomplete app key"));
-            }
-            let target = AppKeyRef {
-                organization: &k.organization,
-                name: &k.name,
-                version: &k.version,
-            };
-            let target = tables
-                .app(&target)
-                .ok_or_else(|| ApiError::not_found("Requested app does not exist"))?;
-            let at = LatLon::new(token.location.latitude, token.location.longitude)
-                .map_err(|e| ApiError::invalid(format!("Invalid GpsLocation: {e}")))?;
-            Ok(self.find_reply(tables, target, &req.carrier_name, at, ctx))
-        })
-    }
-
     pub fn get_app_inst_list(
         &self,
         req: &proto::AppInstListRequest,
         ctx: Ctx,
     ) -> Result<proto::AppInstListReply, ApiError> {
-        self.session(&req.session_cookie, ctx, |tables, app, _| {
+        let cookie = &req.session_cookie;
+        self.session(Method::GetAppInstList, cookie, ctx, |tables, app, _, _| {
             let at = convert::client_location(req.gps_location.as_ref(), "Missing GPS location")?;
             let limit = match req.limit {
                 0 => 3,
@@ -417,90 +457,14 @@ impl Dme {
         })
     }
 
-    pub fn get_fqdn_list(
-        &self,
-        req: &proto::FqdnListRequest,
-        ctx: Ctx,
-    ) -> Result<proto::FqdnListReply, ApiError> {
-        self.session(&req.session_cookie, ctx, |tables, app, key| {
-            require_platform(app, key)?;
-            let mut app_fqdns: Vec<proto::AppFqdn> = tables
-                .apps()
-                .filter(|a| !a.app.platform_app && !a.app.official_fqdn.is_empty())
-                .map(|a| proto::AppFqdn {
-                    app_name: a.app.key.name.clone(),
-                    app_vers: a.app.key.version.clone(),
-                    org_name: a.app.key.organization.clone(),
-                    fqdns: a.app.official_fqdn.clone(),
-                    android_package_name: a.app.android_package_name.clone(),
-                    ..Default::default()
-                })
-                .collect();
-            app_fqdns.sort_by(|a, b| {
-                (&a.org_name, &a.app_name, &a.app_vers).cmp(&(
-                    &b.org_name,
-                    &b.app_name,
-                    &b.app_vers,
-                ))
-            });
-            Ok(proto::FqdnListReply {
-                app_fqdns,
-                status: proto::fqdn_list_reply::FlStatus::FlSuccess as i32,
-                ..Default::default()
-            })
-        })
-    }
-
-    pub fn get_app_official_fqdn(
-        &self,
-        req: &proto::AppOfficialFqdnRequest,
-        ctx: Ctx,
-    ) -> Result<proto::AppOfficialFqdnReply, ApiError> {
-        self.session(&req.session_cookie, ctx, |_, app, _| {
-            let at = convert::client_location(req.gps_location.as_ref(), "Missing GpsLocation")?;
-            let mut reply = proto::AppOfficialFqdnReply {
-                status: proto::app_official_fqdn_reply::AofStatus::AofFail as i32,
-                ..Default::default()
-            };
-            if app.app.official_fqdn.is_empty() {
-                return Ok(reply);
-            }
-            let key = &app.app.key;
-            let claims = Claims {
-                iat: ctx.now,
-                exp: ctx.now + secs(self.config.client_token_lifetime),
-                key: ClientTokenKey {
-                    location: CookieLoc {
-                        latitude: at.lat(),
-                        longitude: at.lon(),
-                    },
-                    app_key: TokenAppKey {
-                        organization: key.organization.clone(),
-                        name: key.name.clone(),
-                        version: key.version.clone(),
-                    },
-                },
-            };
-            reply.app_official_fqdn = app.app.official_fqdn.join(",");
-            reply.client_token = self.keys.sign_for(Purpose::ClientToken, &claims);
-            reply.ports = app
-                .app
-                .access_ports
-                .iter()
-                .map(convert::unmapped_port)
-                .collect();
-            reply.status = proto::app_official_fqdn_reply::AofStatus::AofSuccess as i32;
-            Ok(reply)
-        })
-    }
-
     pub fn verify_location(
         &self,
         req: &proto::VerifyLocationRequest,
         ctx: Ctx,
     ) -> Result<proto::VerifyLocationReply, ApiError> {
         use proto::verify_location_reply::GpsLocationStatus as S;
-        self.session(&req.session_cookie, ctx, |tables, _, _| {
+        let cookie = &req.session_cookie;
+        self.session(Method::VerifyLocation, cookie, ctx, |tables, _, _, _| {
             let loc = req
                 .gps_location
                 .as_ref()
@@ -527,7 +491,8 @@ impl Dme {
         ctx: Ctx,
     ) -> Result<proto::GetLocationReply, ApiError> {
         use proto::get_location_reply::LocStatus;
-        self.session(&req.session_cookie, ctx, |tables, _, _| {
+        let cookie = &req.session_cookie;
+        self.session(Method::GetLocation, cookie, ctx, |tables, _, _, _| {
             let mut reply = proto::GetLocationReply {
                 status: LocStatus::LocUnknown as i32,
                 carrier_name: req.carrier_name.clone(),
@@ -548,22 +513,12 @@ impl Dme {
 
     /// The stub interceptor behaviour for RPCs this DME does not implement yet: the cookie is
     /// still checked first, as upstream's interceptor would.
-    pub fn unimplemented(&self, cookie: &str, ctx: Ctx, what: &str) -> ApiError {
-        match self.session(cookie, ctx, |_, _, _| Ok(())) {
-            Err(e) => e,
-            Ok(()) => ApiError::unimplemented(what),
-        }
+    pub fn unimplemented(&self, method: Method, cookie: &str, ctx: Ctx) -> ApiError {
+        let refuse = || ApiError::unimplemented(method.name());
+        self.session::<()>(method, cookie, ctx, |_, _, _, _| Err(refuse()))
+            .err()
+            .unwrap_or_else(refuse)
     }
-}
-
-fn require_platform(app: &AppTable, key: &SessionKeyRef<'_>) -> Result<(), ApiError> {
-    if app.app.platform_app {
-        return Ok(());
-    }
-    Err(ApiError::permission_denied(format!(
-        "API Not allowed for developer: {} app: {}",
-        key.orgname, key.appname
-    )))
 }
 
 fn secs(d: Duration) -> i64 {

@@ -14,6 +14,8 @@ use edge_model::{
 };
 use geodata::{LatLon, SiteIndex};
 
+use crate::api_stats::AppStats;
+
 /// Matching knobs taken from the region's settings.
 #[derive(Clone, Debug)]
 pub struct MatchSettings {
@@ -193,6 +195,9 @@ pub struct AppTable {
     pub(crate) port_lists: Vec<Arc<[AppPort]>>,
     /// Every instance's name and URI, concatenated.
     pub(crate) names: String,
+    /// The app's API counters. Handed on to the app's table in the next snapshot, so a rebuild
+    /// does not reset them.
+    pub stats: Arc<AppStats>,
 }
 
 impl AppTable {
@@ -253,6 +258,10 @@ impl AppTable {
 pub struct Tables {
     /// Increases with every published snapshot.
     pub version: u64,
+    /// Unique among this process's snapshots (`version` is whatever the builder says).
+    id: u64,
+    /// The snapshot whose apps' counters this one's apps took over, if any.
+    stats_from: Option<u64>,
     apps: hashbrown::HashMap<AppKey, Arc<AppTable>>,
     operator_codes: Arc<HashMap<String, String>>,
     pub settings: MatchSettings,
@@ -275,11 +284,19 @@ impl hashbrown::Equivalent<AppKey> for AppKeyRef<'_> {
     }
 }
 
+/// A new snapshot id.
+fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Tables {
     /// An empty region (no apps): every lookup fails cleanly.
     pub fn empty() -> Self {
         Self {
             version: 0,
+            id: next_id(),
+            stats_from: None,
             apps: hashbrown::HashMap::new(),
             operator_codes: Arc::default(),
             settings: MatchSettings::from_settings(&Settings::default()),
@@ -289,21 +306,40 @@ impl Tables {
 
     // `Tables::from_deployment` lives with the builder, in `mirror::build`.
 
-    /// Assembles a snapshot (used by the mirror).
+    /// Assembles a snapshot (used by the mirror). `stats_from`: the snapshot whose apps'
+    /// counters the apps already carry.
     pub(crate) fn assemble(
         version: u64,
         apps: hashbrown::HashMap<AppKey, Arc<AppTable>>,
         operator_codes: Arc<HashMap<String, String>>,
         settings: MatchSettings,
         network_location: NetworkLocation,
+        stats_from: Option<&Tables>,
     ) -> Self {
         Self {
             version,
+            id: next_id(),
+            stats_from: stats_from.map(|t| t.id),
             apps,
             operator_codes,
             settings,
             network_location,
         }
+    }
+
+    /// Gives each app the counters it has in `old`, the snapshot this one replaces, unless it
+    /// was built from `old` and has them already. Only tables nobody else holds yet can take
+    /// them; a table shared with another snapshot keeps the counters it has.
+    pub(crate) fn take_stats_from(&mut self, old: &Tables) {
+        if self.stats_from == Some(old.id) {
+            return;
+        }
+        for (key, table) in &mut self.apps {
+            if let (Some(t), Some(prev)) = (Arc::get_mut(table), old.apps.get(key)) {
+                t.stats = prev.stats.clone();
+            }
+        }
+        self.stats_from = Some(old.id);
     }
 
     /// The app's current table, for reuse by an incremental rebuild.

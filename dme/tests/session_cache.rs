@@ -42,7 +42,7 @@ fn find(d: &Dme, cookie: &str, now: i64) -> Result<(String, i32), String> {
         }),
         ..Default::default()
     };
-    let ctx = Ctx { peer: None, now };
+    let ctx = Ctx::at(None, now);
     d.find_cloudlet(&req, ctx)
         .map(|r| (r.fqdn, r.status))
         .map_err(|e| e.message)

@@ -238,8 +238,23 @@ fn main() -> anyhow::Result<()> {
         ),
         per_app as f64,
     );
-    let accounted =
-        inst_vecs as f64 + index_bytes + uri_bytes as f64 + names as f64 + per_app as f64;
+    // Each app's API counters (a shard per core, up to four), weighed on one of them; 16 B for
+    // the Arc's counts.
+    let (c0, _) = heap();
+    let one = dme::api_stats::AppStats::default();
+    let (c1, _) = heap();
+    drop(one);
+    let counters = tables.app_count() as f64 * ((c1 - c0) as f64 + 16.0);
+    row(
+        &format!("API counters, {} B per app", c1 - c0 + 16),
+        counters,
+    );
+    let accounted = inst_vecs as f64
+        + index_bytes
+        + uri_bytes as f64
+        + names as f64
+        + per_app as f64
+        + counters;
     row(
         &format!(
             "rest: {} apps (strings, map), {} cloudlet recs",

@@ -8,6 +8,7 @@ use edge_model::{App, AppPort, CloudletKey, Deployment};
 use geodata::{LatLon, SiteIndex};
 
 use super::Mirror;
+use crate::api_stats::AppStats;
 use crate::tables::{
     AppTable, AuthKey, Bucket, BuildError, CloudletRec, Inst, InstIds, MatchSettings, NO_ID,
     Tables, Usable, is_usable,
@@ -29,11 +30,14 @@ impl Mirror {
         for app in ctx.mirror.objects.apps() {
             let key = &app.key;
             let clean = !ctx.mirror.dirty_all && !ctx.mirror.dirty_apps.contains(key);
-            if let (true, Some(t)) = (clean, prev.and_then(|p| p.app_by_key(key))) {
+            let prev_table = prev.and_then(|p| p.app_by_key(key));
+            if let (true, Some(t)) = (clean, prev_table) {
                 apps.insert(key.clone(), t.clone());
                 continue;
             }
-            let table = ctx.build_app(app);
+            // A rebuilt app keeps counting where its previous table left off.
+            let stats = prev_table.map_or_else(Arc::default, |t| t.stats.clone());
+            let table = ctx.build_app(app, stats);
             if let AuthKey::Invalid(reason) = &table.auth_key {
                 tracing::warn!(app = %key, %reason, "unusable auth public key");
             }
@@ -53,6 +57,7 @@ impl Mirror {
             self.last_operator_codes.clone(),
             settings,
             region.network_location,
+            prev,
         );
         self.patch_states(&tables);
         tables
@@ -106,7 +111,7 @@ impl<'m> BuildCtx<'m> {
             .clone()
     }
 
-    fn build_app(&mut self, app: &App) -> AppTable {
+    fn build_app(&mut self, app: &App, stats: Arc<AppStats>) -> AppTable {
         let m = self.mirror;
         let keys = m.insts_by_app.get(&app.key);
         let mut recs = Vec::with_capacity(keys.map_or(0, BTreeSet::len));
@@ -191,6 +196,7 @@ impl<'m> BuildCtx<'m> {
             strs: local.strs,
             port_lists: local.port_lists,
             names,
+            stats,
         }
     }
 }

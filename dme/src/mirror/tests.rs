@@ -178,3 +178,49 @@ fn health_changes_patch_the_published_table_without_a_rebuild() {
     let t3 = m.build(Some(&t2), 3);
     assert_eq!(found(&t3, "app"), ["berlin"]);
 }
+
+#[test]
+fn rebuilt_apps_keep_their_counters() {
+    use crate::api_stats::{Method, Outcome};
+    use std::time::Duration;
+    let doc = two_apps().build();
+    let mut m = Mirror::from_deployment(&doc);
+    let t1 = m.build(None, 1);
+    let key = AppKeyRef {
+        organization: "devorg",
+        name: "app",
+        version: "1.0",
+    };
+    let stats = t1.app(&key).unwrap().stats.clone();
+    stats.record(Method::FindCloudlet, Outcome::Found, Duration::ZERO);
+    let mut inst = doc
+        .app_insts
+        .iter()
+        .find(|i| i.app.name == "app")
+        .unwrap()
+        .clone();
+    inst.uri = "moved.example.net".into();
+    m.upsert_inst(inst);
+    let t2 = m.build(Some(&t1), 2);
+    let rebuilt = t2.app(&key).unwrap();
+    assert!(
+        !Arc::ptr_eq(t1.app(&key).unwrap(), rebuilt),
+        "the app was rebuilt"
+    );
+    assert!(
+        Arc::ptr_eq(&stats, &rebuilt.stats),
+        "with the same counters"
+    );
+    // A snapshot built without the previous one takes them over when it replaces it.
+    let mut t3 = Mirror::from_deployment(&doc).build(None, 3);
+    assert!(!Arc::ptr_eq(&stats, &t3.app(&key).unwrap().stats));
+    t3.take_stats_from(&t2);
+    assert_eq!(
+        t3.app(&key)
+            .unwrap()
+            .stats
+            .totals(Method::FindCloudlet)
+            .found,
+        1
+    );
+}
