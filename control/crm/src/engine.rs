@@ -32,12 +32,14 @@ pub enum Event {
         line: String,
     },
     /// The platform's health of an instance changed.
-    Health(CloudletKey),
+    Health(CloudletKey, AppInstKey),
     /// The platform's inventory, read once at start.
     Inventory {
         cloudlet: CloudletKey,
         clusters: Vec<(ClusterKey, ClusterStatus)>,
         insts: Vec<AppInstKey>,
+        /// Not an inventory: only "look at everything again" (health changes were missed).
+        full_only: bool,
     },
     Info {
         cloudlet: CloudletKey,
@@ -63,6 +65,10 @@ pub struct Engine {
     info: Option<PlatformInfo>,
     /// Nothing is decided before the inventory is known (it would create twice).
     ready: bool,
+    /// Objects to decide about at the next reconcile (what changed since the last one).
+    dirty: HashSet<ObjectKey>,
+    /// Decide about everything at the next reconcile (a new connection, the inventory).
+    full: bool,
     outbox: Vec<Object>,
     progress: Vec<Progress>,
     /// What was reported on this connection, so a report is not repeated while the
@@ -90,6 +96,7 @@ impl Engine {
                         cloudlet: c,
                         clusters: inv.clusters,
                         insts: inv.insts,
+                        full_only: false,
                     }
                 }
                 (Err(e), _) | (_, Err(e)) => Event::Fatal {
@@ -103,13 +110,23 @@ impl Engine {
         let (tx, c) = (events.clone(), cloudlet.clone());
         tokio::spawn(async move {
             loop {
-                match changes.recv().await {
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if tx.send(Event::Health(c.clone())).is_err() {
-                            return;
-                        }
-                    }
+                let key = match changes.recv().await {
+                    Ok(key) => Some(key),
+                    // Missed some: every instance is looked at again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let ev = match key {
+                    Some(k) => Event::Health(c.clone(), k),
+                    None => Event::Inventory {
+                        cloudlet: c.clone(),
+                        clusters: Vec::new(),
+                        insts: Vec::new(),
+                        full_only: true,
+                    },
+                };
+                if tx.send(ev).is_err() {
+                    return;
                 }
             }
         });
@@ -124,6 +141,8 @@ impl Engine {
             failed: HashMap::new(),
             info: None,
             ready: false,
+            dirty: HashSet::new(),
+            full: true,
             outbox: Vec::new(),
             progress: Vec::new(),
             sent: HashMap::new(),
@@ -137,6 +156,17 @@ impl Engine {
     /// A new connection: everything may need reporting again.
     pub fn connected(&mut self) {
         self.sent.clear();
+        self.full = true;
+    }
+
+    /// Objects that changed: they are decided about at the next reconcile.
+    pub fn mark(&mut self, keys: impl IntoIterator<Item = ObjectKey>) {
+        self.dirty.extend(keys);
+    }
+
+    /// Decide about everything at the next reconcile.
+    pub fn mark_all(&mut self) {
+        self.full = true;
     }
 
     /// Applies an event about this cloudlet.
@@ -148,13 +178,20 @@ impl Engine {
                 message: line,
                 error: false,
             }),
-            Event::Health(_) | Event::Fatal { .. } => {}
+            Event::Health(_, key) => {
+                self.dirty.insert(ObjectKey::AppInst(key));
+            }
+            Event::Fatal { .. } => {}
+            Event::Inventory {
+                full_only: true, ..
+            } => self.full = true,
             Event::Inventory {
                 clusters, insts, ..
             } => {
                 self.clusters = clusters.into_iter().collect();
                 self.insts = insts.into_iter().collect();
                 self.ready = true;
+                self.full = true;
             }
             Event::Info { info, .. } => self.info = Some(info),
         }
@@ -163,6 +200,11 @@ impl Engine {
     fn done(&mut self, op: Op, result: Result<Option<ClusterStatus>, String>) {
         let key = op.key();
         self.busy.remove(&key);
+        self.dirty.insert(key.clone());
+        if matches!(key, ObjectKey::ClusterInst(_)) {
+            // Instances may have been waiting for this cluster (clusters are few).
+            self.full = true;
+        }
         let (_, error_state) = op.states();
         match (result, op) {
             (Err(reason), _) => {
@@ -209,7 +251,14 @@ impl Engine {
             health: &health,
             synced,
         };
-        let actions = plan::decide(&self.cloudlet, want, &local);
+        let actions = if self.full {
+            plan::decide(&self.cloudlet, want, &local)
+        } else {
+            let keys: Vec<ObjectKey> = self.dirty.iter().cloned().collect();
+            plan::decide_for(&self.cloudlet, want, &local, &keys)
+        };
+        self.full = false;
+        self.dirty.clear();
         for a in actions {
             match a {
                 Action::Start(op) => self.spawn(op),
@@ -355,7 +404,7 @@ impl Event {
             | Self::Inventory { cloudlet, .. }
             | Self::Info { cloudlet, .. }
             | Self::Fatal { cloudlet, .. } => cloudlet,
-            Self::Health(c) => c,
+            Self::Health(c, _) => c,
         }
     }
 }

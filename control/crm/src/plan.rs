@@ -100,40 +100,69 @@ pub enum Action {
     Forget(ObjectKey),
 }
 
-/// The decisions for `cloudlet`.
+/// The decisions for everything on `cloudlet`.
 pub fn decide(cloudlet: &CloudletKey, want: &Replica, local: &Local<'_>) -> Vec<Action> {
-    let mut out = Vec::new();
-    // In key order, so the decisions come out the same for the same input.
-    let mut clusters: Vec<&ClusterInst> = want
+    let mut keys: Vec<ObjectKey> = want
         .cluster_insts()
         .filter(|c| c.cloudlet == *cloudlet)
+        .map(|c| ObjectKey::ClusterInst(c.key.clone()))
+        .chain(
+            want.app_insts()
+                .filter(|i| i.cloudlet == *cloudlet)
+                .map(|i| ObjectKey::AppInst(i.key.clone())),
+        )
+        .chain(
+            local
+                .clusters
+                .keys()
+                .map(|k| ObjectKey::ClusterInst(k.clone())),
+        )
+        .chain(local.insts.iter().map(|k| ObjectKey::AppInst(k.clone())))
+        .chain(local.failed.keys().cloned())
         .collect();
-    clusters.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut insts: Vec<&AppInst> = want
-        .app_insts()
-        .filter(|i| i.cloudlet == *cloudlet)
-        .collect();
-    insts.sort_by(|a, b| a.key.cmp(&b.key));
-    for c in &clusters {
-        cluster(want, c, local, &mut out);
-    }
-    for i in &insts {
-        inst(want, i, local, &mut out);
-    }
-    let mut failed: Vec<_> = local.failed.iter().collect();
-    failed.sort_by(|a, b| a.0.cmp(b.0));
-    for (key, f) in failed {
-        let current = match key {
-            ObjectKey::ClusterInst(k) => clusters.iter().find(|c| c.key == *k).map(|c| c.state),
-            ObjectKey::AppInst(k) => insts.iter().find(|i| i.key == *k).map(|i| i.state),
-            _ => None,
+    // Clusters before instances, each in key order: the same input decides the same.
+    keys.sort();
+    keys.dedup();
+    decide_for(cloudlet, want, local, &keys)
+}
+
+/// The decisions for `keys` only (what changed since the last decision): the CRM's work per
+/// change stays the same however many objects the cloudlet has.
+pub fn decide_for(
+    cloudlet: &CloudletKey,
+    want: &Replica,
+    local: &Local<'_>,
+    keys: &[ObjectKey],
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    for key in keys {
+        let wanted = match key {
+            ObjectKey::ClusterInst(k) => {
+                match want.cluster_inst(k).filter(|c| c.cloudlet == *cloudlet) {
+                    Some(c) => {
+                        cluster(want, c, local, &mut out);
+                        Some(c.state)
+                    }
+                    None => None,
+                }
+            }
+            ObjectKey::AppInst(k) => match want.app_inst(k).filter(|i| i.cloudlet == *cloudlet) {
+                Some(i) => {
+                    inst(want, i, local, &mut out);
+                    Some(i.state)
+                }
+                None => None,
+            },
+            _ => continue,
         };
-        if !current.is_some_and(|s| in_phase(s, f.state)) {
+        if let Some(f) = local.failed.get(key)
+            && !wanted.is_some_and(|s| in_phase(s, f.state))
+        {
             out.push(Action::Forget(key.clone()));
         }
-    }
-    if local.synced {
-        orphans(&clusters, &insts, local, &mut out);
+        if wanted.is_none() && local.synced && !local.busy.contains(key) {
+            orphan(key, local, &mut out);
+        }
     }
     out
 }
@@ -305,40 +334,17 @@ fn inst(want: &Replica, i: &AppInst, local: &Local<'_>, out: &mut Vec<Action>) {
     }
 }
 
-/// Platform objects the controller no longer has (deleted while the CRM was away).
-fn orphans(
-    clusters: &[&ClusterInst],
-    insts: &[&AppInst],
-    local: &Local<'_>,
-    out: &mut Vec<Action>,
-) {
-    let wanted_insts: HashSet<&AppInstKey> = insts.iter().map(|i| &i.key).collect();
-    let mut gone: Vec<&AppInstKey> = local
-        .insts
-        .iter()
-        .filter(|k| {
-            !wanted_insts.contains(k) && !local.busy.contains(&ObjectKey::AppInst((*k).clone()))
-        })
-        .collect();
-    gone.sort();
-    out.extend(
-        gone.into_iter()
-            .map(|k| Action::Start(Op::DeleteInst(k.clone()))),
-    );
-    let wanted_clusters: HashSet<&ClusterKey> = clusters.iter().map(|c| &c.key).collect();
-    let mut gone: Vec<&ClusterKey> = local
-        .clusters
-        .keys()
-        .filter(|k| {
-            !wanted_clusters.contains(k)
-                && !local.busy.contains(&ObjectKey::ClusterInst((*k).clone()))
-        })
-        .collect();
-    gone.sort();
-    out.extend(
-        gone.into_iter()
-            .map(|k| Action::Start(Op::DeleteCluster(k.clone()))),
-    );
+/// A platform object the controller no longer has (deleted while the CRM was away): delete it.
+fn orphan(key: &ObjectKey, local: &Local<'_>, out: &mut Vec<Action>) {
+    match key {
+        ObjectKey::AppInst(k) if local.insts.contains(k) => {
+            out.push(Action::Start(Op::DeleteInst(k.clone())));
+        }
+        ObjectKey::ClusterInst(k) if local.clusters.contains_key(k) => {
+            out.push(Action::Start(Op::DeleteCluster(k.clone())));
+        }
+        _ => {}
+    }
 }
 
 fn start(out: &mut Vec<Action>, op: Op, report: Object) {

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use edge_api::notify::{Progress, Role, Subscription};
-use edge_api::subscriber::{self, DriverConfig, Replica, Subscriber, Wake};
-use edge_model::{Cloudlet, CloudletKey, Object, ObjectKind};
+use edge_api::subscriber::{self, Apply, DriverConfig, Replica, Subscriber, Wake};
+use edge_model::{Cloudlet, CloudletKey, Object, ObjectKey, ObjectKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{Engine, Event};
@@ -65,7 +65,7 @@ pub async fn run(config: CrmConfig, stop: watch::Receiver<bool>) -> Result<(), C
     let (tx, rx) = mpsc::unbounded_channel();
     let mut me = Crm {
         config,
-        objects: Replica::new(),
+        objects: Objects::default(),
         engines: HashMap::new(),
         events_tx: tx,
         events: rx,
@@ -86,9 +86,39 @@ pub async fn run(config: CrmConfig, stop: watch::Receiver<bool>) -> Result<(), C
     }
 }
 
+/// The replica, and which keys changed since the CRM last looked.
+#[derive(Default)]
+struct Objects {
+    replica: Replica,
+    changed: Vec<ObjectKey>,
+}
+
+impl Apply for Objects {
+    fn upsert(&mut self, object: Object) -> bool {
+        let key = object.key();
+        let changed = Apply::upsert(&mut self.replica, object);
+        if changed {
+            self.changed.push(key);
+        }
+        changed
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> bool {
+        let changed = Apply::remove(&mut self.replica, key);
+        if changed {
+            self.changed.push(key.clone());
+        }
+        changed
+    }
+
+    fn keys(&self) -> Vec<ObjectKey> {
+        Apply::keys(&self.replica)
+    }
+}
+
 struct Crm {
     config: CrmConfig,
-    objects: Replica,
+    objects: Objects,
     engines: HashMap<CloudletKey, Engine>,
     events_tx: mpsc::UnboundedSender<Event>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -99,17 +129,18 @@ struct Crm {
 }
 
 impl Subscriber for &mut Crm {
-    type Target = Replica;
+    type Target = Objects;
 
-    fn target(&mut self) -> &mut Replica {
+    fn target(&mut self) -> &mut Objects {
         &mut self.objects
     }
 
     async fn publish(&mut self, _version: u64) {
         self.synced = true;
         self.sync_engines();
+        self.route_changes();
         for e in self.engines.values_mut() {
-            e.reconcile(&self.objects, true);
+            e.reconcile(&self.objects.replica, true);
         }
     }
 
@@ -177,13 +208,51 @@ impl Crm {
             return;
         };
         e.on_event(ev);
-        e.reconcile(&self.objects, self.synced);
+        e.reconcile(&self.objects.replica, self.synced);
+    }
+
+    /// Hands each changed key to the engines it concerns.
+    fn route_changes(&mut self) {
+        let replica = &self.objects.replica;
+        for key in std::mem::take(&mut self.objects.changed) {
+            let cloudlet = match &key {
+                ObjectKey::AppInst(k) => replica.app_inst(k).map(|i| &i.cloudlet),
+                ObjectKey::ClusterInst(k) => replica.cluster_inst(k).map(|c| &c.cloudlet),
+                // An App's instances wait for it; a flavor sizes clusters (both rare).
+                ObjectKey::App(app) => {
+                    for i in replica.app_insts().filter(|i| i.app == *app) {
+                        if let Some(e) = self.engines.get_mut(&i.cloudlet) {
+                            e.mark([ObjectKey::AppInst(i.key.clone())]);
+                        }
+                    }
+                    continue;
+                }
+                ObjectKey::Flavor(_) => {
+                    self.engines.values_mut().for_each(Engine::mark_all);
+                    continue;
+                }
+                _ => continue,
+            };
+            match cloudlet {
+                Some(c) => {
+                    if let Some(e) = self.engines.get_mut(c) {
+                        e.mark([key]);
+                    }
+                }
+                // Gone: whichever engine still runs it deletes it.
+                None => {
+                    for e in self.engines.values_mut() {
+                        e.mark([key.clone()]);
+                    }
+                }
+            }
+        }
     }
 
     /// Starts an engine for every cloudlet in scope, drops those of cloudlets gone.
     fn sync_engines(&mut self) {
         let wanted: Vec<Cloudlet> = match &self.config.scope {
-            Scope::Cloudlet(key) => match self.objects.cloudlet(key) {
+            Scope::Cloudlet(key) => match self.objects.replica.cloudlet(key) {
                 Some(c) => vec![c.clone()],
                 None => {
                     // The subscription is filtered to this cloudlet: the controller's snapshot
@@ -197,6 +266,7 @@ impl Crm {
             },
             Scope::Platform(p) => self
                 .objects
+                .replica
                 .cloudlets()
                 .filter(|c| c.platform_type == *p)
                 .cloned()

@@ -277,12 +277,55 @@ fn deletes_finish_and_orphans_go_once_synced() {
     assert!(k.decide(&empty).is_empty());
     k.synced = true;
     let actions = k.decide(&empty);
+    assert_eq!(actions.len(), 2, "{actions:?}");
     assert!(
-        matches!(actions[0], Action::Start(Op::DeleteInst(_))),
-        "{actions:?}"
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Start(Op::DeleteInst(_))))
     );
     assert!(
-        matches!(actions[1], Action::Start(Op::DeleteCluster(_))),
-        "{actions:?}"
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Start(Op::DeleteCluster(_))))
+    );
+}
+
+#[test]
+fn deciding_for_some_keys_decides_as_the_whole_would_for_them() {
+    let mut k = Known::default().with_cluster();
+    k.insts.insert(inst(S::Ready).key);
+    k.synced = true;
+    let w = want(vec![
+        Object::ClusterInst(cluster(S::Ready)),
+        Object::AppInst(inst(S::DeleteRequested)),
+    ]);
+    let health = |_: &AppInstKey| k.health;
+    let local = Local {
+        busy: &k.busy,
+        clusters: &k.clusters,
+        insts: &k.insts,
+        failed: &k.failed,
+        health: &health,
+        synced: k.synced,
+    };
+    let key = ObjectKey::AppInst(inst(S::Ready).key);
+    let some = decide_for(&berlin(), &w, &local, std::slice::from_ref(&key));
+    let about_key = |a: &Action| match a {
+        Action::Start(op) => op.key() == key,
+        Action::Report { object, .. } => object.key() == key,
+        Action::Forget(k) => *k == key,
+    };
+    let all: Vec<Action> = decide(&berlin(), &w, &local)
+        .into_iter()
+        .filter(|a| about_key(a))
+        .collect();
+    assert!(!some.is_empty());
+    assert_eq!(some, all, "the same decisions about the instance");
+    // A key the controller no longer has, but the platform does: an orphan, deleted.
+    let gone = want(vec![Object::ClusterInst(cluster(S::Ready))]);
+    let some = decide_for(&berlin(), &gone, &local, &[key]);
+    assert!(
+        matches!(&some[..], [Action::Start(Op::DeleteInst(_))]),
+        "{some:?}"
     );
 }

@@ -233,6 +233,7 @@ pub async fn wait_listening(
         .filter(|p| p.proto != LProto::Udp)
         .filter_map(|p| u16::try_from(p.internal_port).ok())
         .collect();
+    let tcp_probed = tcp.len();
     for port in tcp {
         let addr = SocketAddr::new(spec.address, port);
         loop {
@@ -253,11 +254,14 @@ pub async fn wait_listening(
                     log_tail(&spec.dir)
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    // A process that dies at once (bad arguments) is caught here too.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Without a TCP port to prove it serves, a process that dies at once (bad arguments) is
+    // caught by giving it a moment.
+    if tcp_probed == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     match exited_now(running) {
         Some(status) => Err(PlatformError::Workload(format!(
             "the process exited ({status}) right after starting{}",
