@@ -313,13 +313,18 @@ fn batch(sub: &Subscription, m: &Model, keys: Option<&[ObjectKey]>) -> Vec<Notic
                 let apps: Vec<&Object> = updates
                     .iter()
                     .filter_map(|o| match o {
-                        Object::AppInst(i) => m
-                            .get(&ObjectKey::App(i.app.clone()))
-                            .map(|s| &s.object)
-                            .filter(|a| wanted(sub, m, a)),
+                        // The instance is on the subscriber's cloudlet (it was wanted), so its
+                        // App is wanted if the kind is: no scan of the cloudlet's instances,
+                        // which made every instance notice cost O(instances on the cloudlet).
+                        Object::AppInst(i) => {
+                            let key = ObjectKey::App(i.app.clone());
+                            if !wanted_key(sub, &key) || !seen.insert(key.clone()) {
+                                return None;
+                            }
+                            m.get(&key).map(|s| &s.object)
+                        }
                         _ => None,
                     })
-                    .filter(|a| seen.insert(a.key()))
                     .collect();
                 updates.extend(apps);
             }
