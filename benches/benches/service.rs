@@ -127,7 +127,7 @@ fn service(c: &mut Criterion) {
 /// A scrape of the API counters (`GET /metrics` without HTTP) with 10 000 apps, each called
 /// over two RPCs: what Shepherd's scrape every few seconds costs the DME.
 fn metrics(c: &mut Criterion, world: &World) {
-    use dme::api_stats::{Method, Outcome, render};
+    use dme::api_stats::{Method, Outcome};
     let spec = RegionSpec::many_apps(10_000, 1, 10_000);
     let tables = Tables::from_deployment(&region(world, &spec), 1).unwrap();
     for (i, app) in tables.apps().enumerate() {
@@ -139,14 +139,14 @@ fn metrics(c: &mut Criterion, world: &World) {
     }
     let unknown = dme::api_stats::AppStats::default();
     unknown.record(Method::FindCloudlet, Outcome::Error, Duration::ZERO);
-    let bytes = render(&tables, &unknown).len();
+    let bytes = tables.render_stats(&unknown).len();
     eprintln!("metrics: a scrape of 10 000 apps is {bytes} bytes");
     let mut g = c.benchmark_group("metrics");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     g.bench_function("render_10k_apps", |b| {
-        b.iter(|| render(&tables, &unknown).len());
+        b.iter(|| tables.render_stats(&unknown).len());
     });
     g.finish();
     // What counting adds to every request: reading the clock once more, and the adds.

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use geodata::{GeoIp, LatLon};
 
-use crate::api_stats::{self, AppStats, Method, Outcome, Scrapes};
+use crate::api_stats::{AppStats, Method, Outcome, Scrapes};
 use crate::convert;
 use crate::cookie::{Claims, KeyRing, SessionKey, SessionKeyRef};
 use crate::edge_cookie::{self, InstNames};
@@ -160,12 +160,12 @@ impl Dme {
         self.tables.store(Arc::new(tables));
     }
 
-    /// The API counters in Prometheus text format ([`api_stats`]): rendered off the runtime's
+    /// The API counters in Prometheus text format ([`crate::api_stats`]): rendered off the runtime's
     /// workers, one render at a time, shared by concurrent scrapes. `None` if rendering failed.
     pub async fn metrics(self: &Arc<Self>) -> Option<Bytes> {
         let dme = self.clone();
         self.scrapes
-            .get(move || api_stats::render(&dme.tables(), &dme.unknown))
+            .get(move || dme.tables().render_stats(&dme.unknown))
             .await
     }
 

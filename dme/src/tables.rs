@@ -291,6 +291,19 @@ fn next_id() -> u64 {
 }
 
 impl Tables {
+    /// The API counters of every app in the tables, and of requests whose app was not known
+    /// (`unknown`), in Prometheus text format ([`crate::api_stats`]).
+    pub fn render_stats(&self, unknown: &AppStats) -> String {
+        let apps = self.apps().map(|t| {
+            let k = &t.app.key;
+            (
+                [k.organization.as_str(), k.name.as_str(), k.version.as_str()],
+                &*t.stats,
+            )
+        });
+        crate::api_stats::render_apps(apps.chain([(["", "", ""], unknown)]))
+    }
+
     /// An empty region (no apps): every lookup fails cleanly.
     pub fn empty() -> Self {
         Self {

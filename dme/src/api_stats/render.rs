@@ -10,22 +10,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{AppStats, LATENCY_LE, Method, Totals};
-use crate::tables::Tables;
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The counters of every app in `tables`, and of requests whose app was not known.
-pub fn render(tables: &Tables, unknown: &AppStats) -> String {
-    let apps = tables.apps().map(|t| {
-        let k = &t.app.key;
-        (
-            [k.organization.as_str(), k.name.as_str(), k.version.as_str()],
-            &*t.stats,
-        )
-    });
-    render_apps(apps.chain([(["", "", ""], unknown)]))
-}
 
 /// One called RPC of one app, as read.
 struct Row {
