@@ -7,7 +7,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use edge_api::pb;
 use edge_model::{AppInstKey, ObjectKey};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
