@@ -69,6 +69,8 @@ pub struct Engine {
     dirty: HashSet<ObjectKey>,
     /// Decide about everything at the next reconcile (a new connection, the inventory).
     full: bool,
+    /// Compare the CloudletInfo to report with the controller's at the next reconcile.
+    info_dirty: bool,
     outbox: Vec<Object>,
     progress: Vec<Progress>,
     /// What was reported on this connection, so a report is not repeated while the
@@ -143,6 +145,7 @@ impl Engine {
             ready: false,
             dirty: HashSet::new(),
             full: true,
+            info_dirty: true,
             outbox: Vec::new(),
             progress: Vec::new(),
             sent: HashMap::new(),
@@ -169,6 +172,17 @@ impl Engine {
         self.full = true;
     }
 
+    /// The controller's copy of the cloudlet (or its info) changed.
+    pub fn mark_info(&mut self) {
+        self.info_dirty = true;
+    }
+
+    /// Whether a reconcile has anything to do (so a CRM serving many cloudlets touches only
+    /// those that changed).
+    pub fn pending(&self) -> bool {
+        self.ready && (self.full || self.info_dirty || !self.dirty.is_empty())
+    }
+
     /// Applies an event about this cloudlet.
     pub fn on_event(&mut self, ev: Event) {
         match ev {
@@ -193,7 +207,10 @@ impl Engine {
                 self.ready = true;
                 self.full = true;
             }
-            Event::Info { info, .. } => self.info = Some(info),
+            Event::Info { info, .. } => {
+                self.info = Some(info);
+                self.info_dirty = true;
+            }
         }
     }
 
@@ -240,7 +257,13 @@ impl Engine {
         if !self.ready {
             return;
         }
-        self.cloudlet_info(want);
+        if self.info_dirty || self.full {
+            self.cloudlet_info(want);
+            self.info_dirty = false;
+        }
+        if !self.full && self.dirty.is_empty() {
+            return;
+        }
         let platform = self.platform.clone();
         let health = |k: &AppInstKey| platform.health(k);
         let local = Local {

@@ -70,6 +70,8 @@ pub async fn run(config: CrmConfig, stop: watch::Receiver<bool>) -> Result<(), C
         events_tx: tx,
         events: rx,
         synced: false,
+        outbox: Vec::new(),
+        progress: Vec::new(),
         fatal: None,
         stop,
     };
@@ -124,6 +126,10 @@ struct Crm {
     events: mpsc::UnboundedReceiver<Event>,
     /// A snapshot has been completed: what the replica lacks is really gone.
     synced: bool,
+    /// What the engines have to send up, collected as they produce it (a CRM serving many
+    /// cloudlets does not visit every engine for each message).
+    outbox: Vec<Object>,
+    progress: Vec<Progress>,
     fatal: Option<String>,
     stop: watch::Receiver<bool>,
 }
@@ -136,11 +142,22 @@ impl Subscriber for &mut Crm {
     }
 
     async fn publish(&mut self, _version: u64) {
+        let first = !self.synced;
         self.synced = true;
-        self.sync_engines();
+        // Engines follow the cloudlets: looked at only when a cloudlet changed.
+        let cloudlets_changed = self
+            .objects
+            .changed
+            .iter()
+            .any(|k| matches!(k, ObjectKey::Cloudlet(_)));
+        if first || cloudlets_changed {
+            self.sync_engines();
+        }
         self.route_changes();
-        for e in self.engines.values_mut() {
+        for e in self.engines.values_mut().filter(|e| e.pending()) {
             e.reconcile(&self.objects.replica, true);
+            self.outbox.extend(e.take_reports());
+            self.progress.extend(e.take_progress());
         }
     }
 
@@ -151,17 +168,11 @@ impl Subscriber for &mut Crm {
     }
 
     fn reports(&mut self) -> Vec<Object> {
-        self.engines
-            .values_mut()
-            .flat_map(Engine::take_reports)
-            .collect()
+        std::mem::take(&mut self.outbox)
     }
 
     fn progress(&mut self) -> Vec<Progress> {
-        self.engines
-            .values_mut()
-            .flat_map(Engine::take_progress)
-            .collect()
+        std::mem::take(&mut self.progress)
     }
 
     async fn wake(&mut self) -> Wake {
@@ -209,6 +220,8 @@ impl Crm {
         };
         e.on_event(ev);
         e.reconcile(&self.objects.replica, self.synced);
+        self.outbox.extend(e.take_reports());
+        self.progress.extend(e.take_progress());
     }
 
     /// Hands each changed key to the engines it concerns.
@@ -229,6 +242,12 @@ impl Crm {
                 }
                 ObjectKey::Flavor(_) => {
                     self.engines.values_mut().for_each(Engine::mark_all);
+                    continue;
+                }
+                ObjectKey::Cloudlet(c) | ObjectKey::CloudletInfo(c) => {
+                    if let Some(e) = self.engines.get_mut(c) {
+                        e.mark_info();
+                    }
                     continue;
                 }
                 _ => continue,
