@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use dme::cookie::{Claims, CookieLoc, EdgeEventsKey, KeyRing, SessionKey};
+use dme::cookie::{Claims, KeyRing, SessionKey};
 use dme::{Ctx, Dme, DmeConfig, Tables};
 use dme_api::proto;
 use edgeplane_benches::{Query, RegionSpec, World, queries, region};
@@ -229,25 +229,31 @@ fn cookies(c: &mut Criterion, cookies: &[String]) {
     g.bench_function("sign_session", |b| {
         b.iter(|| ring.sign(black_box(&session)))
     });
-    let edge = Claims {
+    // Upstream's shape of the edge-events cookie (a JWT of the instance's names and the
+    // client's location), for comparison with the compact cookie the DME now signs.
+    let edge_jwt = Claims {
         iat: now,
         exp: now + 600,
-        key: EdgeEventsKey {
-            appinstname: "app-1234".into(),
-            appinstorg: "devorg".into(),
-            clusterorg: "devorg".into(),
-            clustername: String::new(),
-            cloudletorg: "telekom".into(),
-            cloudletname: "c1234".into(),
-            location: CookieLoc {
-                latitude: 52.52,
-                longitude: 13.405,
-            },
-            kid: String::new(),
-        },
+        key: serde_json::json!({
+            "appinstname": "app-1234", "appinstorg": "devorg", "clusterorg": "devorg",
+            "cloudletorg": "telekom", "cloudletname": "c1234",
+            "location": {"latitude": 52.52, "longitude": 13.405},
+        }),
     };
+    g.bench_function("sign_edge_events_jwt", |b| {
+        b.iter(|| ring.sign_for(dme::cookie::Purpose::EdgeEvents, black_box(&edge_jwt)))
+    });
+    let (app, inst) = (
+        dme::edge_cookie::app_tag("devorg", "app", "1.0"),
+        dme::edge_cookie::inst_tag("devorg", "app-1234"),
+    );
+    let at = geodata::LatLon::new(52.52, 13.405).unwrap();
     g.bench_function("sign_edge_events", |b| {
-        b.iter(|| ring.sign_for(dme::cookie::Purpose::EdgeEvents, black_box(&edge)))
+        b.iter(|| dme::edge_cookie::sign(&ring, black_box(app), inst, at, now, now + 600))
+    });
+    let cookie = dme::edge_cookie::sign(&ring, app, inst, at, now, now + 600);
+    g.bench_function("verify_edge_events", |b| {
+        b.iter(|| dme::edge_cookie::verify(&ring, app, black_box(&cookie), now, 0).unwrap())
     });
     g.bench_function("ksuid", |b| b.iter(|| dme::ksuid::new(now)));
     g.finish();

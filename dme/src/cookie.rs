@@ -1,5 +1,6 @@
-//! Session and edge-events cookies and platform client tokens: JWTs signed with HMAC (session
-//! cookies HS512 as upstream, see [`Purpose`]), with the upstream claims so a decoded token
+//! Session cookies and platform client tokens: JWTs signed with HMAC (session cookies HS512 as
+//! upstream, see [`Purpose`]), and the keys of the compact edge-events cookies
+//! ([`crate::edge_cookie`]). JWTs keep the upstream claims so a decoded token
 //! looks familiar. Keys carry an id (`kid`, in the JWT header and, as
 //! upstream, inside the `key` claim) so keys can be rotated: the first key signs, every key in the
 //! ring verifies. Verification is on every request's path: it decodes into stack buffers and
@@ -11,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::hmac;
 
-use crate::hmac_mid::{HmacKey, Midstate};
+use crate::hmac_mid::HmacKey;
 use serde::{Deserialize, Serialize};
 
 /// Why a cookie was rejected. Messages are shown to clients (gRPC `Unauthenticated`).
@@ -54,9 +55,10 @@ pub enum Purpose {
     /// The session cookie: HS512 with the secret itself, exactly as upstream, so DMEs that share
     /// a region's secret accept each other's cookies.
     Session = 0,
-    /// The edge-events cookie in every FindCloudlet reply: HS256 with a derived key. It is only
-    /// ever read back by a DME, and one is signed per found instance, so its cost is on the
-    /// hot path; SHA-256 is the cheaper hash on CPUs with SHA extensions.
+    /// The edge-events cookie in every FindCloudlet reply: HMAC-SHA256 with a derived key over
+    /// a compact binary token ([`crate::edge_cookie`]), not a JWT. It is only ever read back by a
+    /// DME, and one is signed per found instance, so its cost is on the hot path; SHA-256 is
+    /// the cheaper hash on CPUs with SHA extensions.
     EdgeEvents = 1,
     /// The platform client token (GetAppOfficialFqdn → PlatformFindCloudlet): HS512, derived key.
     ClientToken = 2,
@@ -100,8 +102,10 @@ struct RingKey {
     kid: String,
     keys: [hmac::Key; 3],
     headers: [String; 3],
-    /// The edge-events key as saved HMAC-SHA256 states, for signing from token prefixes.
+    /// The edge-events key as saved HMAC-SHA256 states ([`crate::edge_cookie`]).
     edge: HmacKey,
+    /// First bytes of SHA-256 of the kid: names the key inside edge-events cookies.
+    fp: [u8; 4],
 }
 
 impl RingKey {
@@ -118,20 +122,17 @@ impl RingKey {
             // Serialising a struct of strings cannot fail.
             B64.encode(serde_json::to_vec(&header).unwrap_or_default())
         });
+        let digest = ring::digest::digest(&ring::digest::SHA256, kid.as_bytes());
+        let mut fp = [0u8; 4];
+        fp.copy_from_slice(&digest.as_ref()[..4]);
         Self {
             kid,
             keys,
             headers,
             edge,
+            fp,
         }
     }
-}
-
-/// The start of tokens that share it, with the HMAC state after absorbing it
-/// ([`KeyRing::edge_events_prefix`]).
-pub struct TokenPrefix {
-    text: String,
-    mid: Midstate,
 }
 
 /// Keys by id; the first one signs, every one verifies.
@@ -239,39 +240,22 @@ impl KeyRing {
         token
     }
 
-    /// The fixed start of edge-events cookies whose claims JSON begins with `json_start`: the
-    /// text up to there and the MAC state after it. `json_start` must be a whole number of
-    /// base64 groups (a multiple of 3 bytes; pad with JSON whitespace) so that what follows
-    /// encodes independently.
-    pub fn edge_events_prefix(&self, json_start: &[u8]) -> TokenPrefix {
-        debug_assert_eq!(
-            json_start.len() % 3,
-            0,
-            "prefix must be whole base64 groups"
-        );
-        let signer = &self.keys[0];
-        let mut text = signer.headers[Purpose::EdgeEvents as usize].clone();
-        text.push('.');
-        B64.encode_string(json_start, &mut text);
-        let mid = signer.edge.absorb(text.as_bytes());
-        TokenPrefix { text, mid }
+    /// The fingerprint of the signing key, carried in edge-events cookies.
+    pub fn edge_fingerprint(&self) -> [u8; 4] {
+        self.keys[0].fp
     }
 
-    /// An edge-events cookie: `prefix`, then the rest of the claims JSON, then the signature.
-    pub fn finish_token(&self, prefix: &TokenPrefix, json_rest: &[u8]) -> String {
-        let mut token = String::with_capacity(
-            prefix.text.len() + json_rest.len().div_ceil(3) * 4 + 1 + 32_usize.div_ceil(3) * 4,
-        );
-        token.push_str(&prefix.text);
-        B64.encode_string(json_rest, &mut token);
-        let tail = token
-            .as_bytes()
-            .get(prefix.mid.prefix_bytes()..)
-            .unwrap_or_default();
-        let tag = self.keys[0].edge.sign(&prefix.mid, tail);
-        token.push('.');
-        B64.encode_string(tag, &mut token);
-        token
+    /// The truncated edge-events MAC of `msg` (at most one SHA-256 block after padding) under
+    /// the key with fingerprint `fp`, or the signing key; `None` if no key has it.
+    pub fn edge_mac(&self, fp: Option<[u8; 4]>, msg: &[u8]) -> Option<[u8; 16]> {
+        let key = match fp {
+            None => &self.keys[0],
+            Some(fp) => self.keys.iter().find(|k| k.fp == fp)?,
+        };
+        let full = key.edge.sign(&key.edge.absorb(&[]), msg);
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full[..16]);
+        Some(tag)
     }
 
     /// Verifies a session cookie (signature, then expiry against `now` in Unix seconds) and
@@ -300,11 +284,6 @@ impl KeyRing {
             }
             Ok(f(&claims))
         })
-    }
-
-    /// Verifies an edge-events cookie and returns its `key` claim.
-    pub fn verify_edge_events(&self, token: &str, now: i64) -> Result<EdgeEventsKey, CookieError> {
-        self.verify_claims(Purpose::EdgeEvents, token, now)
     }
 
     /// Verifies a token this ring signed for `purpose` and returns its owned `key` claim.
@@ -423,33 +402,11 @@ pub struct SessionKey {
     pub kid: String,
 }
 
-/// A location inside an edge-events cookie (upstream `Loc` JSON names).
+/// A location inside a token (upstream `Loc` JSON names).
 #[derive(Serialize, Deserialize, Default, Debug, Clone, Copy, PartialEq)]
 pub struct CookieLoc {
     pub latitude: f64,
     pub longitude: f64,
-}
-
-/// The edge-events cookie's `key` claim: which instance the client was sent to, and where the
-/// client was then.
-#[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
-pub struct EdgeEventsKey {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub appinstname: String,
-    /// Not in upstream's cookie; added so two instances on one cluster stay distinguishable.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub appinstorg: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub clusterorg: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub clustername: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cloudletorg: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cloudletname: String,
-    pub location: CookieLoc,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub kid: String,
 }
 
 /// Borrowed view of a session key, for allocation-free verification.

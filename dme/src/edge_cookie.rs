@@ -1,216 +1,151 @@
-//! Edge-events cookies, one per FindCloudlet answer, signed with the per-instance half of the
-//! work done once.
+//! Edge-events cookies: one per FindCloudlet answer (and per GetAppInstList entry), read back
+//! only by the region's DMEs when a client opens `StreamEdgeEvent`. SDKs treat the cookie as
+//! opaque, so it is ours to shape; upstream's was a JWT of some 400 characters whose claims had
+//! to be serialised, encoded and hashed for every answer.
 //!
-//! The cookie is a JWT whose claims are laid out instance-first: `{"key":{"appinstname":…,
-//! …,"location":` is the same for every client sent to one instance, and only the location,
-//! `iat` and `exp` follow. That start is padded with JSON whitespace to a multiple of three
-//! bytes, so its base64 does not depend on what follows, and the HMAC state after absorbing
-//! header and start is kept. A cookie then costs base64 and hashing of some 80 bytes instead of
-//! serialising, encoding and hashing about 400. Decoders see ordinary JSON (member order and
-//! whitespace are insignificant), so verification is unchanged.
+//! The cookie is 61 bytes in unpadded base64url (82 characters):
 //!
-//! The start lives in the instance's own [`PrefixCell`], built on its first cookie. An instance's
-//! names never change (a renamed or rebuilt instance is a new one with an empty cell), so the
-//! cell needs no content check; it records the key ring it was built with and is bypassed under
-//! any other ring. (A separate cache keyed by instance, as before, cost the loaded server about
-//! 0.7 µs a cookie in slot lookups and cache misses on the content check.)
+//! ```text
+//! body = version (1) | key fingerprint (4) | instance tag (8) | lat f64 (8) | lon f64 (8)
+//!        | iat i64 (8) | exp i64 (8)                                   45 bytes, little endian
+//! tag  = HMAC-SHA256(edge-events key, app tag (8) | body)[..16]
+//! ```
+//!
+//! - The **instance tag** names the instance the client was sent to: the first 8 bytes of a
+//!   SHA-256 of its key. Every DME of the region computes the same tag from the same names, so
+//!   any of them can resolve it; it is kept in the instance's table entry, computed at build.
+//! - The **app tag** (likewise, of the app key) is MAC'd but not carried: the verifier supplies
+//!   the app of the session cookie, so a cookie issued for another app fails as forged.
+//! - The **key fingerprint** selects the ring key that signed it, so keys rotate as session
+//!   cookie keys do: the first key of the ring signs, all of them verify.
+//! - The message fits one SHA-256 block: signing is two compressions from the key's saved pad
+//!   states and base64 of 61 bytes, with nothing serialised.
 
-use std::io::Write as _;
-use std::sync::OnceLock;
-
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use geodata::LatLon;
-use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::cookie::{KeyRing, TokenPrefix};
+use crate::cookie::{CookieError, KeyRing};
 
-/// The instance an edge-events cookie names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InstNames<'a> {
-    pub name: &'a str,
-    pub organization: &'a str,
-    pub cluster: &'a str,
-    pub cloudlet_org: &'a str,
-    pub cloudlet: &'a str,
+/// Version byte of the layout above.
+const VERSION: u8 = 1;
+const BODY: usize = 45;
+const TAG: usize = 16;
+const TOKEN: usize = BODY + TAG;
+
+/// A stable 64-bit name for an instance, the same on every DME of the region.
+pub fn inst_tag(organization: &str, name: &str) -> u64 {
+    tag_of(&[b"appinst", organization.as_bytes(), name.as_bytes()])
 }
 
-/// Upstream's claim names, instance fields first (`location` comes last, outside the prefix).
-#[derive(Serialize)]
-struct Start<'a> {
-    appinstname: &'a str,
-    appinstorg: &'a str,
-    clusterorg: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    clustername: &'a str,
-    cloudletorg: &'a str,
-    cloudletname: &'a str,
+/// A stable 64-bit name for an app, the same on every DME of the region.
+pub fn app_tag(organization: &str, name: &str, version: &str) -> u64 {
+    tag_of(&[
+        b"app",
+        organization.as_bytes(),
+        name.as_bytes(),
+        version.as_bytes(),
+    ])
 }
 
-/// An instance's edge-cookie start, built on its first cookie and kept for the instance's life.
-#[derive(Default)]
-pub struct PrefixCell(OnceLock<Box<Cached>>);
-
-struct Cached {
-    /// [`KeyRing::id`] of the ring the prefix was built with.
-    ring: u64,
-    prefix: TokenPrefix,
-}
-
-impl std::fmt::Debug for PrefixCell {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "PrefixCell(built)"
-        } else {
-            "PrefixCell(empty)"
-        })
+fn tag_of(parts: &[&[u8]]) -> u64 {
+    let mut h = Sha256::new();
+    for p in parts {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        h.update((p.len() as u32).to_le_bytes());
+        h.update(p);
     }
+    let d = h.finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b)
 }
 
-/// The cookie for a client at `at` sent to the instance whose cell is `cell` and whose names
-/// `names` gives (only called when the cell must be built or cannot be used: looking the names
-/// up costs cold reads a cached cookie does not need), issued at `now`, valid until `exp`.
-pub fn sign<'n>(
+/// What a verified cookie says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EdgeToken {
+    /// [`inst_tag`] of the instance the client was sent to.
+    pub inst: u64,
+    /// The client's location when it was sent there.
+    pub at: LatLon,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signs a cookie for a client of the app tagged `app` at `at`, sent to the instance tagged
+/// `inst`, issued at `now`, valid until `exp`.
+pub fn sign(keys: &KeyRing, app: u64, inst: u64, at: LatLon, now: i64, exp: i64) -> String {
+    let mut msg = [0u8; 8 + BODY];
+    msg[..8].copy_from_slice(&app.to_le_bytes());
+    let body = &mut msg[8..];
+    body[0] = VERSION;
+    body[1..5].copy_from_slice(&keys.edge_fingerprint());
+    body[5..13].copy_from_slice(&inst.to_le_bytes());
+    body[13..21].copy_from_slice(&at.lat().to_le_bytes());
+    body[21..29].copy_from_slice(&at.lon().to_le_bytes());
+    body[29..37].copy_from_slice(&now.to_le_bytes());
+    body[37..45].copy_from_slice(&exp.to_le_bytes());
+    let mut token = [0u8; TOKEN];
+    token[..BODY].copy_from_slice(&msg[8..]);
+    token[BODY..].copy_from_slice(&keys.edge_mac(None, &msg).unwrap_or([0; 16]));
+    B64.encode(token)
+}
+
+/// Verifies a cookie for a client of the app tagged `app`: its signature, then that it expired
+/// no more than `grace` seconds before `now` (see [`crate::edge_events`] for why a grace).
+pub fn verify(
     keys: &KeyRing,
-    cell: &PrefixCell,
-    names: impl Fn() -> InstNames<'n>,
-    at: LatLon,
+    app: u64,
+    cookie: &str,
     now: i64,
-    exp: i64,
-) -> String {
-    let mut buf = [0u8; REST_MAX];
-    let rest = rest_of_claims(&mut buf, at, now, exp);
-    let cached = cell.0.get_or_init(|| {
-        Box::new(Cached {
-            ring: keys.id(),
-            prefix: prefix(keys, &names()),
-        })
-    });
-    if cached.ring == keys.id() {
-        keys.finish_token(&cached.prefix, rest)
-    } else {
-        keys.finish_token(&prefix(keys, &names()), rest)
+    grace: i64,
+) -> Result<EdgeToken, CookieError> {
+    if cookie.is_empty() {
+        return Err(CookieError::Missing);
     }
-}
-
-/// Longest [`rest_of_claims`]: two floats of at most 24 characters, two i64 of at most 20.
-const REST_MAX: usize = 192;
-
-/// `{"latitude":…,"longitude":…}},"iat":…,"exp":…}`: what follows the prefix. Numbers are
-/// written by serde_json (shortest round-trip floats), several times faster than `fmt`, into
-/// `buf` (no allocation).
-fn rest_of_claims(buf: &mut [u8; REST_MAX], at: LatLon, now: i64, exp: i64) -> &[u8] {
-    let mut rest: &mut [u8] = &mut buf[..];
-    // The buffer fits the longest numbers; coordinates are finite by construction.
-    let _ = rest.write_all(b"{\"latitude\":");
-    let _ = serde_json::to_writer(&mut rest, &at.lat());
-    let _ = rest.write_all(b",\"longitude\":");
-    let _ = serde_json::to_writer(&mut rest, &at.lon());
-    let _ = rest.write_all(b"}},\"iat\":");
-    let _ = serde_json::to_writer(&mut rest, &now);
-    let _ = rest.write_all(b",\"exp\":");
-    let _ = serde_json::to_writer(&mut rest, &exp);
-    let _ = rest.write_all(b"}");
-    let left = rest.len();
-    &buf[..REST_MAX - left]
-}
-
-/// Header and instance start of the claims, padded to whole base64 groups, with the MAC state.
-fn prefix(keys: &KeyRing, inst: &InstNames<'_>) -> TokenPrefix {
-    let start = Start {
-        appinstname: inst.name,
-        appinstorg: inst.organization,
-        clusterorg: inst.organization,
-        clustername: inst.cluster,
-        cloudletorg: inst.cloudlet_org,
-        cloudletname: inst.cloudlet,
+    if cookie.len() != (TOKEN * 4).div_ceil(3) {
+        return Err(CookieError::Malformed("not an edge-events cookie"));
+    }
+    let mut token = [0u8; TOKEN + 2];
+    let n = B64
+        .decode_slice(cookie, &mut token)
+        .map_err(|_| CookieError::Malformed("not base64url"))?;
+    if n != TOKEN || token[0] != VERSION {
+        return Err(CookieError::Malformed("not an edge-events cookie"));
+    }
+    let mut msg = [0u8; 8 + BODY];
+    msg[..8].copy_from_slice(&app.to_le_bytes());
+    msg[8..].copy_from_slice(&token[..BODY]);
+    let fp: [u8; 4] = token[1..5].try_into().unwrap_or_default();
+    let want = keys
+        .edge_mac(Some(fp), &msg)
+        .ok_or(CookieError::UnknownKey)?;
+    let diff = want
+        .iter()
+        .zip(&token[BODY..TOKEN])
+        .fold(0u8, |d, (a, b)| d | (a ^ b));
+    if diff != 0 {
+        return Err(CookieError::Signature);
+    }
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&token[at..at + 8]);
+        b
     };
-    let mut json = b"{\"key\":".to_vec();
-    // Serialising a struct of strings cannot fail.
-    let _ = serde_json::to_writer(&mut json, &start);
-    json.pop(); // the closing brace: `location` follows
-    json.extend_from_slice(b",\"location\":");
-    while !json.len().is_multiple_of(3) {
-        json.push(b' ');
+    let at = LatLon::new(f64::from_le_bytes(word(13)), f64::from_le_bytes(word(21)))
+        .map_err(|_| CookieError::Malformed("location out of range"))?;
+    let t = EdgeToken {
+        inst: u64::from_le_bytes(word(5)),
+        at,
+        iat: i64::from_le_bytes(word(29)),
+        exp: i64::from_le_bytes(word(37)),
+    };
+    if t.exp.saturating_add(grace) <= now {
+        return Err(CookieError::Expired);
     }
-    keys.edge_events_prefix(&json)
+    Ok(t)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names<'a>(name: &'a str, cluster: &'a str) -> InstNames<'a> {
-        InstNames {
-            name,
-            organization: "devorg",
-            cluster,
-            cloudlet_org: "telekom",
-            cloudlet: "berlin",
-        }
-    }
-
-    fn ring() -> KeyRing {
-        KeyRing::new(vec![("k".into(), vec![5; 64])]).unwrap()
-    }
-
-    #[test]
-    fn first_and_cached_cookies_verify_to_the_same_claims() {
-        let keys = ring();
-        let at = LatLon::new(52.52, -13.000_000_1).unwrap();
-        for (name, cluster) in [("a", "c1"), ("b\"quote", ""), ("é", "c2")] {
-            let cell = PrefixCell::default();
-            let n = names(name, cluster);
-            for round in 0..2 {
-                let token = sign(&keys, &cell, || n, at, 100 + round, 700);
-                let key = keys.verify_edge_events(&token, 699).unwrap();
-                assert_eq!(key.appinstname, name);
-                assert_eq!(key.appinstorg, "devorg");
-                assert_eq!(key.clusterorg, "devorg");
-                assert_eq!(key.clustername, cluster);
-                assert_eq!(key.cloudletorg, "telekom");
-                assert_eq!(key.cloudletname, "berlin");
-                assert_eq!(key.location.latitude, at.lat());
-                assert_eq!(key.location.longitude, at.lon());
-                assert_eq!(
-                    keys.verify_edge_events(&token, 700).unwrap_err(),
-                    crate::cookie::CookieError::Expired
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_cell_built_under_one_ring_is_not_used_with_another() {
-        let (a, b) = (
-            ring(),
-            KeyRing::new(vec![("k".into(), vec![6; 64])]).unwrap(),
-        );
-        let cell = PrefixCell::default();
-        let at = LatLon::new(1.0, 2.0).unwrap();
-        let n = names("x", "c");
-        let by_a = sign(&a, &cell, || n, at, 1, 2);
-        let by_b = sign(&b, &cell, || n, at, 1, 2);
-        assert!(a.verify_edge_events(&by_a, 1).is_ok());
-        assert!(
-            b.verify_edge_events(&by_b, 1).is_ok(),
-            "signed with b's key"
-        );
-        assert!(a.verify_edge_events(&by_b, 1).is_err());
-    }
-
-    #[test]
-    fn extreme_numbers_fit_the_rest_buffer() {
-        let keys = ring();
-        let at = LatLon::new(-89.123_456_789_012_34, -179.987_654_321_098_76).unwrap();
-        let token = sign(
-            &keys,
-            &PrefixCell::default(),
-            || names("x", ""),
-            at,
-            i64::MIN,
-            i64::MAX,
-        );
-        let key = keys.verify_edge_events(&token, 0).unwrap();
-        assert_eq!(key.location.latitude, at.lat());
-        assert_eq!(key.location.longitude, at.lon());
-    }
-}
+mod tests;

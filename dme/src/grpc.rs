@@ -2,6 +2,7 @@
 //! under EdgeXR's split service names (`Session`, `Location`, `PlatformOS`, `QualityOfService`,
 //! `QosPositionKpi`), plus `grpc.health.v1` and server reflection.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -136,14 +137,14 @@ impl match_engine_api_server::MatchEngineApi for Grpc {
             Method::GetQosPositionKpi,
         ))
     }
+    /// Served by [`MatchEngine`]'s own route (small stream buffers); this is the same stream
+    /// for anyone serving the generated service directly.
     async fn stream_edge_event(
         &self,
         req: Request<Streaming<ClientEdgeEvent>>,
     ) -> Result<Response<Self::StreamEdgeEventStream>, Status> {
-        self.0.count_refused(Method::StreamEdgeEvent, ctx(&req));
-        Err(Status::unimplemented(
-            "StreamEdgeEvent is not implemented by this DME",
-        ))
+        let r = crate::edge_events::open(self.0.clone(), req).await?;
+        Ok(r.map(|o| Box::pin(o) as Self::StreamEdgeEventStream))
     }
 }
 
@@ -260,7 +261,10 @@ pub async fn routes(
     let mut routes = tonic::service::Routes::new(health_svc);
     routes = routes
         .add_service(reflection)
-        .add_service(svc!(match_engine_api_server::MatchEngineApiServer<Grpc>))
+        .add_service(MatchEngine {
+            inner: svc!(match_engine_api_server::MatchEngineApiServer<Grpc>),
+            dme: g.0.clone(),
+        })
         .add_service(svc!(session_server::SessionServer<Grpc>))
         .add_service(svc!(location_server::LocationServer<Grpc>))
         .add_service(svc!(platform_os_server::PlatformOsServer<Grpc>))
@@ -269,4 +273,93 @@ pub async fn routes(
         ))
         .add_service(svc!(qos_position_kpi_server::QosPositionKpiServer<Grpc>));
     Ok(routes)
+}
+
+/// Largest accepted edge-events client message: a LATENCY_SAMPLES event may carry some 10 000
+/// samples (about 110 kB without timestamps, 300 kB with).
+pub const MAX_STREAM_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Path of the edge-events stream (MobiledgeX and EdgeXR both serve it under `MatchEngineApi`).
+const STREAM_EDGE_EVENT: &str = "/distributed_match_engine.MatchEngineApi/StreamEdgeEvent";
+
+/// `MatchEngineApi` with `StreamEdgeEvent` on a route of its own, whose codec starts each
+/// stream with small buffers: tonic's default allocates 8 KiB for decoding and 8 KiB for
+/// encoding per stream up front, several times what an idle stream needs (buffers grow on
+/// demand for a big message).
+#[derive(Clone)]
+pub struct MatchEngine {
+    inner: match_engine_api_server::MatchEngineApiServer<Grpc>,
+    dme: Arc<Dme>,
+}
+
+impl tonic::server::NamedService for MatchEngine {
+    const NAME: &'static str = "distributed_match_engine.MatchEngineApi";
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<B> tower::Service<http::Request<B>> for MatchEngine
+where
+    B: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != STREAM_EDGE_EVENT {
+            return Box::pin(self.inner.call(req));
+        }
+        let dme = self.dme.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(SmallCodec)
+                .apply_max_message_size_config(Some(MAX_STREAM_MESSAGE_BYTES), None);
+            Ok(grpc.streaming(EdgeEventsMethod(dme), req).await)
+        })
+    }
+}
+
+struct EdgeEventsMethod(Arc<Dme>);
+
+impl tonic::server::StreamingService<ClientEdgeEvent> for EdgeEventsMethod {
+    type Response = ServerEdgeEvent;
+    type ResponseStream = crate::edge_events::Outbox;
+    type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, req: Request<Streaming<ClientEdgeEvent>>) -> Self::Future {
+        Box::pin(crate::edge_events::open(self.0.clone(), req))
+    }
+}
+
+/// Prost coding with buffers that start at 512 bytes.
+#[derive(Clone, Copy, Default)]
+struct SmallCodec;
+
+fn small_buffers() -> tonic::codec::BufferSettings {
+    tonic::codec::BufferSettings::new(512, 32 * 1024)
+}
+
+impl tonic::codec::Codec for SmallCodec {
+    type Encode = ServerEdgeEvent;
+    type Decode = ClientEdgeEvent;
+    type Encoder =
+        <tonic_prost::ProstCodec<ServerEdgeEvent, ClientEdgeEvent> as tonic::codec::Codec>::Encoder;
+    type Decoder =
+        <tonic_prost::ProstCodec<ServerEdgeEvent, ClientEdgeEvent> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstCodec::<ServerEdgeEvent, ClientEdgeEvent>::raw_encoder(small_buffers())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstCodec::<ServerEdgeEvent, ClientEdgeEvent>::raw_decoder(small_buffers())
+    }
 }

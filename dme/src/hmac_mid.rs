@@ -1,8 +1,7 @@
-//! HMAC-SHA256 resumed from a saved compression state, for the edge-events cookie: every cookie
-//! for one instance starts with the same few hundred bytes, so the state after their whole
-//! 64-byte blocks is kept (32 bytes per instance) and a cookie only hashes its own tail. ring's
-//! `hmac::Context` can do the same by cloning, but its state is about 300 bytes, which with
-//! thousands of instances is mostly cache misses in a loaded server.
+//! HMAC-SHA256 resumed from saved compression states, for the edge-events cookie: the key's
+//! inner and outer pad blocks are hashed once, so a one-block cookie costs two compressions
+//! (and a message sharing a prefix can resume from the state after it). ring's
+//! `hmac::Context` can do the same by cloning, but its state is about 300 bytes.
 //!
 //! RFC 2104 over SHA-256's compression function (`sha2::compress256`, which uses the CPU's SHA
 //! extensions when present). Checked against ring's HMAC for every length across the block
@@ -106,6 +105,7 @@ impl HmacKey {
 }
 
 impl Midstate {
+    #[cfg(test)]
     /// How many bytes of the prefix it absorbed (excluding the key's pad block).
     pub fn prefix_bytes(&self) -> usize {
         self.absorbed - BLOCK

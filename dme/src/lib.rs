@@ -27,6 +27,7 @@ pub mod cli;
 pub mod convert;
 pub mod cookie;
 pub mod edge_cookie;
+pub mod edge_events;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;

@@ -32,8 +32,11 @@ pub async fn run(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let routes = grpc::routes(dme.clone()).await?;
     let mut grpc_rx = rx.clone();
+    let keepalive = dme.config().edge_events.keepalive;
     let grpc_task = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),

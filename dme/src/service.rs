@@ -17,13 +17,14 @@ use geodata::{GeoIp, LatLon};
 use crate::api_stats::{AppStats, Method, Outcome, Scrapes};
 use crate::convert;
 use crate::cookie::{Claims, KeyRing, SessionKey, SessionKeyRef};
-use crate::edge_cookie::{self, InstNames};
+use crate::edge_cookie;
+use crate::edge_events::{Change, EdgeConfig, EdgeCounters, Hub};
 use crate::error::ApiError;
-use crate::matcher::{self, Found};
+use crate::matcher;
 use crate::proto;
 use crate::ratelimit::RateLimiter;
 use crate::session_cache::SessionCache;
-use crate::tables::{AppKeyRef, AppTable, AuthKey, Tables};
+use crate::tables::{AppKeyRef, AppTable, AuthKey, Inst, Tables};
 use crate::token;
 use counted::{Counted, Tally, outcome};
 
@@ -36,6 +37,7 @@ pub struct DmeConfig {
     pub token_server_uri: String,
     /// Verified session cookies kept (slots; 0: verify every request in full).
     pub session_cache: usize,
+    pub edge_events: EdgeConfig,
 }
 
 impl Default for DmeConfig {
@@ -46,6 +48,7 @@ impl Default for DmeConfig {
             client_token_lifetime: Duration::from_secs(3600),
             token_server_uri: String::new(),
             session_cache: crate::session_cache::DEFAULT_CAPACITY,
+            edge_events: EdgeConfig::default(),
         }
     }
 }
@@ -108,6 +111,8 @@ pub struct Dme {
     /// Counters of requests whose app is not known (bad cookie, unknown app, refused early).
     unknown: AppStats,
     scrapes: Scrapes,
+    /// Open edge-events streams and their measurements.
+    edge: Hub,
 }
 
 impl Dme {
@@ -121,7 +126,46 @@ impl Dme {
             limiter: RateLimiter::unlimited(),
             unknown: AppStats::default(),
             scrapes: Scrapes::default(),
+            edge: Hub::default(),
         }
+    }
+
+    pub fn config(&self) -> &DmeConfig {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The edge-events streams.
+    pub fn edge(&self) -> &Hub {
+        &self.edge
+    }
+
+    pub fn edge_counters(&self) -> EdgeCounters {
+        self.edge.counters()
+    }
+
+    /// Publishes a snapshot and then tells the open edge-events streams what changed in it.
+    pub fn publish_changes(&self, tables: Tables, changes: &[Change]) {
+        self.publish(tables);
+        if !changes.is_empty() {
+            self.edge.dispatch(&self.tables.load(), changes);
+        }
+    }
+
+    /// Builds the mirror's pending changes into a snapshot on this thread, publishes it and
+    /// pushes the changes (what the notify subscriber does off the async workers).
+    pub fn apply_mirror(&self, mirror: &mut crate::mirror::Mirror, version: u64) {
+        let tables = mirror.build(Some(&self.tables.load()), version);
+        let changes = mirror.take_changes();
+        self.publish_changes(tables, &changes);
+    }
+
+    /// Sends EVENT_LATENCY_REQUEST to the streams on an instance; how many were asked.
+    pub fn request_latency(&self, inst: &edge_model::AppInstKey) -> usize {
+        self.edge.request_latency(inst)
     }
 
     /// Sets request rate limits.
@@ -165,7 +209,11 @@ impl Dme {
     pub async fn metrics(self: &Arc<Self>) -> Option<Bytes> {
         let dme = self.clone();
         self.scrapes
-            .get(move || dme.tables().render_stats(&dme.unknown))
+            .get(move || {
+                let mut text = dme.tables().render_stats(&dme.unknown);
+                dme.edge.render(&mut text);
+                text
+            })
             .await
     }
 
@@ -219,6 +267,22 @@ impl Dme {
                 with_key(&claims.key)
             })
             .unwrap_or_else(|e| no_app(ApiError::unauthenticated(e.to_string())))
+    }
+
+    /// Verifies a session cookie and runs `f` on its app in the current snapshot, counting the
+    /// request under `method` (for RPCs outside this module, such as edge-events streams).
+    pub(crate) fn verify_session_app<R>(
+        &self,
+        cookie: &str,
+        ctx: Ctx,
+        f: impl FnOnce(&Tables, &Arc<AppTable>) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
+        struct Plain<R>(R);
+        impl<R> Counted for Plain<R> {}
+        self.session(Method::StreamEdgeEvent, cookie, ctx, |t, a, _, _| {
+            f(t, a).map(Plain)
+        })
+        .map(|p| p.0)
     }
 
     /// Counted under the app the request names, if it exists.
@@ -357,7 +421,7 @@ impl Dme {
         at: LatLon,
         ctx: Ctx,
     ) -> proto::FindCloudletReply {
-        let mut reply = proto::FindCloudletReply {
+        let reply = proto::FindCloudletReply {
             status: proto::find_cloudlet_reply::FindStatus::FindNotfound as i32,
             cloudlet_location: Some(proto::Loc::default()),
             ..Default::default()
@@ -368,33 +432,33 @@ impl Dme {
         }
         let carrier = tables.translate_carrier(carrier);
         let found = matcher::find(app, &tables.settings, carrier, at, 1, &mut rand::rng());
-        if let Some(best) = found.first() {
-            reply.status = proto::find_cloudlet_reply::FindStatus::FindFound as i32;
-            reply.fqdn = app.uri(best.inst).to_string();
-            reply.ports = app.ports(best.inst).iter().map(convert::app_port).collect();
-            reply.cloudlet_location = Some(convert::loc(best.inst.location));
-            reply.edge_events_cookie = self.edge_events_cookie(app, best, at, ctx);
+        match found.first() {
+            Some(best) => self.found_reply(app, best.inst, at, ctx),
+            None => reply,
         }
-        reply
     }
 
-    fn edge_events_cookie(
+    /// A FOUND reply sending a client at `at` to `inst`, with its edge-events cookie.
+    pub(crate) fn found_reply(
         &self,
         app: &AppTable,
-        found: &Found<'_>,
+        inst: &Inst,
         at: LatLon,
         ctx: Ctx,
-    ) -> String {
-        let inst = found.inst;
-        let names = || InstNames {
-            name: found.name,
-            organization: app.organization(inst),
-            cluster: app.cluster(inst).unwrap_or_default(),
-            cloudlet_org: &inst.cloudlet.key.organization,
-            cloudlet: &inst.cloudlet.key.name,
-        };
+    ) -> proto::FindCloudletReply {
+        proto::FindCloudletReply {
+            status: proto::find_cloudlet_reply::FindStatus::FindFound as i32,
+            fqdn: app.uri(inst).to_string(),
+            ports: app.ports(inst).iter().map(convert::app_port).collect(),
+            cloudlet_location: Some(convert::loc(inst.location)),
+            edge_events_cookie: self.edge_events_cookie(app, inst, at, ctx),
+            ..Default::default()
+        }
+    }
+
+    fn edge_events_cookie(&self, app: &AppTable, inst: &Inst, at: LatLon, ctx: Ctx) -> String {
         let exp = ctx.now + secs(self.config.edge_events_cookie_lifetime);
-        edge_cookie::sign(&self.keys, &inst.edge_prefix, names, at, ctx.now, exp)
+        edge_cookie::sign(&self.keys, app.edge_tag, inst.edge_tag, at, ctx.now, exp)
     }
 
     pub fn get_app_inst_list(
@@ -432,7 +496,7 @@ impl Dme {
                     fqdn: app.uri(f.inst).to_string(),
                     ports: app.ports(f.inst).iter().map(convert::app_port).collect(),
                     org_name: app.app.key.organization.clone(),
-                    edge_events_cookie: self.edge_events_cookie(app, f, at, ctx),
+                    edge_events_cookie: self.edge_events_cookie(app, f.inst, at, ctx),
                     ..Default::default()
                 };
                 match cloudlets.iter_mut().find(|cl| {

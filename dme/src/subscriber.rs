@@ -78,13 +78,14 @@ impl Subscriber for DmeSubscriber {
         let built = tokio::task::spawn_blocking(move || {
             let mut mirror = mirror;
             let tables = mirror.build(Some(&prev), version);
-            (mirror, tables)
+            let changes = mirror.take_changes();
+            (mirror, tables, changes)
         })
         .await;
         match built {
-            Ok((mirror, tables)) => {
+            Ok((mirror, tables, changes)) => {
                 self.mirror = mirror;
-                self.dme.publish(tables);
+                self.dme.publish_changes(tables, &changes);
             }
             Err(e) => tracing::error!(error = %e, "table build panicked; keeping the last tables"),
         }

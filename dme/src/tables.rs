@@ -76,8 +76,8 @@ pub struct Inst {
     name_at: u32,
     name_len: u16,
     uri_len: u16,
-    /// The start of this instance's edge-events cookies, built on the first one.
-    pub(crate) edge_prefix: crate::edge_cookie::PrefixCell,
+    /// [`crate::edge_cookie::inst_tag`] of the instance: names it in edge-events cookies.
+    pub edge_tag: u64,
 }
 
 /// The id of an absent optional string.
@@ -95,7 +95,7 @@ pub(crate) struct InstIds {
 }
 
 impl Inst {
-    pub(crate) fn new(cloudlet: Arc<CloudletRec>, ids: InstIds) -> Self {
+    pub(crate) fn new(cloudlet: Arc<CloudletRec>, ids: InstIds, edge_tag: u64) -> Self {
         let location = cloudlet.location;
         Self {
             name_at: ids.name_at,
@@ -106,7 +106,7 @@ impl Inst {
             organization: ids.organization,
             cluster: ids.cluster,
             ports: ids.ports,
-            edge_prefix: Default::default(),
+            edge_tag,
         }
     }
 }
@@ -198,6 +198,10 @@ pub struct AppTable {
     /// The app's API counters. Handed on to the app's table in the next snapshot, so a rebuild
     /// does not reset them.
     pub stats: Arc<AppStats>,
+    /// [`crate::edge_cookie::app_tag`] of the app.
+    pub edge_tag: u64,
+    /// Instance ids by edge tag, sorted; built when an edge-events stream first asks.
+    pub(crate) by_tag: std::sync::OnceLock<Box<[(u64, u32)]>>,
 }
 
 impl AppTable {
@@ -244,6 +248,22 @@ impl AppTable {
             .binary_search_by(|i| (self.organization(i), self.name(i)).cmp(&(organization, name)))
             .ok()
             .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// The id of the instance whose edge tag is `tag`.
+    pub fn inst_by_tag(&self, tag: u64) -> Option<u32> {
+        let index = self.by_tag.get_or_init(|| {
+            let mut v: Vec<(u64, u32)> = (0u32..)
+                .zip(&self.insts)
+                .map(|(id, i)| (i.edge_tag, id))
+                .collect();
+            v.sort_unstable();
+            v.into_boxed_slice()
+        });
+        index
+            .binary_search_by_key(&tag, |&(t, _)| t)
+            .ok()
+            .map(|i| index[i].1)
     }
 
     pub fn bucket(&self, org: &str) -> Option<&Bucket> {

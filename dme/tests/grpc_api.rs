@@ -38,17 +38,18 @@ async fn register_and_find_over_both_service_generations() {
     assert_eq!(found.ports[0].proto, proto::LProto::Tcp as i32);
     let cl = found.cloudlet_location.unwrap();
     assert_eq!((cl.latitude, cl.longitude), (52.52, 13.405));
-    let ee = s.dme_edge_events(&found.edge_events_cookie);
-    assert_eq!(ee.cloudletname, "berlin");
-    assert_eq!(ee.location.latitude, 52.4);
-}
-
-impl Server {
-    fn dme_edge_events(&self, cookie: &str) -> dme::cookie::EdgeEventsKey {
-        keys()
-            .verify_edge_events(cookie, dme::Ctx::now(None).now)
-            .expect("valid edge-events cookie")
-    }
+    // The edge-events cookie names the instance found and where the client was.
+    let app = fixture::app_key();
+    let ee = dme::edge_cookie::verify(
+        &keys(),
+        dme::edge_cookie::app_tag(&app.organization, &app.name, &app.version),
+        &found.edge_events_cookie,
+        dme::Ctx::now(None).now,
+        0,
+    )
+    .expect("valid edge-events cookie");
+    assert_eq!(ee.inst, dme::edge_cookie::inst_tag("devorg", "berlin"));
+    assert_eq!(ee.at.lat(), 52.4);
 }
 
 #[tokio::test]
@@ -386,11 +387,12 @@ async fn unimplemented_rpcs_say_so_after_checking_the_cookie() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
+    // A stream that sends nothing before closing gets no INIT: refused.
     let e = c
         .stream_edge_event(futures::stream::empty())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.code(), Code::InvalidArgument, "{e}");
 }
 
 #[tokio::test]

@@ -159,7 +159,8 @@ impl<'m> BuildCtx<'m> {
                     .map_or(NO_ID, |c| local.str(self.interner.str(c))),
                 ports: local.ports(self.interner.ports(&inst.mapped_ports)),
             };
-            let rec = Inst::new(cloudlet, ids);
+            let tag = crate::edge_cookie::inst_tag(&inst.key.organization, &inst.key.name);
+            let rec = Inst::new(cloudlet, ids, tag);
             usable_flags.push(usable);
 
             own.entry(inst.cloudlet.organization.as_str())
@@ -197,6 +198,12 @@ impl<'m> BuildCtx<'m> {
             port_lists: local.port_lists,
             names,
             stats,
+            edge_tag: crate::edge_cookie::app_tag(
+                &app.key.organization,
+                &app.key.name,
+                &app.key.version,
+            ),
+            by_tag: Default::default(),
         }
     }
 }

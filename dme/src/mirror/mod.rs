@@ -20,9 +20,10 @@ use std::sync::Arc;
 use edge_api::subscriber::{Apply, Replica};
 use edge_model::{
     App, AppInst, AppInstKey, AppKey, Cloudlet, CloudletInfo, CloudletKey, CloudletState,
-    Deployment, Object, ObjectKey, Settings,
+    Deployment, HealthCheck, MaintenanceState, Object, ObjectKey, Settings,
 };
 
+use crate::edge_events::Change;
 use crate::tables::{AppKeyRef, Tables, is_usable};
 
 /// The region as last told, plus what changed since the last build.
@@ -41,7 +42,12 @@ pub struct Mirror {
     state_changes: Vec<AppInstKey>,
     operator_codes_changed: bool,
     last_operator_codes: Arc<HashMap<String, String>>,
+    /// What edge-events streams may need to hear of, since the last [`Mirror::take_changes`].
+    changes: Vec<Change>,
 }
+
+/// A cloudlet's online and maintenance state as instances on it see them.
+type Condition = (CloudletState, MaintenanceState);
 
 impl Mirror {
     pub fn new() -> Self {
@@ -68,7 +74,81 @@ impl Mirror {
         for i in &doc.app_insts {
             m.upsert_inst(i.clone());
         }
+        // Nothing listens yet: a document is the starting point, not a change.
+        m.changes.clear();
         m
+    }
+
+    /// The changes applied since the last call, for the edge-events streams.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The cloudlet's effective state: its CRM's report if any, else the object's own.
+    fn condition(&self, key: &CloudletKey) -> Option<Condition> {
+        let c = self.objects.cloudlet(key)?;
+        let state = self.cloudlet_states.get(key).copied().unwrap_or(c.state);
+        Some((state, c.maintenance_state))
+    }
+
+    fn inst_usable(&self, inst: &AppInst) -> bool {
+        self.condition(&inst.cloudlet)
+            .is_some_and(|(s, m)| is_usable(inst.state, inst.health, s, m))
+    }
+
+    /// The instances on a cloudlet.
+    fn insts_on(&self, key: &CloudletKey) -> Vec<&AppInst> {
+        let apps = self.apps_by_cloudlet.get(key).into_iter().flatten();
+        apps.flat_map(|(app, _)| self.insts_by_app.get(app).into_iter().flatten())
+            .filter_map(|k| self.objects.app_inst(k))
+            .filter(|i| i.cloudlet == *key)
+            .collect()
+    }
+
+    /// Records what a cloudlet's change from `before` means for streams.
+    fn cloudlet_changed(
+        &mut self,
+        key: &CloudletKey,
+        before: Option<Condition>,
+        after: Option<Condition>,
+    ) {
+        let cloudlet = key.clone();
+        let ready = |c: Option<Condition>| {
+            c.is_some_and(|(s, m)| {
+                s == CloudletState::Ready && m != MaintenanceState::UnderMaintenance
+            })
+        };
+        match (before, after) {
+            (Some(_), None) => self.changes.push(Change::CloudletState {
+                cloudlet,
+                state: CloudletState::NotPresent,
+            }),
+            (Some((bs, bm)), Some((s, m))) => {
+                if s != bs && s != CloudletState::Ready {
+                    self.changes.push(Change::CloudletState {
+                        cloudlet: cloudlet.clone(),
+                        state: s,
+                    });
+                }
+                if m != bm && m != MaintenanceState::NormalOperation {
+                    self.changes
+                        .push(Change::Maintenance { cloudlet, state: m });
+                }
+            }
+            (None, _) => {}
+        }
+        if !ready(before) && ready(after) {
+            let available: Vec<Change> = self
+                .insts_on(key)
+                .into_iter()
+                .filter(|i| self.inst_usable(i))
+                .map(|i| Change::Available {
+                    app: i.app.clone(),
+                    inst: i.key.clone(),
+                })
+                .collect();
+            self.changes.extend(available);
+        }
     }
 
     /// The objects held.
@@ -90,13 +170,18 @@ impl Mirror {
     }
 
     pub fn upsert_cloudlet(&mut self, c: Cloudlet) {
-        self.touch_cloudlet(&c.key);
+        let key = c.key.clone();
+        let before = self.condition(&key);
+        self.touch_cloudlet(&key);
         self.objects.insert(Object::Cloudlet(c));
+        self.cloudlet_changed(&key, before, self.condition(&key));
     }
 
     pub fn remove_cloudlet(&mut self, key: &CloudletKey) {
+        let before = self.condition(key);
         self.touch_cloudlet(key);
         self.objects.remove(&ObjectKey::Cloudlet(key.clone()));
+        self.cloudlet_changed(key, before, None);
     }
 
     /// The cloudlet's online state as its CRM reports it (CloudletInfo).
@@ -105,17 +190,22 @@ impl Mirror {
     }
 
     fn upsert_cloudlet_info(&mut self, info: CloudletInfo) {
-        self.touch_cloudlet(&info.key);
-        self.cloudlet_states.insert(info.key.clone(), info.state);
+        let key = info.key.clone();
+        let before = self.condition(&key);
+        self.touch_cloudlet(&key);
+        self.cloudlet_states.insert(key.clone(), info.state);
         self.objects.insert(Object::CloudletInfo(info));
+        self.cloudlet_changed(&key, before, self.condition(&key));
     }
 
     /// CloudletInfo deleted: the cloudlet counts as not present.
     pub fn remove_cloudlet_state(&mut self, key: &CloudletKey) {
+        let before = self.condition(key);
         self.touch_cloudlet(key);
         self.cloudlet_states
             .insert(key.clone(), CloudletState::NotPresent);
         self.objects.remove(&ObjectKey::CloudletInfo(key.clone()));
+        self.cloudlet_changed(key, before, self.condition(key));
     }
 
     pub fn upsert_app(&mut self, app: App) {
@@ -129,9 +219,24 @@ impl Mirror {
     }
 
     pub fn upsert_inst(&mut self, inst: AppInst) {
+        let usable = self.inst_usable(&inst);
         if let Some(old) = self.objects.app_inst(&inst.key)
             && same_placement(old, &inst)
         {
+            let was_usable = self.inst_usable(old);
+            if old.health != inst.health && inst.health != HealthCheck::Ok || was_usable && !usable
+            {
+                self.changes.push(Change::Health {
+                    inst: inst.key.clone(),
+                    health: inst.health,
+                });
+            }
+            if !was_usable && usable {
+                self.changes.push(Change::Available {
+                    app: inst.app.clone(),
+                    inst: inst.key.clone(),
+                });
+            }
             if old.state != inst.state || old.health != inst.health {
                 self.state_changes.push(inst.key.clone());
             }
@@ -139,6 +244,12 @@ impl Mirror {
             return;
         }
         self.remove_inst(&inst.key.clone());
+        if usable {
+            self.changes.push(Change::Available {
+                app: inst.app.clone(),
+                inst: inst.key.clone(),
+            });
+        }
         self.dirty_apps.insert(inst.app.clone());
         self.insts_by_app
             .entry(inst.app.clone())
@@ -158,6 +269,10 @@ impl Mirror {
         else {
             return;
         };
+        self.changes.push(Change::Health {
+            inst: key.clone(),
+            health: HealthCheck::ServerFail,
+        });
         self.dirty_apps.insert(old.app.clone());
         if let Some(set) = self.insts_by_app.get_mut(&old.app) {
             set.remove(key);
