@@ -73,6 +73,24 @@ pub struct DmeArgs {
     /// (slots, rounded up to a power of two; about 0.5 KB each when full; 0 = off).
     #[arg(long, env = "EDGEPLANE_DME_SESSION_CACHE", default_value_t = crate::session_cache::DEFAULT_CAPACITY)]
     pub session_cache: usize,
+    /// Edge events: close a stream after this many seconds without a client message.
+    #[arg(long, default_value_t = 1800)]
+    pub edge_idle_timeout_secs: u64,
+    /// Edge events: move a client off a usable instance only to one at least this many km
+    /// nearer (0: upstream's behaviour, any nearer one).
+    #[arg(long, default_value_t = 0.0)]
+    pub edge_hysteresis_km: f64,
+    /// Edge events: keep a client whose last reported average latency is below this (ms) on
+    /// its usable instance (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub edge_keep_below_latency_ms: f64,
+    /// Edge events: client messages per second per stream (0: unlimited); burst twice that.
+    #[arg(long, default_value_t = 20)]
+    pub edge_messages_per_sec: u32,
+    /// Edge events: an authentic edge-events cookie is accepted on INIT this many seconds
+    /// past its expiry (so an SDK reconnecting after a long stream is not refused).
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub edge_cookie_grace_secs: u64,
 }
 
 /// Loads everything, binds both listeners, and serves until Ctrl-C.
@@ -104,6 +122,15 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         session_cookie_lifetime: Duration::from_secs(args.session_lifetime_secs),
         token_server_uri: args.token_server_uri.clone(),
         session_cache: args.session_cache,
+        edge_events: crate::edge_events::EdgeConfig {
+            idle_timeout: Duration::from_secs(args.edge_idle_timeout_secs.max(1)),
+            hysteresis_km: args.edge_hysteresis_km.max(0.0),
+            keep_below_latency_ms: args.edge_keep_below_latency_ms.max(0.0),
+            messages_per_sec: args.edge_messages_per_sec,
+            burst: args.edge_messages_per_sec.saturating_mul(2),
+            cookie_grace: Duration::from_secs(args.edge_cookie_grace_secs),
+            ..Default::default()
+        },
         ..DmeConfig::default()
     };
     let apps = tables.app_count();

@@ -30,6 +30,10 @@
 //!   FindCloudlet again (upstream's D10). So INIT accepts an authentic cookie up to
 //!   [`EdgeConfig::cookie_grace`] (default 24 h, the session cookie's lifetime) past its
 //!   expiry; every `new_cloudlet` a stream is sent carries a fresh cookie.
+//! - **REST.** No streaming HTTP form: `/v1/streamedgeevent` keeps answering 501. Upstream never
+//!   served one; the one SDK that tried (C#, server-sent events) posts each client event as a
+//!   separate request, which would need per-stream server state addressed across requests,
+//!   and every SDK with edge events speaks gRPC. HTTP/3 is where a second transport belongs.
 
 mod registry;
 mod session;
