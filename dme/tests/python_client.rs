@@ -6,19 +6,8 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::edge_py::python;
 use common::*;
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("EDGEPLANE_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with grpcio: run scripts/test.sh (it creates .venv) or set EDGEPLANE_PYTHON"
-    );
-    venv
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_client_registers_and_finds() {

@@ -2,6 +2,8 @@
 //! clients for it, and a tiny REST client.
 #![allow(dead_code)]
 
+pub mod edge_py;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
