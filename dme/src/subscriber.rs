@@ -67,6 +67,15 @@ struct DmeSubscriber {
 impl Subscriber for DmeSubscriber {
     type Target = Mirror;
 
+    fn request(&mut self, request: &edge_api::notify::Request) {
+        match request {
+            edge_api::notify::Request::AppInstLatency(key) => {
+                let n = self.dme.request_latency(key);
+                tracing::info!(inst = %key, streams = n, "latency requested");
+            }
+        }
+    }
+
     fn target(&mut self) -> &mut Mirror {
         &mut self.mirror
     }

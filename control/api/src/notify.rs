@@ -22,14 +22,78 @@ pub enum Notice {
     Delete { version: u64, key: ObjectKey },
     /// The snapshot sent on connect is complete as of `version`: drop what it did not contain.
     SnapshotEnd { version: u64 },
+    /// An operator's one-off request, outside the versioned stream of objects.
+    Request(Request),
+}
+
+/// A one-off request relayed by the controller to the subscribers it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// DMEs: the edge-events clients of this instance should measure their latency.
+    AppInstLatency(edge_model::AppInstKey),
+}
+
+impl Request {
+    /// Whether a subscriber of `role` acts on it.
+    pub fn concerns(&self, role: Role) -> bool {
+        match self {
+            Self::AppInstLatency(_) => role == Role::Dme,
+        }
+    }
 }
 
 impl Notice {
+    /// The store version the notice brings the subscriber to; 0 for requests, which carry none.
     pub fn version(&self) -> u64 {
         match self {
             Self::Update { version, .. }
             | Self::Delete { version, .. }
             | Self::SnapshotEnd { version } => *version,
+            Self::Request(_) => 0,
+        }
+    }
+}
+
+impl TryFrom<pb::Request> for Request {
+    type Error = ConvertError;
+
+    fn try_from(r: pb::Request) -> Result<Self, ConvertError> {
+        use pb::request::Kind;
+        match Kind::try_from(r.kind) {
+            Ok(Kind::AppInstLatency) => {
+                match ObjectKey::try_from(required(r.key, "key")?).within("key")? {
+                    ObjectKey::AppInst(k) => Ok(Self::AppInstLatency(k)),
+                    other => Err(ConvertError::new(
+                        "key",
+                        ConvertErrorKind::Invalid(format!(
+                            "APP_INST_LATENCY names an AppInst, not a {}",
+                            other.kind()
+                        )),
+                    )),
+                }
+            }
+            Ok(Kind::Unspecified) => Err(ConvertError::new(
+                "kind",
+                ConvertErrorKind::Unspecified("Request.Kind"),
+            )),
+            Err(_) => Err(ConvertError::new(
+                "kind",
+                ConvertErrorKind::UnknownEnum {
+                    what: "Request.Kind",
+                    value: r.kind,
+                },
+            )),
+        }
+    }
+}
+
+impl From<&Request> for pb::Request {
+    fn from(r: &Request) -> Self {
+        match r {
+            Request::AppInstLatency(k) => Self {
+                kind: pb::request::Kind::AppInstLatency as i32,
+                key: Some((&ObjectKey::AppInst(k.clone())).into()),
+            },
         }
     }
 }
@@ -60,6 +124,9 @@ fn notice(n: pb::Notice) -> Result<Notice, ConvertError> {
             })
         }
         Ok(Action::SnapshotEnd) => Ok(Notice::SnapshotEnd { version }),
+        Ok(Action::Request) => Ok(Notice::Request(
+            Request::try_from(required(n.request, "request")?).within("request")?,
+        )),
         Ok(Action::Unspecified) => Err(ConvertError::new(
             "action",
             ConvertErrorKind::Unspecified("Notice.Action"),
@@ -76,16 +143,18 @@ fn notice(n: pb::Notice) -> Result<Notice, ConvertError> {
 
 impl From<&Notice> for pb::Notice {
     fn from(n: &Notice) -> Self {
-        let (action, object, key) = match n {
-            Notice::Update { object, .. } => (Action::Update, Some(object.into()), None),
-            Notice::Delete { key, .. } => (Action::Delete, None, Some(key.into())),
-            Notice::SnapshotEnd { .. } => (Action::SnapshotEnd, None, None),
+        let (action, object, key, request) = match n {
+            Notice::Update { object, .. } => (Action::Update, Some(object.into()), None, None),
+            Notice::Delete { key, .. } => (Action::Delete, None, Some(key.into()), None),
+            Notice::SnapshotEnd { .. } => (Action::SnapshotEnd, None, None, None),
+            Notice::Request(r) => (Action::Request, None, None, Some(r.into())),
         };
         Self {
             action: action as i32,
             version: n.version(),
             object,
             key,
+            request,
         }
     }
 }

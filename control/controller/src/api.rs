@@ -57,6 +57,26 @@ impl Core {
         .await
     }
 
+    /// Relays an operator request to the connected DMEs; how many it reached.
+    pub fn relay(&self, req: pb::RelayRequest) -> Result<u32, ControlError> {
+        let r = req
+            .request
+            .ok_or_else(|| ControlError::Invalid("request: required".into()))?;
+        let r = edge_api::notify::Request::try_from(r)
+            .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let edge_api::notify::Request::AppInstLatency(key) = &r;
+        let exists = self
+            .shared
+            .read()
+            .0
+            .get(&ObjectKey::AppInst(key.clone()))
+            .is_some();
+        if !exists {
+            return Err(ControlError::NotFound(format!("AppInst {key} not found")));
+        }
+        Ok(u32::try_from(self.shared.relay(r)).unwrap_or(u32::MAX))
+    }
+
     pub async fn delete(&self, key: &ObjectKey) -> Result<Revision, ControlError> {
         let what = format!("delete {}", describe(key));
         commit::execute(self.store.as_ref(), &self.shared, &what, |m| {
@@ -320,5 +340,13 @@ impl pb::controller_server::Controller for ControllerService {
     ) -> Result<Response<pb::RevisionReply>, Status> {
         let revision = self.0.shared.read().0.revision;
         Ok(Response::new(pb::RevisionReply { revision }))
+    }
+
+    async fn relay(
+        &self,
+        req: Request<pb::RelayRequest>,
+    ) -> Result<Response<pb::RelayReply>, Status> {
+        let subscribers = self.0.relay(req.into_inner())?;
+        Ok(Response::new(pb::RelayReply { subscribers }))
     }
 }

@@ -356,6 +356,9 @@ async fn send_loop(
     tx: mpsc::Sender<Result<pb::Notice, Status>>,
 ) {
     let mut rx = shared.subscribe();
+    // Only DMEs act on requests today; others do not hold a receiver (so the relay's count
+    // is the number of DMEs reached).
+    let mut requests = (sub.role == Role::Dme).then(|| shared.requests());
     let mut sent_rev: Option<Revision> = None;
     let mut epoch = 0;
     loop {
@@ -376,11 +379,36 @@ async fn send_loop(
                 return;
             }
         }
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
-            // The subscriber went away: stop instead of waiting for the next change.
-            () = tx.closed() => return,
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return } else { break },
+                // The subscriber went away: stop instead of waiting for the next change.
+                () = tx.closed() => return,
+                r = next_request(&mut requests) => {
+                    if let Some(r) = r.filter(|r| r.concerns(sub.role)) {
+                        let n = Notice::Request(r);
+                        if tx.send(Ok(pb::Notice::from(&n))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
         }
+    }
+}
+
+/// The next relayed request (None when some were missed: a lagging subscriber loses the
+/// oldest, which for measurement requests is harmless); pending without a receiver.
+async fn next_request(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<edge_api::notify::Request>>,
+) -> Option<edge_api::notify::Request> {
+    match rx {
+        Some(rx) => match rx.recv().await {
+            Ok(r) => Some(r),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -214,6 +214,18 @@ fn revision(core: &Core, body: &[u8]) -> Result<axum::Json<Revision>, RestError>
     }))
 }
 
+#[derive(serde::Serialize)]
+struct Relayed {
+    subscribers: u32,
+}
+
+fn relay(core: &Core, body: &[u8]) -> Result<axum::Json<Relayed>, RestError> {
+    let req: pb::RelayRequest = decode(body, false)?;
+    Ok(axum::Json(Relayed {
+        subscribers: core.relay(req)?,
+    }))
+}
+
 fn respond<T: IntoResponse>(r: Result<T, RestError>) -> Response {
     r.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
 }
@@ -242,6 +254,10 @@ pub fn router(core: Arc<Core>) -> Router {
             "/api/v1/revision",
             post(|State(c): S, b: Bytes| async move { respond(revision(&c, &b)) })
                 .get(|State(c): S| async move { respond(revision(&c, b"")) }),
+        )
+        .route(
+            "/api/v1/relay",
+            post(|State(c): S, b: Bytes| async move { respond(relay(&c, &b)) }),
         )
         .fallback(|| async {
             RestError {

@@ -72,6 +72,8 @@ pub struct Shared {
     /// them. Not stored: only callers waiting on this controller see them (with several
     /// controllers, a caller on another one sees the state changes only).
     progress: tokio::sync::broadcast::Sender<edge_api::notify::Progress>,
+    /// Operator requests for the DMEs connected to this controller (not stored either).
+    requests: tokio::sync::broadcast::Sender<edge_api::notify::Request>,
 }
 
 impl Default for Shared {
@@ -80,6 +82,7 @@ impl Default for Shared {
             state: RwLock::default(),
             revision: watch::channel(0).0,
             progress: tokio::sync::broadcast::Sender::new(1024),
+            requests: tokio::sync::broadcast::Sender::new(256),
         }
     }
 }
@@ -104,6 +107,16 @@ impl Shared {
     /// Relays a CRM's progress line to the callers waiting on its object.
     pub fn publish_progress(&self, p: edge_api::notify::Progress) {
         let _ = self.progress.send(p);
+    }
+
+    /// Requests for DME subscribers, from now on (one receiver per connected DME).
+    pub fn requests(&self) -> tokio::sync::broadcast::Receiver<edge_api::notify::Request> {
+        self.requests.subscribe()
+    }
+
+    /// Relays a request to the connected DMEs; how many there are.
+    pub fn relay(&self, r: edge_api::notify::Request) -> usize {
+        self.requests.send(r).unwrap_or(0)
     }
 
     /// Waits until the model reflects `rev`.

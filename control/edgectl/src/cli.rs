@@ -82,6 +82,13 @@ enum Command {
     Show(edit::ShowArgs),
     /// Call a DME as a client app would.
     Dme(dme::DmeArgs),
+    /// Ask the edge-events clients of an instance to measure and report their latency (the
+    /// region's DMEs send them EVENT_LATENCY_REQUEST).
+    RequestLatency {
+        /// The instance: ORGANIZATION/NAME.
+        #[arg(long = "appinst", value_name = "ORG/NAME")]
+        app_inst: String,
+    },
 }
 
 /// `-o` formats of `show`.
@@ -138,7 +145,33 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Show(args) => edit::show(&mut connect(&cli.addr).await?, &args).await,
         Command::Dme(args) => dme::run(&args).await,
+        Command::RequestLatency { app_inst } => request_latency(&cli.addr, &app_inst).await,
     }
+}
+
+async fn request_latency(addr: &str, app_inst: &str) -> Result<()> {
+    let (organization, name) = app_inst
+        .split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| anyhow::anyhow!("--appinst `{app_inst}`: expected ORGANIZATION/NAME"))?;
+    let key = edge_model::AppInstKey {
+        organization: organization.into(),
+        name: name.into(),
+    };
+    let request = edge_api::notify::Request::AppInstLatency(key);
+    let r = connect(addr)
+        .await?
+        .relay(edge_api::pb::RelayRequest {
+            request: Some((&request).into()),
+        })
+        .await
+        .map_err(|s| status(&s).context("request-latency"))?
+        .into_inner();
+    println!(
+        "latency requested from the clients of {app_inst} through {} DME(s)",
+        r.subscribers
+    );
+    Ok(())
 }
 
 /// `http://` plus `addr` unless it already has a scheme.

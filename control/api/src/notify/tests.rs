@@ -162,3 +162,34 @@ fn bad_subscriber_messages_are_rejected() {
         "subscriber_message.report.object: is required"
     );
 }
+
+#[test]
+fn requests_round_trip_and_refuse_what_they_cannot_name() {
+    let key = edge_model::AppInstKey {
+        organization: "acme".into(),
+        name: "game-ber".into(),
+    };
+    let n = Notice::Request(Request::AppInstLatency(key.clone()));
+    let wire = pb::Notice::from(&n);
+    assert_eq!(Notice::try_from(wire.clone()).unwrap(), n);
+    assert_eq!(n.version(), 0);
+    assert!(Request::AppInstLatency(key).concerns(Role::Dme));
+    let mut no_kind = wire.clone();
+    if let Some(r) = &mut no_kind.request {
+        r.kind = 0;
+    }
+    let e = Notice::try_from(no_kind).unwrap_err().to_string();
+    assert!(e.contains("kind"), "{e}");
+    let mut cloudlet = wire;
+    if let Some(r) = &mut cloudlet.request {
+        r.key = Some(
+            (&ObjectKey::Cloudlet(CloudletKey {
+                organization: "o".into(),
+                name: "c".into(),
+            }))
+                .into(),
+        );
+    }
+    let e = Notice::try_from(cloudlet).unwrap_err().to_string();
+    assert!(e.contains("names an AppInst"), "{e}");
+}

@@ -92,6 +92,17 @@ pub trait Subscriber: Send {
     fn done(&self) -> bool {
         false
     }
+
+    /// An operator's request relayed by the controller, in stream order with the objects.
+    fn request(&mut self, _request: &crate::notify::Request) {}
+}
+
+/// Hands one notice to the session, or a request to the subscriber.
+fn deliver<S: Subscriber>(session: &mut Session, sub: &mut S, n: Notice) {
+    match n {
+        Notice::Request(r) => sub.request(&r),
+        n => session.notice(n, sub.target()),
+    }
 }
 
 /// Why one connection ended.
@@ -176,10 +187,10 @@ async fn connection<S: Subscriber>(
             Event::Notice(first) => {
                 // Apply everything that has arrived, then answer once: changes are coalesced.
                 let first = first.ok_or(ConnError::Ended)??;
-                session.notice(Notice::try_from(first)?, sub.target());
+                deliver(session, sub, Notice::try_from(first)?);
                 while let Some(next) = inbound.next().now_or_never() {
                     let n = next.ok_or(ConnError::Ended)??;
-                    session.notice(Notice::try_from(n)?, sub.target());
+                    deliver(session, sub, Notice::try_from(n)?);
                 }
                 if sub.done() {
                     return Ok(());

@@ -74,6 +74,10 @@ impl Session {
 
     /// Applies one notice to `target`.
     pub fn notice(&mut self, notice: Notice, target: &mut impl Apply) {
+        // Requests are not part of the versioned stream: the driver hands them over directly.
+        if let Notice::Request(_) = notice {
+            return;
+        }
         let version = notice.version();
         self.version = Some(self.version.map_or(version, |v| v.max(version)));
         match notice {
@@ -89,6 +93,7 @@ impl Session {
                 }
                 self.dirty |= target.remove(&key);
             }
+            Notice::Request(_) => {}
             Notice::SnapshotEnd { .. } => {
                 if let Some(seen) = self.snapshot.take() {
                     for key in target.keys() {
