@@ -5,86 +5,19 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
-use dme::proto::client_edge_event::ClientEventType as In;
+use dme::edge_client::EdgeStream;
+use dme::proto;
 use dme::proto::server_edge_event::ServerEventType as Out;
-use dme::proto::{self, ClientEdgeEvent, ServerEdgeEvent};
 use edge_api::pb;
 use edge_model::{CloudletKey, MaintenanceState, Object, ObjectKey};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
 
-struct Stream {
-    _tx: mpsc::Sender<ClientEdgeEvent>,
-    rx: Streaming<ServerEdgeEvent>,
-}
-
-impl Stream {
-    async fn next(&mut self) -> ServerEdgeEvent {
-        tokio::time::timeout(Duration::from_secs(10), self.rx.message())
-            .await
-            .expect("an event within 10 s")
-            .expect("stream open")
-            .expect("not ended")
-    }
-
-    async fn quiet(&mut self) {
-        let r = tokio::time::timeout(Duration::from_millis(500), self.rx.message()).await;
-        assert!(r.is_err(), "expected nothing, got {r:?}");
-    }
-}
-
-async fn open(dme: &Dme, lat: f64, lon: f64) -> (Stream, String) {
+async fn open(dme: &Dme, lat: f64, lon: f64) -> (EdgeStream, String) {
+    let (session, found) = dme.register_and_find(&arena(), "26201", lat, lon).await;
     let mut c = dme.client().await;
-    let app = arena();
-    let session = c
-        .register_client(proto::RegisterClientRequest {
-            org_name: app.organization.clone(),
-            app_name: app.name.clone(),
-            app_vers: app.version.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session_cookie;
-    let found = c
-        .find_cloudlet(proto::FindCloudletRequest {
-            session_cookie: session.clone(),
-            carrier_name: "26201".into(),
-            gps_location: Some(proto::Loc {
-                latitude: lat,
-                longitude: lon,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(ClientEdgeEvent {
-        event_type: In::EventInitConnection as i32,
-        session_cookie: session,
-        edge_events_cookie: found.edge_events_cookie,
-        device_info_dynamic: Some(proto::DeviceInfoDynamic {
-            carrier_name: "26201".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let rx = c
-        .stream_edge_event(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut s = Stream { _tx: tx, rx };
-    assert_eq!(s.next().await.event_type, Out::EventInitConnection as i32);
+    let s = EdgeStream::open(&mut c, &session, &found.edge_events_cookie, "26201").await;
     (s, found.fqdn)
 }
 
@@ -135,14 +68,14 @@ async fn controller_changes_and_operator_requests_reach_exactly_their_streams() 
     let moved_to = e.new_cloudlet.expect("another instance").fqdn;
     assert_ne!(moved_to, munich_fqdn);
     eprintln!("controller update -> pushed event: {took:?}");
-    berlin.quiet().await;
+    berlin.quiet(500).await;
 
     // Back to normal: the Munich client is sent back to munich-1.
     set_maintenance(&ctl, MaintenanceState::NormalOperation).await;
     let e = munich.next().await;
     assert_eq!(e.event_type, Out::EventCloudletUpdate as i32, "{e:?}");
     assert_eq!(e.new_cloudlet.unwrap().fqdn, munich_fqdn);
-    berlin.quiet().await;
+    berlin.quiet(500).await;
 
     // edgectl request-latency for the Berlin instance: its stream is asked, Munich's is not.
     let Some(Object::AppInst(inst)) = ctl
@@ -174,7 +107,7 @@ async fn controller_changes_and_operator_requests_reach_exactly_their_streams() 
     assert!(stdout.contains("through 1 DME"), "{stdout}");
     let e = berlin.next().await;
     assert_eq!(e.event_type, Out::EventLatencyRequest as i32, "{e:?}");
-    munich.quiet().await;
+    munich.quiet(500).await;
 
     // A request for an instance that does not exist is refused by name.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgectl"))

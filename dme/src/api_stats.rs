@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
-pub use render::{CONTENT_TYPE, Scrapes, render_apps};
+pub use render::{CONTENT_TYPE, Scrapes, escape_label_value, render_apps};
 
 /// Every RPC of the client API, by upstream's names (the `method` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

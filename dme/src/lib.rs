@@ -26,6 +26,8 @@ pub mod baseline;
 pub mod cli;
 pub mod convert;
 pub mod cookie;
+#[cfg(any(test, feature = "testing"))]
+pub mod edge_client;
 pub mod edge_cookie;
 pub mod edge_events;
 pub mod error;

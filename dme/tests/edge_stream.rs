@@ -7,49 +7,16 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use dme::edge_client::EdgeStream;
 use dme::fixture;
 use dme::mirror::Mirror;
 use dme::proto::client_edge_event::ClientEventType as In;
 use dme::proto::server_edge_event::ServerEventType as Out;
-use dme::proto::{self, ClientEdgeEvent, ServerEdgeEvent};
+use dme::proto::{self, ClientEdgeEvent};
 use dme::{Dme, DmeConfig};
 use edge_model::{HealthCheck, Object};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
 
-struct Stream {
-    tx: mpsc::Sender<ClientEdgeEvent>,
-    rx: Streaming<ServerEdgeEvent>,
-}
-
-impl Stream {
-    async fn next(&mut self) -> ServerEdgeEvent {
-        tokio::time::timeout(Duration::from_secs(5), self.rx.message())
-            .await
-            .expect("an event within 5 s")
-            .expect("stream open")
-            .expect("not ended")
-    }
-
-    async fn quiet(&mut self) {
-        let r = tokio::time::timeout(Duration::from_millis(300), self.rx.message()).await;
-        assert!(r.is_err(), "expected nothing, got {r:?}");
-    }
-
-    async fn location(&self, lat: f64, lon: f64) {
-        self.tx
-            .send(ClientEdgeEvent {
-                event_type: In::EventLocationUpdate as i32,
-                gps_location: loc(lat, lon),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    }
-}
-
-async fn open(s: &Server, lat: f64, lon: f64) -> Stream {
+async fn open(s: &Server, lat: f64, lon: f64) -> EdgeStream {
     let session = s.register(&fixture::app_key()).await;
     let mut c = s.client().await;
     let found = c
@@ -57,27 +24,7 @@ async fn open(s: &Server, lat: f64, lon: f64) -> Stream {
         .await
         .unwrap()
         .into_inner();
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(ClientEdgeEvent {
-        event_type: In::EventInitConnection as i32,
-        session_cookie: session,
-        edge_events_cookie: found.edge_events_cookie,
-        device_info_dynamic: Some(proto::DeviceInfoDynamic {
-            carrier_name: "telekom".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let rx = c
-        .stream_edge_event(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut st = Stream { tx, rx };
-    assert_eq!(st.next().await.event_type, Out::EventInitConnection as i32);
-    st
+    EdgeStream::open(&mut c, &session, &found.edge_events_cookie, "telekom").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,14 +36,14 @@ async fn a_move_is_announced_once_and_pushes_reach_only_their_streams() {
     let mut a = open(&s, 52.5, 13.4).await;
     let mut c = open(&s, 48.1, 11.6).await;
     // A moves near Munich: one update, then none for the next position nearby.
-    a.location(48.14, 11.57).await;
+    a.send(In::EventLocationUpdate, Some((48.14, 11.57))).await;
     let e = a.next().await;
     assert_eq!(e.event_type, Out::EventCloudletUpdate as i32);
     let nc = e.new_cloudlet.unwrap();
     assert_eq!(nc.fqdn, "munich.munich-telekom.local.edge.example.net");
     assert!(!nc.edge_events_cookie.is_empty());
-    a.location(48.15, 11.58).await;
-    a.quiet().await;
+    a.send(In::EventLocationUpdate, Some((48.15, 11.58))).await;
+    a.quiet(300).await;
 
     // Berlin fails: nobody is on it any more.
     let mut berlin = mirror
@@ -108,8 +55,8 @@ async fn a_move_is_announced_once_and_pushes_reach_only_their_streams() {
     berlin.health = HealthCheck::ServerFail;
     mirror.apply(Object::AppInst(berlin));
     s.dme.apply_mirror(&mut mirror, 2);
-    a.quiet().await;
-    c.quiet().await;
+    a.quiet(300).await;
+    c.quiet(300).await;
     // Munich fails: both streams on it hear of it, with somewhere else to go.
     let mut munich = mirror
         .objects()

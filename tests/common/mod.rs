@@ -155,6 +155,23 @@ impl Dme {
         lat: f64,
         lon: f64,
     ) -> Option<(f64, f64)> {
+        let (_, r) = self.register_and_find(app, carrier, lat, lon).await;
+        (r.status == proto::find_cloudlet_reply::FindStatus::FindFound as i32).then(|| {
+            r.cloudlet_location
+                .map(|l| (l.latitude, l.longitude))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Registers for `app` and finds from (lat, lon) on `carrier`: the session cookie and the
+    /// reply.
+    pub async fn register_and_find(
+        &self,
+        app: &AppKey,
+        carrier: &str,
+        lat: f64,
+        lon: f64,
+    ) -> (String, proto::FindCloudletReply) {
         let mut c = self.client().await;
         let reg = c
             .register_client(proto::RegisterClientRequest {
@@ -168,7 +185,7 @@ impl Dme {
             .into_inner();
         let r = c
             .find_cloudlet(proto::FindCloudletRequest {
-                session_cookie: reg.session_cookie,
+                session_cookie: reg.session_cookie.clone(),
                 carrier_name: carrier.into(),
                 gps_location: Some(proto::Loc {
                     latitude: lat,
@@ -180,11 +197,7 @@ impl Dme {
             .await
             .expect("find")
             .into_inner();
-        (r.status == proto::find_cloudlet_reply::FindStatus::FindFound as i32).then(|| {
-            r.cloudlet_location
-                .map(|l| (l.latitude, l.longitude))
-                .unwrap_or_default()
-        })
+        (reg.session_cookie, r)
     }
 }
 

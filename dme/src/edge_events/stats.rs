@@ -253,14 +253,7 @@ pub fn label(out: &mut String, name: &str, value: &str) {
     }
     out.push_str(name);
     out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    crate::api_stats::escape_label_value(value, out);
     out.push('"');
 }
 
