@@ -1,19 +1,22 @@
 //! The Distributed Matching Engine: answers "which instance of my app is nearest to me, on my
 //! carrier, and healthy?" for mobile clients, over gRPC (wire-compatible with MobiledgeX and
-//! EdgeXR SDKs) and REST, from in-memory per-app spatial indexes.
+//! EdgeXR SDKs) and REST, from in-memory per-app spatial indexes; and follows moving clients on
+//! edge-events streams, pushing them the changes that concern them.
 //!
 //! Owns: the client API, session and edge-events cookies, the matching rules, the tables and
-//! their atomic publication. Does not own: the wire protos, generated code and wire <-> domain
-//! conversions (`dme-api`, re-exported as [`proto`]), the object model and deployment document
-//! (`edge-model`), geometry and GeoIP (`geodata`), or where placement comes from (a document
-//! today, the controller's notify stream later).
+//! their atomic publication, edge-events streams. Does not own: the wire protos, generated code
+//! and wire <-> domain conversions (`dme-api`, re-exported as [`proto`]), the object model and
+//! deployment document (`edge-model`), geometry and GeoIP (`geodata`), or the notify protocol
+//! the placement comes by (`edge-api`; a standalone DME serves a document instead).
 //!
 //! # Layout
 //! - `tables`: immutable per-app snapshots (instances + per-carrier indexes) in a region snapshot.
 //! - `matcher`: FindCloudlet's decision, free of I/O.
-//! - `cookie`, `token`, `ksuid`: session/edge-events JWTs (a key per purpose), developer auth
-//!   tokens, unique ids; `session_cache` (verified session cookies) and `edge_cookie` (per-instance
-//!   signing prefixes) take the cryptography off repeated requests.
+//! - `cookie`, `token`, `ksuid`: session JWTs and the key ring (a key per purpose), developer
+//!   auth tokens, unique ids; `edge_cookie`: the compact MAC'd edge-events cookie;
+//!   `session_cache` (verified session cookies) takes the cryptography off repeated requests.
+//! - `edge_events`: `StreamEdgeEvent` (per-stream tasks, the registry of streams by instance,
+//!   pushes of the mirror's changes, statistics); `edge_client`: a test client for it.
 //! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
 //! - `api_stats`: the API counters (upstream's `dme-api`: requests, errors, found / not found,
 //!   latency histogram per app and RPC), sharded relaxed atomics kept in each app's table;
