@@ -14,13 +14,10 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::bump;
-use super::registry::{Client, Push};
+use super::registry::Client;
 use super::session::{Session, Step};
 use crate::proto::{ClientEdgeEvent, ServerEdgeEvent};
 use crate::service::{Ctx, Dme};
-
-/// Pushes queued for a stream's task before it counts as stuck.
-const PUSH_QUEUE: usize = 16;
 
 enum Out {
     Event(Box<ServerEdgeEvent>),
@@ -68,11 +65,8 @@ pub async fn open(
         Ok(Ok(Some(m))) => m,
     };
     let ctx = Ctx::now(peer);
-    let (push_tx, push_rx) = mpsc::channel(PUSH_QUEUE);
     let id = dme.edge().next_id.fetch_add(1, Ordering::Relaxed);
-    let started = Session::init(&dme, &first, ctx, |at| {
-        Arc::new(Client::new(id, push_tx, at))
-    });
+    let started = Session::init(&dme, &first, ctx, |at| Arc::new(Client::new(id, at)));
     let (session, events) = started.map_err(|e| refuse(&dme, e.into()))?;
     bump(&dme.edge().opened);
     let (out_tx, out_rx) = mpsc::channel(cfg.outbox.max(1) + events.len() + 1);
@@ -80,7 +74,7 @@ pub async fn open(
         bump(&dme.edge().events_sent);
         let _ = out_tx.try_send(Out::Event(Box::new(e)));
     }
-    tokio::spawn(run(dme, session, inbound, push_rx, out_tx));
+    tokio::spawn(run(dme, session, inbound, out_tx));
     Ok(Response::new(Outbox(out_rx)))
 }
 
@@ -95,26 +89,27 @@ async fn run(
     dme: Arc<Dme>,
     mut s: Session,
     mut inbound: Streaming<ClientEdgeEvent>,
-    mut pushes: mpsc::Receiver<Push>,
     out: mpsc::Sender<Out>,
 ) {
     let idle = dme.config().edge_events.idle_timeout;
     let sleep = tokio::time::sleep(idle);
     tokio::pin!(sleep);
     let end = 'run: loop {
-        let event = tokio::select! {
+        let client = s.client().clone();
+        let events: Vec<ServerEdgeEvent> = tokio::select! {
             biased;
             () = out.closed() => break End::Ok,
-            p = pushes.recv() => match p {
-                Some(p) => s.on_push(&dme, p, Ctx::now(None)),
-                None => break End::Ok,
-            },
+            () = client.woken() => {
+                let pushes = client.take();
+                let now = Ctx::now(None);
+                pushes.into_iter().filter_map(|p| s.on_push(&dme, p, now)).collect()
+            }
             m = inbound.message() => match m {
                 Ok(Some(msg)) => {
                     sleep.as_mut().reset(tokio::time::Instant::now() + idle);
                     match s.on_message(&dme, &msg, Ctx::now(None)) {
-                        Step::Reply(e) => Some(*e),
-                        Step::Nothing => None,
+                        Step::Reply(e) => vec![*e],
+                        Step::Nothing => Vec::new(),
                         Step::End => break End::Ok,
                     }
                 }
@@ -128,8 +123,8 @@ async fn run(
                 )));
             }
         };
-        let resync = s.client().take_missed().then(|| s.resync(&dme)).flatten();
-        for e in event.into_iter().chain(resync) {
+        let resync = client.take_missed().then(|| s.resync(&dme)).flatten();
+        for e in events.into_iter().chain(resync) {
             // One slot stays free for the closing status.
             if out.capacity() <= 1 {
                 break 'run overflow(&dme);
@@ -138,6 +133,7 @@ async fn run(
             let _ = out.try_send(Out::Event(Box::new(e)));
         }
     };
+    s.client().close();
     dme.edge().registry.remove(s.client().id, s.group());
     if let End::Status(status) = end {
         let _ = out.try_send(Out::End(Box::new(status)));

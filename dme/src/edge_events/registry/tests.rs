@@ -2,12 +2,8 @@
 
 use super::*;
 
-fn client(id: u64, lat: f64, lon: f64) -> (Arc<Client>, mpsc::Receiver<Push>) {
-    let (tx, rx) = mpsc::channel(2);
-    (
-        Arc::new(Client::new(id, tx, LatLon::new(lat, lon).unwrap())),
-        rx,
-    )
+fn client(id: u64, lat: f64, lon: f64) -> Arc<Client> {
+    Arc::new(Client::new(id, LatLon::new(lat, lon).unwrap()))
 }
 
 fn cloudlet(name: &str) -> CloudletKey {
@@ -29,9 +25,9 @@ fn at(tag: u64, cl: &str, lat: f64, lon: f64) -> Placement {
 #[test]
 fn groups_cloudlets_and_apps_find_only_their_streams() {
     let r = Registry::default();
-    let (a, _ra) = client(1, 52.5, 13.4);
-    let (b, _rb) = client(2, 52.5, 13.4);
-    let (c, _rc) = client(3, 48.1, 11.6);
+    let a = client(1, 52.5, 13.4);
+    let b = client(2, 52.5, 13.4);
+    let c = client(3, 48.1, 11.6);
     r.add(a.clone(), &at(10, "berlin", 52.52, 13.405));
     r.add(b.clone(), &at(10, "berlin", 52.52, 13.405));
     r.add(c.clone(), &at(20, "munich", 48.13, 11.58));
@@ -77,15 +73,25 @@ fn groups_cloudlets_and_apps_find_only_their_streams() {
 
 #[test]
 fn a_full_queue_marks_the_stream_for_a_resync() {
-    let (a, mut rx) = client(1, 1.0, 1.0);
-    let p = Push {
+    let a = client(1, 1.0, 1.0);
+    let p = |about| Push {
         kind: PushKind::LatencyRequest,
-        about: 1,
+        about,
     };
-    assert!(a.push(p) && a.push(p));
+    for i in 0..PUSH_QUEUE as u64 {
+        assert!(a.push(p(i)));
+    }
     assert!(!a.take_missed());
-    assert!(!a.push(p));
+    assert!(!a.push(p(99)));
     assert!(a.take_missed());
     assert!(!a.take_missed());
-    assert_eq!(rx.try_recv().unwrap(), p);
+    let got = a.take();
+    assert_eq!(got.len(), PUSH_QUEUE);
+    assert_eq!(
+        (got[0], got[PUSH_QUEUE - 1]),
+        (p(0), p(PUSH_QUEUE as u64 - 1))
+    );
+    assert!(a.take().is_empty());
+    a.close();
+    assert!(!a.push(p(1)));
 }
