@@ -10,7 +10,8 @@
 //! # Layout
 //! - `session`: one stream's state and decisions, free of I/O: a client message or a push in,
 //!   the event to send (if any) out.
-//! - `stream`: the stream's task: one task per stream, its one writer, a bounded outbox.
+//! - `stream`: the stream's task: one task per stream, its one writer; `outbox`: the bounded
+//!   queue from the task to the transport.
 //! - `registry`: streams grouped by instance, indexed by cloudlet and app.
 //! - `stats`: statistics, buckets, tiles, and the measurements kept for `/metrics`.
 //!
@@ -35,6 +36,7 @@
 //!   separate request, which would need per-stream server state addressed across requests,
 //!   and every SDK with edge events speaks gRPC. HTTP/3 is where a second transport belongs.
 
+mod outbox;
 mod registry;
 mod session;
 pub mod stats;
@@ -45,8 +47,9 @@ use std::time::Duration;
 
 use edge_model::{AppInstKey, AppKey, CloudletKey, CloudletState, HealthCheck, MaintenanceState};
 
+pub use outbox::Outbox;
 pub use registry::{Push, PushKind};
-pub use stream::{Outbox, open};
+pub use stream::open;
 
 use crate::edge_cookie::inst_tag;
 use crate::tables::{AppKeyRef, Tables};

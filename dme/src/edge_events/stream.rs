@@ -4,41 +4,17 @@
 //! counted. A stream without a client message for the idle timeout is closed
 //! (`DeadlineExceeded`). TERMINATE and the client's half-close end it with OK.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 
-use futures::Stream;
-use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::bump;
+use super::outbox::{Outbox, Writer, outbox};
 use super::registry::Client;
 use super::session::{Session, Step};
 use crate::proto::{ClientEdgeEvent, ServerEdgeEvent};
 use crate::service::{Ctx, Dme};
-
-enum Out {
-    Event(Box<ServerEdgeEvent>),
-    End(Box<Status>),
-}
-
-/// The stream's events, as the transport reads them.
-pub struct Outbox(mpsc::Receiver<Out>);
-
-impl Stream for Outbox {
-    type Item = Result<ServerEdgeEvent, Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|o| {
-            o.map(|o| match o {
-                Out::Event(e) => Ok(*e),
-                Out::End(s) => Err(*s),
-            })
-        })
-    }
-}
 
 /// Opens a stream: waits for INIT (within the idle timeout), checks it, registers the stream
 /// and starts its task. Errors end the RPC with the status.
@@ -69,13 +45,13 @@ pub async fn open(
     let started = Session::init(&dme, &first, ctx, |at| Arc::new(Client::new(id, at)));
     let (session, events) = started.map_err(|e| refuse(&dme, e.into()))?;
     bump(&dme.edge().opened);
-    let (out_tx, out_rx) = mpsc::channel(cfg.outbox.max(1) + events.len() + 1);
+    let (out, reader) = outbox(cfg.outbox.max(1) + events.len());
     for e in events {
         bump(&dme.edge().events_sent);
-        let _ = out_tx.try_send(Out::Event(Box::new(e)));
+        out.send(e);
     }
-    tokio::spawn(run(dme, session, inbound, out_tx));
-    Ok(Response::new(Outbox(out_rx)))
+    tokio::spawn(run(dme, session, inbound, out));
+    Ok(Response::new(reader))
 }
 
 /// Why a stream's loop ended.
@@ -85,12 +61,7 @@ enum End {
     Status(Status),
 }
 
-async fn run(
-    dme: Arc<Dme>,
-    mut s: Session,
-    mut inbound: Streaming<ClientEdgeEvent>,
-    out: mpsc::Sender<Out>,
-) {
+async fn run(dme: Arc<Dme>, mut s: Session, mut inbound: Streaming<ClientEdgeEvent>, out: Writer) {
     let idle = dme.config().edge_events.idle_timeout;
     let sleep = tokio::time::sleep(idle);
     tokio::pin!(sleep);
@@ -98,7 +69,7 @@ async fn run(
         let client = s.client().clone();
         let events: Vec<ServerEdgeEvent> = tokio::select! {
             biased;
-            () = out.closed() => break End::Ok,
+            () = out.reader_gone() => break End::Ok,
             () = client.woken() => {
                 let pushes = client.take();
                 let now = Ctx::now(None);
@@ -125,19 +96,18 @@ async fn run(
         };
         let resync = client.take_missed().then(|| s.resync(&dme)).flatten();
         for e in events.into_iter().chain(resync) {
-            // One slot stays free for the closing status.
-            if out.capacity() <= 1 {
+            if !out.send(e) {
                 break 'run overflow(&dme);
             }
             bump(&dme.edge().events_sent);
-            let _ = out.try_send(Out::Event(Box::new(e)));
         }
     };
     s.client().close();
     dme.edge().registry.remove(s.client().id, s.group());
-    if let End::Status(status) = end {
-        let _ = out.try_send(Out::End(Box::new(status)));
-    }
+    out.end(match end {
+        End::Status(status) => Some(status),
+        End::Ok => None,
+    });
 }
 
 fn overflow(dme: &Dme) -> End {
