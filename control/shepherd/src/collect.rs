@@ -10,6 +10,7 @@ use edge_model::{AppInst, CloudletKey};
 
 pub mod cloudlet;
 pub mod dme;
+pub mod edge_events;
 pub mod process;
 pub mod rootlb;
 

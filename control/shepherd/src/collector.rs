@@ -12,7 +12,7 @@ use edge_api::subscriber::Replica;
 use edge_model::{AppInst, CloudletKey};
 
 use crate::collect::process::{CpuTracker, ProcStat, ProcessSource};
-use crate::collect::{cloudlet, dme, process, rootlb};
+use crate::collect::{cloudlet, dme, edge_events, process, rootlb};
 use crate::http::{HttpClient, HttpError};
 use crate::line::Point;
 use crate::promtext::{self, Page};
@@ -126,6 +126,7 @@ impl Collector {
         for (url, r) in dme_urls.iter().zip(dme_pages) {
             if let Some(page) = self.page(url, r) {
                 points.extend(dme::points(&page, &dme_id(url), &self.cloudlet, now_ms));
+                points.extend(edge_events::points(&page, &dme_id(url), now_ms));
             }
         }
         self.stats

@@ -34,6 +34,7 @@
 //! | `appinst-mem` | | `mem` ← Σ `VmRSS` of the instance's pids, bytes |
 //! | `cloudlet-utilization` | (cloudlet tags only) | `vCpuUsed`, `vCpuMax`, `memUsed`, `memMax` (MB), `diskUsed`, `diskMax` (GB) ← `CloudletInfo.resources` |
 //! | `dme-api` | `apporg`, `app`, `ver`, `method`, `cloudletorg`, `cloudlet` (Shepherd's), `dmeId` (the DME's `host:port`) | `reqs` ← `dme_api_requests_total`; `errs` ← `dme_api_errors_total`; `foundCloudlet` ← `dme_api_found_cloudlet_total`; `notFound` ← `dme_api_not_found_total` (ours); one field per latency bucket named after its bound (`5ms`, `10ms`, ...) ← `dme_api_latency_seconds_bucket`, per bucket (not cumulative) |
+//! | `latency-metric`, `device-metric`, `custom-metric` | the edge-events client's `apporg`, `app`, `ver`, `appinst`, `appinstorg`, `cloudletorg`, `cloudlet`, `locationtile`, `carrier`, `datanetworktype`, `deviceos`, `devicemodel` (`stat` for custom), `dmeId` | latency: `avg`, `min`, `max`, `variance`, `stddev`, `numsamples`, `total`, `signalstrength`, one field per bucket by lower bound (`0s`, `5ms`, ... `100ms`) ← `dme_edge_latency_ms_*`; device: `numsessions` ← `dme_edge_sessions_total`; custom: the statistics and `numsamples` ← `dme_edge_custom_*` (see `collect::edge_events`) |
 //!
 //! `port` is the app's own (internal) port behind the listener's public port, as upstream's
 //! envoy `backend<port>` clusters were. Counters are written as read (cumulative since the root
