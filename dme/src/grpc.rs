@@ -143,7 +143,7 @@ impl match_engine_api_server::MatchEngineApi for Grpc {
         &self,
         req: Request<Streaming<ClientEdgeEvent>>,
     ) -> Result<Response<Self::StreamEdgeEventStream>, Status> {
-        let r = crate::edge_events::open(self.0.clone(), req).await?;
+        let r = crate::edge_stream::open(self.0.clone(), req).await?;
         Ok(r.map(|o| Box::pin(o) as Self::StreamEdgeEventStream))
     }
 }
@@ -335,7 +335,7 @@ impl tonic::server::StreamingService<ClientEdgeEvent> for EdgeEventsMethod {
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, req: Request<Streaming<ClientEdgeEvent>>) -> Self::Future {
-        Box::pin(crate::edge_events::open(self.0.clone(), req))
+        Box::pin(crate::edge_stream::open(self.0.clone(), req))
     }
 }
 

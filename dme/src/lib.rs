@@ -15,8 +15,9 @@
 //! - `cookie`, `token`, `ksuid`: session JWTs and the key ring (a key per purpose), developer
 //!   auth tokens, unique ids; `edge_cookie`: the compact MAC'd edge-events cookie;
 //!   `session_cache` (verified session cookies) takes the cryptography off repeated requests.
-//! - `edge_events`: `StreamEdgeEvent` (per-stream tasks, the registry of streams by instance,
-//!   pushes of the mirror's changes, statistics); `edge_client`: a test client for it.
+//! - `edge_events`: the hub of `StreamEdgeEvent` (the registry of streams by instance, pushes
+//!   of the mirror's changes, queues, statistics), below `service`; `edge_stream`: the streams
+//!   (state, decisions, task), above it; `edge_client`: a test client.
 //! - `service`: every RPC, transport-independent; `grpc` and `rest` are thin front ends.
 //! - `api_stats`: the API counters (upstream's `dme-api`: requests, errors, found / not found,
 //!   latency histogram per app and RPC), sharded relaxed atomics kept in each app's table;
@@ -33,6 +34,7 @@ pub mod cookie;
 pub mod edge_client;
 pub mod edge_cookie;
 pub mod edge_events;
+pub mod edge_stream;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;

@@ -1,5 +1,8 @@
 //! Edge events: `StreamEdgeEvent`, the bidirectional stream on which the DME follows a moving
-//! client and pushes exactly the changes that concern it.
+//! client and pushes exactly the changes that concern it. This module is the hub below the
+//! DME's service (the registry of streams, the changes and their dispatch, the queues, the
+//! statistics); the streams themselves, which match and sign through the service, are in
+//! `crate::edge_stream`.
 //!
 //! Owns: the stream's protocol (INIT handshake, latency samples, location updates, custom
 //! events, termination), the pushes driven by the region's changes ([`Change`], produced by
@@ -8,10 +11,8 @@
 //! or the transport (the gRPC route in `grpc` hands over the decoded stream).
 //!
 //! # Layout
-//! - `session`: one stream's state and decisions, free of I/O: a client message or a push in,
-//!   the event to send (if any) out.
-//! - `stream`: the stream's task: one task per stream, its one writer; `outbox`: the bounded
-//!   queue from the task to the transport.
+//! - `crate::edge_stream`: a stream's state and decisions (`session`, free of I/O) and its
+//!   task, its one writer; `outbox`: the bounded queue from that task to the transport.
 //! - `registry`: streams grouped by instance, indexed by cloudlet and app.
 //! - `stats`: statistics, buckets, tiles, and the measurements kept for `/metrics`.
 //!
@@ -36,11 +37,9 @@
 //!   separate request, which would need per-stream server state addressed across requests,
 //!   and every SDK with edge events speaks gRPC. HTTP/3 is where a second transport belongs.
 
-mod outbox;
-mod registry;
-mod session;
+pub(crate) mod outbox;
+pub(crate) mod registry;
 pub mod stats;
-mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,7 +48,6 @@ use edge_model::{AppInstKey, AppKey, CloudletKey, CloudletState, HealthCheck, Ma
 
 pub use outbox::Outbox;
 pub use registry::{Push, PushKind};
-pub use stream::open;
 
 use crate::edge_cookie::inst_tag;
 use crate::tables::{AppKeyRef, Tables};
@@ -134,19 +132,19 @@ pub struct EdgeCounters {
 /// The DME's edge-events state: open streams, measurements and counters.
 #[derive(Default)]
 pub struct Hub {
-    registry: Registry,
+    pub(crate) registry: Registry,
     pub metrics: stats::Metrics,
-    next_id: AtomicU64,
-    opened: AtomicU64,
-    refused: AtomicU64,
-    overflow_closed: AtomicU64,
-    idle_closed: AtomicU64,
-    events_sent: AtomicU64,
-    pushes: AtomicU64,
-    push_overflows: AtomicU64,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) opened: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) overflow_closed: AtomicU64,
+    pub(crate) idle_closed: AtomicU64,
+    pub(crate) events_sent: AtomicU64,
+    pub(crate) pushes: AtomicU64,
+    pub(crate) push_overflows: AtomicU64,
 }
 
-fn bump(c: &AtomicU64) {
+pub(crate) fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -1,3 +1,10 @@
+//! `StreamEdgeEvent` streams, above the DME's service (they match and sign through it) and
+//! the edge-events hub below it (`crate::edge_events`: registry, pushes, queues, statistics).
+//!
+//! - `session`: one stream's state and decisions, free of I/O: a client message or a push in,
+//!   the event to send (if any) out.
+//! - here: the stream's task.
+//!
 //! One stream's task: it alone reads the client's messages and its push queue and writes the
 //! stream's events, through a bounded outbox that the transport drains. A client that stops
 //! reading fills only its own outbox; the stream is then closed (`ResourceExhausted`) and
@@ -9,12 +16,14 @@ use std::sync::atomic::Ordering;
 
 use tonic::{Request, Response, Status, Streaming};
 
-use super::bump;
-use super::outbox::{Outbox, Writer, outbox};
-use super::registry::Client;
-use super::session::{Session, Step};
+mod session;
+
+use crate::edge_events::bump;
+use crate::edge_events::outbox::{Outbox, Writer, outbox};
+use crate::edge_events::registry::Client;
 use crate::proto::{ClientEdgeEvent, ServerEdgeEvent};
 use crate::service::{Ctx, Dme};
+use session::{Session, Step};
 
 /// Opens a stream: waits for INIT (within the idle timeout), checks it, registers the stream
 /// and starts its task. Errors end the RPC with the status.

@@ -9,10 +9,10 @@ use std::time::Instant;
 use edge_model::{AppKey, HealthCheck};
 use geodata::LatLon;
 
-use super::registry::{Client, GroupKey, Placement, Push, PushKind};
-use super::stats::{self, label, statistics};
 use crate::convert;
 use crate::edge_cookie;
+use crate::edge_events::registry::{Client, GroupKey, Placement, Push, PushKind};
+use crate::edge_events::stats::{self, label, statistics};
 use crate::error::ApiError;
 use crate::matcher;
 use crate::proto::client_edge_event::ClientEventType as In;
