@@ -106,10 +106,14 @@ def main():
                     running_since = time.monotonic()
                 try:
                     reply = find_cloudlet(addr)
-                    if reply.get("status") != "FIND_FOUND":
+                    if reply.get("status") == "FIND_FOUND":
+                        print(f"check_readme_main: ok, FindCloudlet -> {reply.get('fqdn')}")
+                        return
+                    # While the region is being applied the DME may know the app before its
+                    # instances are READY; once the command says it is ready, it must find.
+                    if running_since is not None:
                         fail(f"FindCloudlet did not find the example's instance: {reply}", log())
-                    print(f"check_readme_main: ok, FindCloudlet -> {reply.get('fqdn')}")
-                    return
+                    last_error = f"FindCloudlet answered {reply} before the region was ready"
                 except (urllib.error.URLError, ConnectionError, ValueError, OSError) as e:
                     last_error = e
                 now = time.monotonic()
