@@ -52,6 +52,10 @@ pub struct Session {
     stranded: bool,
     device: Device,
     tile: String,
+    /// Measurement labels of the app and current instance, and of the whole client (those
+    /// plus tile, carrier and device): rebuilt when they change, not per message.
+    inst_labels: String,
+    labels: String,
     client: Arc<Client>,
     tokens: f64,
     refilled: Instant,
@@ -120,6 +124,8 @@ impl Session {
                 stranded: false,
                 tile: stats::location_tile(token.at, cfg.tile_km),
                 device,
+                inst_labels: String::new(),
+                labels: String::new(),
                 client: client(token.at),
                 tokens: f64::from(cfg.burst.max(1)),
                 refilled: Instant::now(),
@@ -129,9 +135,8 @@ impl Session {
                 s.current = Some(token.inst);
                 s.group = GroupKey::Inst(token.inst);
             }
-            dme.edge()
-                .registry
-                .add(s.client.clone(), &s.placement(tables, app));
+            s.set_inst_labels(app);
+            dme.edge().registry.add(s.client.clone(), &s.placement(app));
             let mut events = vec![event(Out::EventInitConnection)];
             // Its instance went away or became unusable before the stream opened: say so now
             // (upstream never answered such a stream at all).
@@ -146,12 +151,12 @@ impl Session {
             }
             Ok((s, events))
         })?;
-        dme.edge().metrics.session(&started.0.labels(dme));
+        dme.edge().metrics.session(&started.0.labels);
         Ok(started)
     }
 
     /// The registry group and the instance's place in it.
-    fn placement(&self, _tables: &Tables, app: &AppTable) -> Placement {
+    fn placement(&self, app: &AppTable) -> Placement {
         let inst = self
             .current
             .and_then(|t| app.inst_by_tag(t))
@@ -186,7 +191,7 @@ impl Session {
             Ok(In::EventLatencySamples) => self.latency(dme, msg),
             Ok(In::EventLocationUpdate) => self.location(dme, msg, ctx),
             Ok(In::EventCustomEvent) => {
-                let mut labels = self.inst_labels(dme);
+                let mut labels = self.inst_labels.clone();
                 label(&mut labels, "stat", &msg.custom_event);
                 let samples = msg.samples.iter().map(|s| s.value);
                 dme.edge().metrics.custom(&labels, samples);
@@ -239,9 +244,7 @@ impl Session {
             .device_info_dynamic
             .as_ref()
             .map_or(self.device.signal, |d| d.signal_strength);
-        dme.edge()
-            .metrics
-            .latency(&self.labels(dme), values, signal);
+        dme.edge().metrics.latency(&self.labels, values, signal);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -273,17 +276,22 @@ impl Session {
         };
         let tile = stats::location_tile(at, dme.config().edge_events.tile_km);
         let mut device = self.device.clone();
+        let mut carrier_changed = false;
         if let Some(d) = &msg.device_info_dynamic {
             device.network.clone_from(&d.data_network_type);
             device.signal = d.signal_strength;
-            if !d.carrier_name.is_empty() {
+            if !d.carrier_name.is_empty() && d.carrier_name != self.carrier {
                 self.carrier.clone_from(&d.carrier_name);
+                carrier_changed = true;
             }
         }
         if tile != self.tile || device != self.device {
             self.tile = tile;
             self.device = device;
-            dme.edge().metrics.session(&self.labels(dme));
+            self.relabel();
+            dme.edge().metrics.session(&self.labels);
+        } else if carrier_changed {
+            self.relabel();
         }
         self.at = at;
         self.client.set_location(at);
@@ -303,7 +311,7 @@ impl Session {
                 if self.stranded && self.current == Some(push.about) {
                     self.stranded = false;
                     let id = app.inst_by_tag(push.about)?;
-                    return Some(self.update_to(dme, &tables, &app, id, ctx));
+                    return Some(self.update_to(dme, &app, id, ctx));
                 }
                 self.better(dme, &tables, ctx)
             }
@@ -363,7 +371,7 @@ impl Session {
         let ctx = Ctx::now(None);
         match self.best(tables, app) {
             Some((id, _)) => {
-                let update = self.update_to(dme, tables, app, id, ctx);
+                let update = self.update_to(dme, app, id, ctx);
                 ev.new_cloudlet = update.new_cloudlet;
                 self.stranded = false;
             }
@@ -416,66 +424,58 @@ impl Session {
                 return None;
             }
         }
-        Some(self.update_to(dme, tables, &app, id, ctx))
+        Some(self.update_to(dme, &app, id, ctx))
     }
 
     /// Moves the stream to instance `id` and builds the CLOUDLET_UPDATE announcing it.
-    fn update_to(
-        &mut self,
-        dme: &Dme,
-        tables: &Tables,
-        app: &AppTable,
-        id: u32,
-        ctx: Ctx,
-    ) -> ServerEdgeEvent {
+    fn update_to(&mut self, dme: &Dme, app: &AppTable, id: u32, ctx: Ctx) -> ServerEdgeEvent {
         let inst = &app.insts[id as usize];
         let from = self.group;
         self.current = Some(inst.edge_tag);
         self.group = GroupKey::Inst(inst.edge_tag);
         self.latency_ms = None;
         if from != self.group {
+            self.set_inst_labels(app);
             dme.edge()
                 .registry
-                .relocate(self.client.id, from, &self.placement(tables, app));
+                .relocate(self.client.id, from, &self.placement(app));
         }
         let mut e = event(Out::EventCloudletUpdate);
         e.new_cloudlet = Some(dme.found_reply(app, inst, self.at, ctx));
         e
     }
 
-    /// Measurement labels of this client: its app, instance, cloudlet, tile and device.
-    fn labels(&self, dme: &Dme) -> String {
-        let mut l = self.inst_labels(dme);
+    /// Rebuilds the app and instance labels (the current instance changed), then the rest.
+    fn set_inst_labels(&mut self, app: &AppTable) {
+        let mut l = String::new();
+        label(&mut l, "apporg", &self.app.organization);
+        label(&mut l, "app", &self.app.name);
+        label(&mut l, "ver", &self.app.version);
+        let inst = self
+            .current
+            .and_then(|t| app.inst_by_tag(t))
+            .map(|id| &app.insts[id as usize]);
+        let (name, org, cloudlet_org, cloudlet) = inst.map_or(("", "", "", ""), |i| {
+            let c = &i.cloudlet.key;
+            (app.name(i), app.organization(i), &*c.organization, &*c.name)
+        });
+        label(&mut l, "appinst", name);
+        label(&mut l, "appinstorg", org);
+        label(&mut l, "cloudletorg", cloudlet_org);
+        label(&mut l, "cloudlet", cloudlet);
+        self.inst_labels = l;
+        self.relabel();
+    }
+
+    /// Rebuilds the client's labels: the instance's, then tile, carrier and device.
+    fn relabel(&mut self) {
+        let mut l = self.inst_labels.clone();
         label(&mut l, "locationtile", &self.tile);
         label(&mut l, "carrier", &self.carrier);
         label(&mut l, "datanetworktype", &self.device.network);
         label(&mut l, "deviceos", &self.device.os);
         label(&mut l, "devicemodel", &self.device.model);
-        l
-    }
-
-    fn inst_labels(&self, dme: &Dme) -> String {
-        let mut l = String::new();
-        label(&mut l, "apporg", &self.app.organization);
-        label(&mut l, "app", &self.app.name);
-        label(&mut l, "ver", &self.app.version);
-        let tables = dme.tables();
-        let inst = tables.app_by_key(&self.app).and_then(|a| {
-            let id = a.inst_by_tag(self.current?)?;
-            let i = &a.insts[id as usize];
-            Some([
-                a.name(i).to_string(),
-                a.organization(i).to_string(),
-                i.cloudlet.key.organization.clone(),
-                i.cloudlet.key.name.clone(),
-            ])
-        });
-        let [name, org, cloudlet_org, cloudlet] = inst.unwrap_or_default();
-        label(&mut l, "appinst", &name);
-        label(&mut l, "appinstorg", &org);
-        label(&mut l, "cloudletorg", &cloudlet_org);
-        label(&mut l, "cloudlet", &cloudlet);
-        l
+        self.labels = l;
     }
 }
 
