@@ -30,32 +30,19 @@ import os
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 import time
 
-from grpc_tools import protoc
 import grpc
+
+from mex_stubs import load_stubs
 
 # No stream outlives this (seconds): a forgotten stream cannot keep the process alive.
 STREAM_DEADLINE = 300
 UNARY_TIMEOUT = 10
 
 
-def load_stubs():
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = tempfile.mkdtemp(prefix="mexpb-edge-")
-    rc = protoc.main(["protoc", f"-I{here}", f"--python_out={out}", f"--grpc_python_out={out}",
-                      os.path.join(here, "mex_subset.proto")])
-    if rc != 0:
-        raise SystemExit(f"protoc failed: {rc}")
-    sys.path.insert(0, out)
-    import mex_subset_pb2 as pb
-    import mex_subset_pb2_grpc as rpc
-    return pb, rpc, out
-
-
-pb, rpc, GENERATED = load_stubs()
+pb, rpc, GENERATED = load_stubs("mexpb-edge-")
 CLIENT_TYPES = pb.ClientEdgeEvent.ClientEventType
 SERVER_TYPES = pb.ServerEdgeEvent.ServerEventType
 CLIENT_EVENTS = {

@@ -4,25 +4,16 @@ Usage: sdk_client.py HOST:PORT ORG APP VERSION CARRIER LAT LON
 Prints one JSON object with what the server answered, for the Rust test to check.
 """
 import json
-import os
 import sys
-import tempfile
 
-from grpc_tools import protoc
 import grpc
+
+from mex_stubs import load_stubs
 
 
 def main():
     addr, org, app, vers, carrier, lat, lon = sys.argv[1:8]
-    here = os.path.dirname(os.path.abspath(__file__))
-    out = tempfile.mkdtemp(prefix="mexpb-")
-    rc = protoc.main(["protoc", f"-I{here}", f"--python_out={out}", f"--grpc_python_out={out}",
-                      os.path.join(here, "mex_subset.proto")])
-    if rc != 0:
-        raise SystemExit(f"protoc failed: {rc}")
-    sys.path.insert(0, out)
-    import mex_subset_pb2 as pb
-    import mex_subset_pb2_grpc as rpc
+    pb, rpc, _ = load_stubs()
 
     result = {}
     with grpc.insecure_channel(addr) as ch:
