@@ -1,0 +1,1 @@
+//! QUIC connection IDs that carry a server id (placeholder; being written).

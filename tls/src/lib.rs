@@ -1,0 +1,1 @@
+//! TLS material for every component (placeholder; being written).
