@@ -144,7 +144,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
         bind(&args.dme_http_addr, "DME REST").await?,
     );
     let (grpc_addr, http_addr) = (g.local_addr()?, h.local_addr()?);
-    let dme_task = tokio::spawn(dme::server::run(g, h, engine, stopped(stop.clone())));
+    let dme_task = tokio::spawn(dme::server::run(
+        dme::server::Listeners {
+            grpc: g,
+            rest: h,
+            tls: None,
+        },
+        engine,
+        stopped(stop.clone()),
+    ));
 
     let dns_addr: SocketAddr = args
         .dns_addr

@@ -1,14 +1,18 @@
-//! The `dme` role: flags, loading the tables, binding, serving.
+//! The `dme` role: flags, loading the tables, binding, TLS (or plaintext on loopback only),
+//! serving.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use edge_tls::ServerCert;
 use tokio::net::TcpListener;
 
 use crate::cookie::KeyRing;
 use crate::ratelimit::{Rate, RateLimiter};
+use crate::server::Listeners;
 use crate::service::{Dme, DmeConfig};
 use crate::subscriber::SubscriberConfig;
 use crate::tables::Tables;
@@ -44,6 +48,43 @@ pub struct DmeArgs {
         default_value = "127.0.0.1:38001"
     )]
     pub http_addr: String,
+    /// TLS certificate chain (PEM, leaf first) for both listeners; with --tls-key. Re-read
+    /// when the file changes (checked every 5 s; new connections get the new one). Without
+    /// TLS the DME serves plaintext, which is insecure: allowed on loopback addresses only,
+    /// unless --insecure-plaintext.
+    #[arg(
+        long,
+        env = "EDGEPLANE_DME_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key",
+        conflicts_with = "dev_tls"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert; re-read when it changes.
+    #[arg(
+        long,
+        env = "EDGEPLANE_DME_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// TLS with a self-signed certificate made at start (for localhost, 127.0.0.1, ::1 and
+    /// the listen addresses), for development: prints its SHA-256 fingerprint and writes it
+    /// (PEM) to --dev-tls-out for clients to trust. A new one every start.
+    #[arg(long)]
+    pub dev_tls: bool,
+    /// Where --dev-tls writes its certificate (PEM; the key is never written).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "edgeplane-data/dme-dev-cert.pem",
+        requires = "dev_tls"
+    )]
+    pub dev_tls_out: PathBuf,
+    /// Serve plaintext (insecure: cookies, tokens and client locations travel unencrypted and
+    /// can be read or altered on the way) even on non-loopback addresses.
+    #[arg(long, conflicts_with_all = ["tls_cert", "dev_tls"])]
+    pub insecure_plaintext: bool,
     /// Cookie signing keys, one `KID BASE64-SECRET` per line; the first signs. Without it a
     /// random key is made and cookies do not survive a restart.
     #[arg(long, env = "EDGEPLANE_DME_COOKIE_KEYS", value_name = "FILE")]
@@ -146,6 +187,10 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
     let http = TcpListener::bind(&args.http_addr)
         .await
         .with_context(|| format!("binding REST address {}", args.http_addr))?;
+    let tls = tls_from_args(&args, &[grpc.local_addr()?, http.local_addr()?])?;
+    if tls.is_none() && !args.insecure_plaintext {
+        refuse_public_plaintext(&[("gRPC", &grpc), ("REST", &http)])?;
+    }
     if args.standalone.is_none() {
         let config = SubscriberConfig {
             addrs: args.controller.clone(),
@@ -153,14 +198,78 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         };
         tokio::spawn(crate::subscriber::run(dme.clone(), config));
     }
+    let secured = match &tls {
+        Some(cert) => format!(" (TLS, certificate SHA-256 {})", cert.fingerprint()),
+        None => String::new(),
+    };
     println!(
-        "DME serving {apps} apps: gRPC on {}, REST on {}",
+        "DME serving {apps} apps: gRPC on {}, REST on {}{secured}",
         grpc.local_addr()?,
         http.local_addr()?
     );
-    crate::server::run(grpc, http, dme, async {
+    if let Some(cert) = &tls {
+        cert.watch(TLS_RELOAD_POLL, std::future::pending());
+    }
+    let listeners = Listeners {
+        grpc,
+        rest: http,
+        tls,
+    };
+    crate::server::run(listeners, dme, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    Ok(())
+}
+
+/// How often the TLS certificate files are checked for a change.
+const TLS_RELOAD_POLL: Duration = Duration::from_secs(5);
+
+/// The certificate of `--tls-cert/--tls-key` or `--dev-tls`, if any. `--dev-tls` also covers
+/// the specific addresses listened on (`addrs`), so clients on other hosts can verify it.
+fn tls_from_args(args: &DmeArgs, addrs: &[SocketAddr]) -> Result<Option<Arc<ServerCert>>> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return Ok(Some(ServerCert::from_files(cert, key)?));
+    }
+    if !args.dev_tls {
+        return Ok(None);
+    }
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for addr in addrs {
+        let ip = addr.ip().to_canonical();
+        if !ip.is_loopback() && !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+            names.push(ip.to_string());
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (cert, dev) = ServerCert::dev_self_signed(&names)?;
+    let out = &args.dev_tls_out;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, &dev.cert_pem).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "DME dev TLS: self-signed certificate for {}, SHA-256 {}, written to {} (trust it \
+         with e.g. curl --cacert {})",
+        names.join(", "),
+        dev.fingerprint,
+        out.display(),
+        out.display()
+    );
+    Ok(Some(cert))
+}
+
+/// Plaintext only where nobody else can listen in: every listener on a loopback address.
+fn refuse_public_plaintext(listeners: &[(&str, &TcpListener)]) -> Result<()> {
+    for (what, listener) in listeners {
+        let addr = listener.local_addr()?;
+        if !addr.ip().to_canonical().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {what} in plaintext on {addr}, which is not a loopback \
+                 address: give --tls-cert/--tls-key (or --dev-tls for a self-signed \
+                 certificate), or --insecure-plaintext to accept plaintext anyway"
+            );
+        }
+    }
     Ok(())
 }

@@ -1,12 +1,21 @@
-//! Serving: gRPC and REST listeners over one engine, until shutdown.
+//! Serving: gRPC and REST listeners over one engine, plaintext or TLS, until shutdown.
+//!
+//! Plaintext is served exactly as before TLS existed (tonic's own TCP incoming, axum's TCP
+//! listener): nothing per request or connection is added to it. With TLS, `tls` accepts the
+//! connections and does each handshake in the connection's own task (bounded in time), so a
+//! slow or silent client never holds up the others; finished handshakes go to tonic and axum.
+
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::sync::watch;
+use tonic::transport::server::{Router, TcpIncoming};
 
 use crate::service::Dme;
 use crate::{grpc, rest};
@@ -20,44 +29,83 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("REST server: {0}")]
     Rest(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] edge_tls::TlsError),
 }
 
-/// Serves gRPC on `grpc` and REST on `http` until `shutdown` resolves, then drains both.
+/// What the DME serves on. With `tls`, both listeners speak TLS with that certificate (gRPC
+/// offers ALPN `h2`, REST `h2` and `http/1.1`); a reloaded certificate applies to new
+/// connections. Without it both are plaintext (the caller decides where that is acceptable).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub rest: TcpListener,
+    pub tls: Option<Arc<edge_tls::ServerCert>>,
+}
+
+type RestApp = IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
+
+/// Serves gRPC and REST on `listeners` until `shutdown` resolves, then drains both.
 pub async fn run(
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
     dme: Arc<Dme>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let routes = grpc::routes(dme.clone()).await?;
-    let mut grpc_rx = rx.clone();
+    let (tx, rx) = watch::channel(false);
     let keepalive = dme.config().edge_events.keepalive;
-    let grpc_task = tonic::transport::Server::builder()
+    let grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-            async move {
-                let _ = grpc_rx.wait_for(|s| *s).await;
-            },
-        );
-    let mut http_rx = rx;
-    let app = rest::router(dme).into_make_service_with_connect_info::<SocketAddr>();
-    let http_listener = http_listener.tap_io(|tcp| {
-        // Replies are small and latency matters more than packet count.
-        let _ = tcp.set_nodelay(true);
-    });
-    let http_task = axum::serve(http_listener, app).with_graceful_shutdown(async move {
-        let _ = http_rx.wait_for(|s| *s).await;
-    });
+        .add_routes(grpc::routes(dme.clone()).await?);
+    let rest = rest::router(dme).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
-    let (g, h) = tokio::join!(grpc_task, http_task);
+    let Listeners {
+        grpc: grpc_listener,
+        rest: rest_listener,
+        tls: cert,
+    } = listeners;
+    match cert {
+        None => serve_plain(grpc_listener, rest_listener, grpc, rest, rx).await,
+        Some(cert) => {
+            let (grpc_config, rest_config) = tls::configs(cert)?;
+            let grpc_conns = tls::accept(grpc_listener, grpc_config, rx.clone())?;
+            let rest_conns = tls::accept(rest_listener, rest_config, rx.clone())?;
+            let (g, h) = tokio::join!(
+                grpc.serve_with_incoming_shutdown(grpc_conns.into_stream(), stopped(rx.clone())),
+                axum::serve(rest_conns.tap_io(|_| ()), rest).with_graceful_shutdown(stopped(rx)),
+            );
+            g?;
+            h?;
+            Ok(())
+        }
+    }
+}
+
+/// Resolves once shutdown has been signalled.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn serve_plain(
+    grpc_listener: TcpListener,
+    rest_listener: TcpListener,
+    grpc: Router,
+    rest: RestApp,
+    rx: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let grpc_task = grpc.serve_with_incoming_shutdown(
+        TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+        stopped(rx.clone()),
+    );
+    let rest_listener = rest_listener.tap_io(|tcp| {
+        // Replies are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+    });
+    let rest_task = axum::serve(rest_listener, rest).with_graceful_shutdown(stopped(rx));
+    let (g, h) = tokio::join!(grpc_task, rest_task);
     g?;
     h?;
     Ok(())

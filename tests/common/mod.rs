@@ -41,9 +41,17 @@ pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
     let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = g.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(dme::server::run(g, h, engine.clone(), async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(dme::server::run(
+        dme::server::Listeners {
+            grpc: g,
+            rest: h,
+            tls: None,
+        },
+        engine.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Dme {
         grpc,
         engine: Some(engine),

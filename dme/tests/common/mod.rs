@@ -79,9 +79,17 @@ pub async fn start_dme(dme: Dme) -> Server {
     let http_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(dme::server::run(grpc_l, http_l, dme.clone(), async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(dme::server::run(
+        dme::server::Listeners {
+            grpc: grpc_l,
+            rest: http_l,
+            tls: None,
+        },
+        dme.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Server {
         grpc,
         http,

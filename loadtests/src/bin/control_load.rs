@@ -202,7 +202,15 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
         TcpListener::bind("127.0.0.1:0").await?,
     );
     let dme_grpc = g.local_addr()?;
-    tokio::spawn(dme::server::run(g, h, engine, std::future::pending()));
+    tokio::spawn(dme::server::run(
+        dme::server::Listeners {
+            grpc: g,
+            rest: h,
+            tls: None,
+        },
+        engine,
+        std::future::pending(),
+    ));
     Ok(Region {
         handle,
         api,

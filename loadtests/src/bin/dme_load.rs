@@ -245,7 +245,15 @@ fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Targe
             fh.local_addr()?,
         ];
         if args.shipped_server {
-            tokio::spawn(dme::server::run(g, h, dme.clone(), until()));
+            tokio::spawn(dme::server::run(
+                dme::server::Listeners {
+                    grpc: g,
+                    rest: h,
+                    tls: None,
+                },
+                dme.clone(),
+                until(),
+            ));
         } else {
             tokio::spawn(floor::serve_dme(g, h, dme.clone(), stopped.clone()));
         }
