@@ -3,7 +3,8 @@
 //! invariants, not just "no panic".
 
 use crate::decide::proxy_v2;
-use crate::table::RouteTable;
+use crate::decide::quic::{self, Action};
+use crate::table::{QuicMode, RouteTable};
 
 /// PROXY v2 decoding: never panics; a decoded header re-encodes to a header that decodes equal.
 pub fn proxy_v2_decode(data: &[u8]) {
@@ -43,6 +44,47 @@ pub fn table_yaml(data: &[u8]) {
             assert!(r.key.port != 0 && !r.backends.is_empty());
             assert!(r.tls.is_none() || r.key.proto == crate::table::Proto::Tcp);
         }
+    }
+}
+
+/// QUIC connection-id routing: `data[..3]` are a config (config id, server id length, nonce
+/// length; an invalid one falls back to 1, 2, 8), the rest is a datagram. The decoder never
+/// panics; a server id it returns is the configured length and sits in the datagram's DCID,
+/// which re-encodes from it; the decision follows the server id when a backend has it
+/// (backend 0 has all zeros, backend 1 all ones) and the flow table otherwise.
+pub fn quic_cid(data: &[u8]) {
+    let (head, datagram) = data.split_at(data.len().min(3));
+    let cfg = match head {
+        [c, s, n] => quic_lb::CidConfig::new(*c, *s, *n).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| quic_lb::CidConfig::new(1, 2, 8).expect("valid"));
+    let routed = quic_lb::route_key(datagram, &cfg);
+    if let Some(sid) = routed {
+        assert_eq!(sid.len(), cfg.server_id_len());
+        let cid = quic_lb::dcid(datagram, cfg.cid_len()).expect("routed, so it has a DCID");
+        assert_eq!(&cid[1..=sid.len()], sid);
+        let id = quic_lb::ServerId::new(sid).expect("1..=15 bytes");
+        let again = quic_lb::encode(&cfg, &id, &cid[1 + sid.len()..]).expect("lengths fit");
+        assert_eq!(again.as_bytes(), cid);
+    }
+    let len = cfg.server_id_len();
+    let ids = [0u8, 1].map(|b| quic_lb::ServerId::new(&[b; 15][..len]).expect("1..=15 bytes"));
+    let mode = QuicMode::new(cfg, [(ids[0], 0), (ids[1], 1)]).expect("distinct ids");
+    let backends = [
+        "10.0.0.1:1".parse().expect("addr"),
+        "10.0.0.2:1".parse().expect("addr"),
+    ];
+    let owner = routed.and_then(|s| mode.backend_of(s));
+    for flow in [None, Some(backends[0]), Some(backends[1])] {
+        let want = match (owner, flow) {
+            (None, None) => Action::Open(None),
+            (None, Some(_)) => Action::UseFlow,
+            (Some(i), None) => Action::Open(Some(i)),
+            (Some(i), Some(f)) if backends[i] == f => Action::UseFlow,
+            (Some(i), Some(_)) => Action::Replace(i),
+        };
+        assert_eq!(quic::decide(datagram, &mode, flow, &backends), want);
     }
 }
 
@@ -109,6 +151,42 @@ mod tests {
         for i in 0..50_000 {
             let seed = &seeds[i % seeds.len()];
             super::proxy_v2_decode(&mutate(&mut rng, seed, tokens));
+        }
+    }
+
+    #[test]
+    fn quic_cid_survives_mutations() {
+        let mut rng = Rng(0x6a09_e667_f3bc_c908);
+        // The fuzz target's seed files, so they stay valid inputs.
+        let seeds: [&[u8]; 3] = [
+            include_bytes!("../fuzz/seeds/quic_cid/short-header"),
+            include_bytes!("../fuzz/seeds/quic_cid/long-header"),
+            include_bytes!("../fuzz/seeds/quic_cid/client-initial"),
+        ];
+        for s in seeds {
+            super::quic_cid(s);
+        }
+        let routed = quic_lb::route_key(&seeds[0][3..], &quic_lb::CidConfig::new(1, 2, 8).unwrap());
+        assert_eq!(
+            routed,
+            Some(&[1, 1][..]),
+            "the short-header seed routes to backend 1"
+        );
+        let tokens: &[&[u8]] = &[
+            b"\x80",
+            b"\x40",
+            b"\x00",
+            b"\x2a",
+            b"\xc0\x00\x00\x00\x01",
+            b"\x0b",
+            b"\x14",
+            b"\xff",
+            b"\x01\x01",
+            b"\x00\x00\x00\x00",
+        ];
+        for i in 0..50_000 {
+            let seed = seeds[i % seeds.len()];
+            super::quic_cid(&mutate(&mut rng, seed, tokens));
         }
     }
 

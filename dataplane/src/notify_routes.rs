@@ -186,6 +186,8 @@ pub fn routes_for(
                 health_check: opts.health_check.clone(),
                 eject_for: opts.eject_for,
                 udp: opts.udp,
+                // The controller does not hand out QUIC server ids (yet): plain UDP.
+                quic: None,
             });
             instances.insert(name.clone(), inst.key.clone());
         }

@@ -6,6 +6,7 @@
 //! [`RoutesFile`]-shaped value or builds [`Route`]s directly) and are either valid as a whole or
 //! rejected as a whole with every problem listed.
 
+mod quic;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use quic::QuicMode;
 pub use spec::RoutesFile;
 use spec::{HealthSpec, ListenerDefaults, ListenerSpec, UdpSpec};
 
@@ -104,6 +106,9 @@ pub struct Route {
     pub health_check: Option<HealthCheck>,
     pub eject_for: Duration,
     pub udp: UdpSettings,
+    /// UDP only: route datagrams by the server id in their QUIC destination connection id
+    /// (`None`: by client address alone).
+    pub quic: Option<QuicMode>,
 }
 
 impl Route {
@@ -207,6 +212,14 @@ impl RouteTable {
             }
             if r.key.port == 0 {
                 errs.push(format!("{}: port 0", r.key));
+            }
+            if let Some(q) = &r.quic
+                && (r.key.proto != Proto::Udp || q.servers().any(|(_, b)| b >= r.backends.len()))
+            {
+                errs.push(format!(
+                    "{}: quic mode on tcp or for a missing backend",
+                    r.key
+                ));
             }
             if map.insert(r.key, Arc::new(r.clone())).is_some() {
                 errs.push(format!("duplicate listener {}", r.key));
@@ -363,6 +376,14 @@ fn build_route(l: &ListenerSpec, d: &ListenerDefaults, errs: &mut Vec<String>) -
     if l.udp.is_some() && proto != Proto::Udp {
         errs.push("udp settings on a tcp listener".into());
     }
+    let quic = match &l.quic {
+        Some(_) if proto != Proto::Udp => {
+            errs.push("quic is only allowed on udp listeners".into());
+            None
+        }
+        Some(q) => quic::build(q, &backends, errs),
+        None => None,
+    };
     let name: Arc<str> = match &l.name {
         Some(n) if n.is_empty() || n.chars().any(|c| c.is_control() || c == '"' || c == '\\') => {
             errs.push(format!(
@@ -385,6 +406,7 @@ fn build_route(l: &ListenerSpec, d: &ListenerDefaults, errs: &mut Vec<String>) -
         health_check,
         eject_for,
         udp,
+        quic,
     })
 }
 

@@ -3,6 +3,8 @@
 //! Nothing here is trusted; [`super::RouteTable::build`] turns a [`RoutesFile`] into a validated
 //! table or rejects it whole.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The whole routes file.
@@ -20,6 +22,11 @@ use serde::Deserialize;
 ///     tls: { cert: /etc/lb/app1.crt, key: /etc/lb/app1.key }
 ///     proxy_protocol: v2
 ///     health_check: { interval: 5s, timeout: 1s, rise: 3, fall: 3 }
+///   - proto: udp
+///     port: 443
+///     backends: ["10.0.0.5:4433", "10.0.0.6:4433"]
+///     quic: { config_id: 1, server_id_len: 2, nonce_len: 8,
+///             server_ids: { "10.0.0.5:4433": "0a01", "10.0.0.6:4433": "0a02" } }
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +84,28 @@ pub struct ListenerSpec {
     pub health_check: Option<HealthSpec>,
     pub eject_for: Option<String>,
     pub udp: Option<UdpSpec>,
+    /// UDP only: route QUIC by the server id in each packet's destination connection id.
+    pub quic: Option<QuicSpec>,
+}
+
+/// A UDP listener's `quic` mode (see [`super::QuicMode`]):
+///
+/// ```yaml
+/// quic: {config_id: 1, server_id_len: 2, nonce_len: 8,
+///        server_ids: {"10.0.0.5:4433": "0a01", "10.0.0.6:4433": "0a02"}}
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuicSpec {
+    /// 0..=6, the top 3 bits of every connection id's first octet (kept wide to report 300).
+    pub config_id: i64,
+    /// Bytes of server id in each connection id (1..=15).
+    pub server_id_len: i64,
+    /// Random bytes after the server id (at least 4; 1 + server id + nonce ≤ 20).
+    pub nonce_len: i64,
+    /// Backend `ip:port` → its server id in hex; every backend needs one.
+    #[serde(default)]
+    pub server_ids: BTreeMap<String, String>,
 }
 
 /// Certificate chain and private key, both PEM files.

@@ -226,3 +226,99 @@ listeners:
     let own = hc(Proto::Udp, 3);
     assert_eq!((&*own.udp.send, own.udp.expect), (&b""[..], None));
 }
+
+fn quic_table(quic: &str) -> Result<RouteTable, TableError> {
+    RouteTable::from_yaml(&format!(
+        r#"
+listeners:
+  - proto: udp
+    port: 443
+    backends: ["127.0.0.1:4001", "127.0.0.1:4002"]
+    quic: {quic}
+"#
+    ))
+}
+
+#[test]
+fn quic_mode_maps_server_ids_to_backends() {
+    let t = quic_table(
+        r#"{config_id: 1, server_id_len: 2, nonce_len: 8,
+            server_ids: {"127.0.0.1:4001": "0a01", "127.0.0.1:4002": 0101}}"#,
+    )
+    .unwrap();
+    let r = t.routes().next().unwrap();
+    let q = r.quic.as_ref().unwrap();
+    assert_eq!(q.cid, quic_lb::CidConfig::new(1, 2, 8).unwrap());
+    assert_eq!(q.backend_of(&[0x0a, 0x01]), Some(0));
+    assert_eq!(q.backend_of(&[0x01, 0x01]), Some(1));
+    assert_eq!(q.backend_of(&[0x01, 0x02]), None);
+    assert_eq!(q.backend_of(&[0x0a]), None);
+}
+
+#[test]
+fn quic_mode_problems_name_the_route_and_backend() {
+    let err = |quic: &str| match quic_table(quic) {
+        Err(TableError::Invalid(e)) => e.join("\n"),
+        other => panic!("expected rejection, got {other:?}"),
+    };
+    let e = err(r#"{config_id: 7, server_id_len: 2, nonce_len: 8}"#);
+    assert!(
+        e.contains("listeners[0] (udp:443): quic: config id 7"),
+        "{e}"
+    );
+    let e = err(r#"{config_id: 1, server_id_len: 2, nonce_len: 18}"#);
+    assert!(e.contains("exceeds QUIC's maximum of 20"), "{e}");
+    let e = err(r#"{config_id: 1, server_id_len: 300, nonce_len: 8}"#);
+    assert!(e.contains("quic.server_id_len out of range: 300"), "{e}");
+    let e = err(r#"{config_id: 1, server_id_len: 2, nonce_len: 8,
+            server_ids: {"127.0.0.1:4001": "0a01", "127.0.0.1:4002": "0a01"}}"#);
+    assert!(
+        e.contains("backends 127.0.0.1:4001 and 127.0.0.1:4002 share server id 0a01"),
+        "{e}"
+    );
+    let e = err(r#"{config_id: 1, server_id_len: 2, nonce_len: 8,
+            server_ids: {"127.0.0.1:4001": "0a", "127.0.0.1:4002": "zz01", "127.0.0.1:9": "0a03"}}"#);
+    assert!(
+        e.contains("backend 127.0.0.1:4001: server id 0a is 1 bytes, server_id_len is 2"),
+        "{e}"
+    );
+    assert!(
+        e.contains("backend 127.0.0.1:4002: server id hex has a non-hex"),
+        "{e}"
+    );
+    assert!(
+        e.contains("\"127.0.0.1:9\" is not one of the listener's backends"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("has no server id"),
+        "invalid ids are not also missing: {e}"
+    );
+    let e = err(
+        r#"{config_id: 1, server_id_len: 2, nonce_len: 8, server_ids: {"127.0.0.1:4001": "0a01"}}"#,
+    );
+    assert!(e.contains("backend 127.0.0.1:4002 has no server id"), "{e}");
+    let tcp = RouteTable::from_yaml(
+        r#"listeners: [{proto: tcp, port: 1, backends: ["127.0.0.1:1"],
+             quic: {config_id: 1, server_id_len: 2, nonce_len: 8, server_ids: {"127.0.0.1:1": "0a01"}}}]"#,
+    );
+    assert!(
+        matches!(&tcp, Err(TableError::Invalid(e)) if e[0].contains("quic is only allowed on udp")),
+        "{tcp:?}"
+    );
+}
+
+#[test]
+fn quic_mode_validation_of_typed_routes() {
+    let cfg = quic_lb::CidConfig::new(0, 1, 4).unwrap();
+    let id = |h: &str| h.parse::<quic_lb::ServerId>().unwrap();
+    assert!(QuicMode::new(cfg, [(id("01"), 0), (id("02"), 1)]).is_ok());
+    let e = QuicMode::new(cfg, [(id("01"), 0), (id("01"), 1), (id("0102"), 2)]).unwrap_err();
+    assert_eq!(
+        e,
+        [
+            "backends #0 and #1 share server id 01",
+            "backend #2: server id 0102 is 2 bytes, server_id_len is 1"
+        ]
+    );
+}

@@ -8,6 +8,11 @@
 //! Nothing is allocated, locked or written to a shared counter per datagram: the flow lookup is
 //! skipped for consecutive datagrams of one client, and a flow's activity time and byte/packet
 //! counters are updated once per wake-up.
+//!
+//! A `quic` route ([`crate::table::QuicMode`]) decides each read by the server id in its QUIC
+//! destination connection id ([`crate::decide::quic`]): a client whose address changed
+//! mid-connection gets a new flow to the backend that holds its connection, not a round-robin
+//! pick. Unreadable connection ids (a client's first Initial) use the flows as any UDP route.
 
 mod batch;
 
@@ -22,7 +27,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::decide::flows::FlowTable;
 use crate::decide::pick::AttemptOrder;
-use crate::runtime::{ActiveGuard, LiveGuard, RouteRt, Shared, clock_ms, drained};
+use crate::decide::quic::{self, Action};
+use crate::runtime::{ActiveGuard, BackendRt, LiveGuard, RouteRt, Shared, clock_ms, drained};
 use crate::stats::ListenerStats;
 use crate::table::ListenerKey;
 use batch::{BATCH, RING, RxRing, Sent, Train, is_refused, recv_batch};
@@ -117,11 +123,28 @@ impl Listener {
         if n == 0 {
             return;
         }
+        // A `quic` route decides per read; one snapshot load per batch tells.
+        let quic_rt = self
+            .shared
+            .load()
+            .get(&self.key)
+            .filter(|rt| rt.route.quic.is_some())
+            .cloned();
         // Which entry of `self.active` each datagram belongs to.
         let mut owner = [NO_FLOW; BATCH];
         let mut last: Option<(SocketAddr, u8)> = None;
         for (i, o) in owner.iter_mut().enumerate().take(n) {
             let Some(client) = ring.addr(i) else { continue };
+            if let Some(rt) = &quic_rt {
+                // A read is one datagram or a GRO train of one sender's datagrams (a QUIC
+                // stack's train is one connection's packets): its first one decides.
+                let first = ring.datagrams(i).next().unwrap_or_default();
+                if let Some(k) = self.quic_flow(rt, client, first) {
+                    // At most BATCH (64) flows per batch, so the index fits.
+                    *o = k as u8;
+                }
+                continue;
+            }
             if let Some((a, k)) = last
                 && a == client
             {
@@ -136,7 +159,7 @@ impl Listener {
                         self.active.len() - 1
                     }
                 },
-                None => match self.open_flow(client) {
+                None => match self.open_flow(client, None) {
                     Some(f) => {
                         self.active.push(f);
                         self.active.len() - 1
@@ -193,11 +216,40 @@ impl Listener {
         }
     }
 
-    /// A new client: open a flow and start its return path, unless shed or no backend.
-    fn open_flow(&mut self, client: SocketAddr) -> Option<Arc<Flow>> {
+    /// The entry of `self.active` for a datagram of a `quic` route from `client`, opening or
+    /// replacing the client's flow as [`quic::decide`] says; `None`: dropped (shed, no backend).
+    fn quic_flow(&mut self, rt: &RouteRt, client: SocketAddr, datagram: &[u8]) -> Option<usize> {
+        let mode = rt.route.quic.as_ref()?;
+        let backends = &rt.route.backends;
+        let flow_backend = self.flows.get(&client).map(|f| f.guard.0.addr);
+        let flow = match quic::decide(datagram, mode, flow_backend, backends) {
+            Action::UseFlow => self.flows.get(&client)?.clone(),
+            Action::Open(pick) => self.open_flow(client, pick.map(|i| backends[i]))?,
+            Action::Replace(i) => {
+                // A new connection from an address whose flow serves another backend: that
+                // flow's connection has moved on or ended, or (two connections on one client
+                // socket) will take its flow back with its next datagram.
+                if let Some(old) = self.flows.remove(&client) {
+                    old.end.notify_one();
+                }
+                self.open_flow(client, Some(backends[i]))?
+            }
+        };
+        Some(match self.active.iter().position(|a| a.id == flow.id) {
+            Some(k) => k,
+            None => {
+                self.active.push(flow);
+                self.active.len() - 1
+            }
+        })
+    }
+
+    /// A new client: open a flow (to backend `to`, or the usual pick) and start its return
+    /// path, unless shed or no backend.
+    fn open_flow(&mut self, client: SocketAddr, to: Option<SocketAddr>) -> Option<Arc<Flow>> {
         let rt = self.shared.load().get(&self.key).cloned()?;
         let cap = rt.route.udp.max_flows.div_ceil(self.share) as usize;
-        let flow = new_flow(&mut self.flows, client, &rt, cap, &mut self.next_id)?;
+        let flow = new_flow(&mut self.flows, client, &rt, to, cap, &mut self.next_id)?;
         tokio::spawn(return_path(
             flow.clone(),
             client,
@@ -212,11 +264,13 @@ impl Listener {
     }
 }
 
-/// Open a flow for a new client, unless the table is full or no backend socket can be made.
+/// Open a flow for a new client (to backend `to`, or the usual pick), unless the table is full
+/// or no backend socket can be made.
 fn new_flow(
     flows: &mut FlowTable<Arc<Flow>>,
     client: SocketAddr,
     rt: &RouteRt,
+    to: Option<SocketAddr>,
     cap: usize,
     next_id: &mut u64,
 ) -> Option<Arc<Flow>> {
@@ -225,7 +279,7 @@ fn new_flow(
         rt.stats.udp_drops_full.inc();
         return None;
     }
-    let Some((upstream, v6, guard)) = open_upstream(rt) else {
+    let Some((upstream, v6, guard)) = open_upstream(rt, to) else {
         rt.stats.udp_drops_send.inc();
         return None;
     };
@@ -250,26 +304,38 @@ fn new_flow(
     Some(flow)
 }
 
-fn open_upstream(rt: &RouteRt) -> Option<(UdpSocket, bool, ActiveGuard)> {
+/// A connected socket to backend `to` or, without one (or if the table no longer has it), to
+/// the first backend of the round-robin attempt order whose socket can be made.
+fn open_upstream(rt: &RouteRt, to: Option<SocketAddr>) -> Option<(UdpSocket, bool, ActiveGuard)> {
+    if let Some(b) = to.and_then(|a| rt.backends.iter().find(|b| b.addr == a)) {
+        // The connection lives on this backend and no other could serve it, so its health
+        // does not matter.
+        return upstream_to(b);
+    }
     let mut order = AttemptOrder::new(rt.backends.len(), rt.rr.fetch_add(1, Relaxed));
     let now = clock_ms();
     while let Some(i) = order.next_index(|i| rt.backends[i].is_healthy(now)) {
-        let b = &rt.backends[i];
-        let Some(guard) = b.try_acquire(0) else {
-            continue;
-        };
-        match crate::sockets::connected_udp(b.addr) {
-            Ok(s) => {
-                crate::sockets::enable_gro(&s);
-                return Some((s, b.addr.is_ipv6(), guard));
-            }
-            Err(e) => {
-                tracing::debug!(backend = %b.addr, "udp upstream socket: {e}");
-                b.stats.connect_errors.inc();
-            }
+        if let Some(up) = upstream_to(&rt.backends[i]) {
+            return Some(up);
         }
     }
     None
+}
+
+fn upstream_to(b: &Arc<BackendRt>) -> Option<(UdpSocket, bool, ActiveGuard)> {
+    // UDP flows have no cap per backend (the flow table has one).
+    let guard = b.try_acquire(0)?;
+    match crate::sockets::connected_udp(b.addr) {
+        Ok(s) => {
+            crate::sockets::enable_gro(&s);
+            Some((s, b.addr.is_ipv6(), guard))
+        }
+        Err(e) => {
+            tracing::debug!(backend = %b.addr, "udp upstream socket: {e}");
+            b.stats.connect_errors.inc();
+            None
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
