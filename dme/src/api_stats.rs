@@ -15,6 +15,7 @@
 //! JSON; gRPC: once tonic has decoded it) until the reply is ready to encode. [`render`] writes
 //! the counters in Prometheus text format.
 
+mod deferred;
 mod render;
 
 use std::cell::Cell;
@@ -23,6 +24,7 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+pub use deferred::{Deferred, count, deferring};
 pub use render::{CONTENT_TYPE, Scrapes, escape_label_value, render_apps};
 
 /// Every RPC of the client API, by upstream's names (the `method` label).

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 use crate::proto::client_edge_event::ClientEventType as In;
 use crate::proto::match_engine_api_client::MatchEngineApiClient;
@@ -21,12 +20,18 @@ pub struct EdgeStream {
 
 impl EdgeStream {
     /// Opens a stream with INIT and waits for the INIT reply (panics otherwise: test code).
-    pub async fn open(
-        client: &mut MatchEngineApiClient<Channel>,
+    pub async fn open<T>(
+        client: &mut MatchEngineApiClient<T>,
         session: &str,
         edge_cookie: &str,
         carrier: &str,
-    ) -> Self {
+    ) -> Self
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<tonic::codegen::StdError>,
+        T::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        <T::ResponseBody as http_body::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    {
         let (tx, rx) = mpsc::channel(8);
         let init = ClientEdgeEvent {
             event_type: In::EventInitConnection as i32,

@@ -39,6 +39,9 @@ pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 pub mod grpc;
+pub mod h3;
+#[cfg(any(test, feature = "testing"))]
+pub mod h3_client;
 mod hmac_mid;
 pub mod ksuid;
 pub mod location;

@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use geodata::{GeoIp, LatLon};
 
-use crate::api_stats::{AppStats, Method, Outcome, Scrapes};
+use crate::api_stats::{self, AppStats, Method, Outcome, Scrapes};
 use crate::convert;
 use crate::cookie::{Claims, KeyRing, SessionKey, SessionKeyRef};
 use crate::edge_cookie;
@@ -109,7 +109,7 @@ pub struct Dme {
     limiter: RateLimiter,
     sessions: SessionCache,
     /// Counters of requests whose app is not known (bad cookie, unknown app, refused early).
-    unknown: AppStats,
+    unknown: Arc<AppStats>,
     scrapes: Scrapes,
     /// Open edge-events streams and their measurements.
     edge: Hub,
@@ -124,7 +124,7 @@ impl Dme {
             config,
             geoip,
             limiter: RateLimiter::unlimited(),
-            unknown: AppStats::default(),
+            unknown: Arc::default(),
             scrapes: Scrapes::default(),
             edge: Hub::default(),
         }
@@ -193,7 +193,7 @@ impl Dme {
     /// Counts a request refused before its RPC ran, so before its app was known: rate limited,
     /// an unreadable body, an RPC the transport does not serve.
     pub fn count_refused(&self, method: Method, ctx: Ctx) {
-        self.unknown.record(method, Outcome::Error, ctx.elapsed());
+        api_stats::count(&self.unknown, method, Outcome::Error, ctx.elapsed());
     }
 
     /// Publishes a new snapshot; requests in flight finish on the old one. Its apps keep the
@@ -238,7 +238,7 @@ impl Dme {
     ) -> Result<R, ApiError> {
         let tables = self.tables.load();
         let no_app = |e: ApiError| {
-            self.unknown.record(method, Outcome::Error, ctx.elapsed());
+            api_stats::count(&self.unknown, method, Outcome::Error, ctx.elapsed());
             Err(e)
         };
         let with_key = |key: &SessionKeyRef<'_>| {
@@ -255,7 +255,7 @@ impl Dme {
             };
             let mut tally = Tally(&app.stats);
             let result = f(&tables, app, key, &mut tally);
-            tally.0.record(method, outcome(&result), ctx.elapsed());
+            api_stats::count(tally.0, method, outcome(&result), ctx.elapsed());
             result
         };
         if let Some(cached) = self.sessions.get(cookie, ctx.now) {
@@ -299,7 +299,12 @@ impl Dme {
         });
         let result = self.register(req, app.map(|a| &**a), ctx);
         let stats = app.map_or(&self.unknown, |a| &a.stats);
-        stats.record(Method::RegisterClient, outcome(&result), ctx.elapsed());
+        api_stats::count(
+            stats,
+            Method::RegisterClient,
+            outcome(&result),
+            ctx.elapsed(),
+        );
         result
     }
 

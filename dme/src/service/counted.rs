@@ -1,5 +1,7 @@
 //! How an RPC's result reads for the API counters, and under which app a request counts.
 
+use std::sync::Arc;
+
 use crate::api_stats::{AppStats, Outcome};
 use crate::error::ApiError;
 use crate::proto;
@@ -39,7 +41,7 @@ pub(crate) fn outcome<R: Counted>(result: &Result<R, ApiError>) -> Outcome {
 }
 
 /// The app a request counts under: its session's app, unless the RPC is on behalf of another.
-pub(crate) struct Tally<'t>(pub(crate) &'t AppStats);
+pub(crate) struct Tally<'t>(pub(crate) &'t Arc<AppStats>);
 
 impl<'t> Tally<'t> {
     /// Counts the request under `app` instead: PlatformFindCloudlet counts under the app it

@@ -1,0 +1,419 @@
+//! HTTP/3 over real QUIC sockets with our own h3 client: REST answers equal to REST over TCP,
+//! gRPC over HTTP/3 (unary, and an edge-events stream receiving a push while the client keeps
+//! sending), 0-RTT resumption with its replay policy, and bad input. The independent clients
+//! (aioquic, ngtcp2) are in `h3_independent.rs`.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use dme::api_stats::Method;
+use dme::edge_client::EdgeStream;
+use dme::fixture;
+use dme::h3_client::{H3Client, client_config, client_endpoint};
+use dme::mirror::Mirror;
+use dme::proto::client_edge_event::ClientEventType as In;
+use dme::proto::match_engine_api_client::MatchEngineApiClient;
+use dme::proto::server_edge_event::ServerEventType as Out;
+use dme::{Dme, DmeConfig};
+use edge_model::{HealthCheck, Object};
+use edge_tls::ServerCert;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
+
+struct H3 {
+    addr: SocketAddr,
+    roots: Vec<CertificateDer<'static>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Serves HTTP/3 for `s`'s engine on 127.0.0.1:0 with a fresh self-signed certificate.
+fn start_h3(s: &Server) -> H3 {
+    let (cert, dev) = ServerCert::dev_self_signed(&["localhost", "127.0.0.1"]).unwrap();
+    let roots = CertificateDer::pem_slice_iter(dev.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let endpoint = dme::h3::endpoint(socket, cert, None).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dme::h3::run(endpoint, s.dme.clone(), async move {
+        let _ = rx.await;
+    }));
+    H3 {
+        addr,
+        roots,
+        _stop: tx,
+    }
+}
+
+impl H3 {
+    fn endpoint(&self) -> quinn::Endpoint {
+        let config = client_config(&self.roots).unwrap();
+        client_endpoint("127.0.0.1:0".parse().unwrap(), config).unwrap()
+    }
+
+    async fn connect(&self, ep: &quinn::Endpoint) -> H3Client {
+        H3Client::connect(ep, self.addr, "localhost", false)
+            .await
+            .unwrap()
+            .0
+    }
+}
+
+async fn post(c: &H3Client, path: &str, body: &Value) -> (u16, Value) {
+    let r = c
+        .post_json("localhost", path, &body.to_string())
+        .await
+        .expect("HTTP/3 request");
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status.as_u16(), v)
+}
+
+fn find_body(cookie: &str) -> Value {
+    json!({"session_cookie": cookie, "carrier_name": "orange",
+           "gps_location": {"latitude": 48.85, "longitude": 2.35}})
+}
+
+fn finds(s: &Server) -> u64 {
+    let tables = s.dme.tables();
+    let k = fixture::app_key();
+    let key = dme::tables::AppKeyRef {
+        organization: &k.organization,
+        name: &k.name,
+        version: &k.version,
+    };
+    tables
+        .app(&key)
+        .unwrap()
+        .stats
+        .totals(Method::FindCloudlet)
+        .requests()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_over_h3_answers_as_rest_over_tcp() {
+    let s = start(region()).await;
+    let h3 = start_h3(&s);
+    let c = h3.connect(&h3.endpoint()).await;
+    let reg = json!({"org_name": "devorg", "app_name": "app", "app_vers": "1.0"});
+    let (status, reply) = post(&c, "/v1/registerclient", &reg).await;
+    assert_eq!(status, 200, "{reply}");
+    let cookie = reply["session_cookie"].as_str().unwrap().to_string();
+    let (st3, over_h3) = post(&c, "/v1/findcloudlet", &find_body(&cookie)).await;
+    let (st1, over_tcp) = s
+        .post("/v1/findcloudlet", &find_body(&cookie).to_string())
+        .await;
+    assert_eq!((st3, st1), (200, 200));
+    assert_eq!(over_h3["fqdn"], "paris.paris-orange.local.edge.example.net");
+    // Everything but the freshly signed edge-events cookie is identical.
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("edge_events_cookie");
+        v
+    };
+    assert_eq!(strip(over_h3), strip(over_tcp));
+    // Errors too: the same gateway body and status.
+    let bad = json!({"session_cookie": "garbage"});
+    let (st3, e3) = post(&c, "/v1/findcloudlet", &bad).await;
+    let (st1, e1) = s.post("/v1/findcloudlet", &bad.to_string()).await;
+    assert_eq!((st3, &e3), (st1, &e1));
+    assert_eq!(st3, 401);
+    let (st, _) = post(&c, "/v1/nosuchrpc", &json!({})).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_h3_unary_find_cloudlet() {
+    let s = start(region()).await;
+    let h3 = start_h3(&s);
+    let c = h3.connect(&h3.endpoint()).await;
+    let uri: http::Uri = "https://localhost".parse().unwrap();
+    let mut grpc = MatchEngineApiClient::with_origin(c, uri);
+    let session = grpc
+        .register_client(register_request(&fixture::app_key()))
+        .await
+        .expect("RegisterClient over HTTP/3")
+        .into_inner()
+        .session_cookie;
+    let found = grpc
+        .find_cloudlet(find_request(&session, "orange", 48.85, 2.35))
+        .await
+        .expect("FindCloudlet over HTTP/3")
+        .into_inner();
+    assert_eq!(found.fqdn, "paris.paris-orange.local.edge.example.net");
+    let err = grpc
+        .find_cloudlet(find_request("garbage", "orange", 48.85, 2.35))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_events_over_h3_receive_a_push_while_sending() {
+    let mut mirror = Mirror::from_deployment(&region().build());
+    let tables = mirror.build(None, 1);
+    let s = start_dme(Dme::new(tables, keys(), DmeConfig::default(), None)).await;
+    let h3 = start_h3(&s);
+    let c = h3.connect(&h3.endpoint()).await;
+    let mut grpc = MatchEngineApiClient::with_origin(c, "https://localhost".parse().unwrap());
+    let session = grpc
+        .register_client(register_request(&fixture::app_key()))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_cookie;
+    let found = grpc
+        .find_cloudlet(find_request(&session, "telekom", 48.1, 11.6))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.fqdn, "munich.munich-telekom.local.edge.example.net");
+    let mut st = EdgeStream::open(&mut grpc, &session, &found.edge_events_cookie, "telekom").await;
+    // The client keeps the stream busy: latency samples, each answered.
+    st.send(In::EventLatencySamples, Some((48.1, 11.6))).await;
+    assert_eq!(
+        st.next().await.event_type,
+        Out::EventLatencyProcessed as i32
+    );
+    // Munich fails while the client's request side is still open.
+    let mut munich = mirror
+        .objects()
+        .app_insts()
+        .find(|i| i.key.name == "munich")
+        .cloned()
+        .unwrap();
+    munich.health = HealthCheck::ServerFail;
+    mirror.apply(Object::AppInst(munich));
+    s.dme.apply_mirror(&mut mirror, 2);
+    let pushed = st.next().await;
+    assert_eq!(pushed.event_type, Out::EventAppinstHealth as i32);
+    assert!(pushed.new_cloudlet.is_some());
+    // And the stream still carries the client's messages after the push.
+    st.send(In::EventLatencySamples, Some((48.1, 11.6))).await;
+    assert_eq!(
+        st.next().await.event_type,
+        Out::EventLatencyProcessed as i32
+    );
+}
+
+/// A UDP relay between one client and the server that delays the client's datagrams by
+/// `delay` (so a 0-RTT request reaches the server well before the client's Finished can: on
+/// loopback the handshake would otherwise race the request) and records them.
+struct Relay {
+    addr: SocketAddr,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+async fn relay(server: SocketAddr, delay: Duration) -> Relay {
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let client = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+    let (f, b, rec, cl) = (front.clone(), back.clone(), sent.clone(), client.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = f.recv_from(&mut buf).await {
+            *cl.lock().unwrap() = Some(from);
+            let d = buf[..n].to_vec();
+            rec.lock().unwrap().push(d.clone());
+            let b = b.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = b.send_to(&d, server).await;
+            });
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, _)) = back.recv_from(&mut buf).await {
+            let to = *client.lock().unwrap();
+            if let Some(to) = to {
+                let _ = front.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    Relay { addr, sent }
+}
+
+/// Connects once to obtain a resumption ticket, then resumes in 0-RTT on the same endpoint
+/// through a relay that delays the client's datagrams by 50 ms.
+async fn resumed(h3: &H3, ep: &quinn::Endpoint) -> (H3Client, quinn::ZeroRttAccepted, Relay) {
+    let first = h3.connect(ep).await;
+    // A request completes the handshake and lets the tickets arrive.
+    let _ = first
+        .post_json("localhost", "/v1/nosuch", "{}")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.conn.close(0u32.into(), b"done");
+    let relay = relay(h3.addr, Duration::from_millis(50)).await;
+    let (c, accepted) = H3Client::connect(ep, relay.addr, "localhost", true)
+        .await
+        .unwrap();
+    (
+        c,
+        accepted.expect("a resumption ticket was cached: 0-RTT attempted"),
+        relay,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_rtt_lookups_run_early_and_count_once_confirmed() {
+    let s = start(region()).await;
+    let h3 = start_h3(&s);
+    let cookie = s.register(&fixture::app_key()).await;
+    let ep = h3.endpoint();
+    let before = finds(&s);
+    let (c, accepted, relay) = resumed(&h3, &ep).await;
+    let (status, found) = post(&c, "/v1/findcloudlet", &find_body(&cookie)).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["status"], "FIND_FOUND");
+    assert!(accepted.await, "the server accepted the 0-RTT data");
+    // Counted once, after the handshake was confirmed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while finds(&s) != before + 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(finds(&s), before + 1);
+    // An attacker replays the client's first flight (ClientHello and 0-RTT request) from
+    // elsewhere: the ticket was single-use, so the early data is refused, the handshake never
+    // completes, and nothing is counted again.
+    // (The genuine connection is closed and drained first, so the replay is a new connection.)
+    c.conn.close(0u32.into(), b"done");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let flight: Vec<Vec<u8>> = relay.sent.lock().unwrap().iter().take(3).cloned().collect();
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for d in &flight {
+        attacker.send_to(d, h3.addr).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        finds(&s),
+        before + 1,
+        "a replayed 0-RTT request counted twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_rtt_state_changes_are_too_early() {
+    let s = start(region()).await;
+    let h3 = start_h3(&s);
+    let cookie = s.register(&fixture::app_key()).await;
+    let ep = h3.endpoint();
+    // gRPC: the edge-events stream is refused with UNAVAILABLE, the retryable status.
+    let (c, _accepted, _relay) = resumed(&h3, &ep).await;
+    let mut grpc = MatchEngineApiClient::with_origin(c, "https://localhost".parse().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(dme::proto::ClientEdgeEvent::default())
+        .await
+        .unwrap();
+    let err = grpc
+        .stream_edge_event(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("Too Early"));
+    // REST: 425.
+    let (c, _accepted, _relay) = resumed(&h3, &ep).await;
+    let qos = json!({"session_cookie": cookie});
+    let r = c
+        .post_json(
+            "localhost",
+            "/v1/qosprioritysessioncreate",
+            &qos.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        425,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["message"].as_str().unwrap().contains("Too Early"), "{v}");
+    // After the handshake the same call runs (and is refused only for what it is).
+    let r = c
+        .post_json(
+            "localhost",
+            "/v1/qosprioritysessioncreate",
+            &qos.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        501,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_the_server_keeps_serving() {
+    let s = start(region()).await;
+    let h3 = start_h3(&s);
+    // Garbage datagrams.
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in [1usize, 20, 1200, 1500] {
+        let d: Vec<u8> = (0..n).map(|i| (i * 7 + n) as u8).collect();
+        junk.send_to(&d, h3.addr).unwrap();
+    }
+    // A wrong ALPN fails the handshake cleanly.
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates({
+        let mut r = rustls::RootCertStore::empty();
+        r.add(h3.roots[0].clone()).unwrap();
+        r
+    })
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls)).unwrap();
+    let ep = client_endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        quinn::ClientConfig::new(Arc::new(crypto)),
+    )
+    .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        ep.connect(h3.addr, "localhost").unwrap(),
+    )
+    .await
+    .expect("refused promptly")
+    .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("alpn") || err.to_string().contains("120"),
+        "{err}"
+    );
+    // Oversized headers: 431, and the connection still serves.
+    let c = h3.connect(&h3.endpoint()).await;
+    let big = "x".repeat(20 * 1024);
+    let req = http::Request::post("https://localhost/v1/findcloudlet")
+        .header("x-big", big)
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+    match c.request(req).await {
+        Ok(r) => assert_eq!(r.status.as_u16(), 431),
+        Err(e) => assert!(
+            e.to_string().contains("Header") || e.to_string().contains("header"),
+            "{e}"
+        ),
+    }
+    let cookie = s.register(&fixture::app_key()).await;
+    let c = h3.connect(&h3.endpoint()).await;
+    let (status, found) = post(&c, "/v1/findcloudlet", &find_body(&cookie)).await;
+    assert_eq!(
+        (status, found["status"].as_str()),
+        (200, Some("FIND_FOUND"))
+    );
+}
