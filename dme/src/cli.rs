@@ -68,9 +68,9 @@ pub struct DmeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
-    /// TLS with a self-signed certificate made at start (for localhost, 127.0.0.1, ::1 and
-    /// the listen addresses), for development: prints its SHA-256 fingerprint and writes it
-    /// (PEM) to --dev-tls-out for clients to trust. A new one every start.
+    /// TLS with a self-signed certificate made at start (for localhost, 127.0.0.1, ::1 and the
+    /// listen IPs unless unspecified), for development: prints its SHA-256 fingerprint and
+    /// writes it (PEM) to --dev-tls-out for clients to trust. A new one every start.
     #[arg(long)]
     pub dev_tls: bool,
     /// Where --dev-tls writes its certificate (PEM; the key is never written).
