@@ -5,66 +5,24 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::h3::{H3, Relay, relay, start_h3};
 use common::*;
 use dme::api_stats::Method;
 use dme::edge_client::EdgeStream;
 use dme::fixture;
-use dme::h3_client::{H3Client, client_config, client_endpoint};
+use dme::h3_client::{H3Client, client_endpoint};
 use dme::mirror::Mirror;
 use dme::proto::client_edge_event::ClientEventType as In;
 use dme::proto::match_engine_api_client::MatchEngineApiClient;
 use dme::proto::server_edge_event::ServerEventType as Out;
 use dme::{Dme, DmeConfig};
 use edge_model::{HealthCheck, Object};
-use edge_tls::ServerCert;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
-
-struct H3 {
-    addr: SocketAddr,
-    roots: Vec<CertificateDer<'static>>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Serves HTTP/3 for `s`'s engine on 127.0.0.1:0 with a fresh self-signed certificate.
-fn start_h3(s: &Server) -> H3 {
-    let (cert, dev) = ServerCert::dev_self_signed(&["localhost", "127.0.0.1"]).unwrap();
-    let roots = CertificateDer::pem_slice_iter(dev.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let endpoint = dme::h3::endpoint(socket, cert, None).unwrap();
-    let addr = endpoint.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(dme::h3::run(endpoint, s.dme.clone(), async move {
-        let _ = rx.await;
-    }));
-    H3 {
-        addr,
-        roots,
-        _stop: tx,
-    }
-}
-
-impl H3 {
-    fn endpoint(&self) -> quinn::Endpoint {
-        let config = client_config(&self.roots).unwrap();
-        client_endpoint("127.0.0.1:0".parse().unwrap(), config).unwrap()
-    }
-
-    async fn connect(&self, ep: &quinn::Endpoint) -> H3Client {
-        H3Client::connect(ep, self.addr, "localhost", false)
-            .await
-            .unwrap()
-            .0
-    }
-}
 
 async fn post(c: &H3Client, path: &str, body: &Value) -> (u16, Value) {
     let r = c
@@ -199,46 +157,6 @@ async fn edge_events_over_h3_receive_a_push_while_sending() {
         st.next().await.event_type,
         Out::EventLatencyProcessed as i32
     );
-}
-
-/// A UDP relay between one client and the server that delays the client's datagrams by
-/// `delay` (so a 0-RTT request reaches the server well before the client's Finished can: on
-/// loopback the handshake would otherwise race the request) and records them.
-struct Relay {
-    addr: SocketAddr,
-    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-async fn relay(server: SocketAddr, delay: Duration) -> Relay {
-    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = front.local_addr().unwrap();
-    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let client = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
-    let (f, b, rec, cl) = (front.clone(), back.clone(), sent.clone(), client.clone());
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, from)) = f.recv_from(&mut buf).await {
-            *cl.lock().unwrap() = Some(from);
-            let d = buf[..n].to_vec();
-            rec.lock().unwrap().push(d.clone());
-            let b = b.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = b.send_to(&d, server).await;
-            });
-        }
-    });
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, _)) = back.recv_from(&mut buf).await {
-            let to = *client.lock().unwrap();
-            if let Some(to) = to {
-                let _ = front.send_to(&buf[..n], to).await;
-            }
-        }
-    });
-    Relay { addr, sent }
 }
 
 /// Connects once to obtain a resumption ticket, then resumes in 0-RTT on the same endpoint

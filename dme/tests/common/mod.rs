@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod edge_py;
+pub mod h3;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
