@@ -2,6 +2,7 @@
 
 mod changes;
 mod health;
+mod quic;
 mod tcp;
 mod tls;
 mod udp;
