@@ -2,9 +2,10 @@
 //! whose route table is replaced at run time without disturbing unchanged routes.
 //!
 //! Owns: the route table value and its validation ([`table`]), the sans-IO decisions (backend
-//! choice, health state, UDP flow table, PROXY v2 codec), the proxy runtime (listeners, TCP relay
-//! with splice or copy, UDP flows, TLS termination, drain), active health checks, Prometheus
-//! metrics, and the `edgeplane rootlb` entry point ([`rootlb::run_rootlb`]).
+//! choice, health state, UDP flow table, QUIC connection-id routing, PROXY v2 codec), the proxy
+//! runtime (listeners, TCP relay with splice or copy, UDP flows, TLS termination, drain), active
+//! health checks, Prometheus metrics, and the `edgeplane rootlb` entry point
+//! ([`rootlb::run_rootlb`]).
 //!
 //! With `--controller` the table comes from the controller's notify stream, filtered to this
 //! cloudlet ([`subscribe`] mirrors the objects, [`notify_routes`] turns them into a table and

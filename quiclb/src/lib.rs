@@ -4,10 +4,10 @@
 //!
 //! # What this crate owns
 //! - **The CID layout** ([`CidConfig`], validated): one first octet, then the server id, then a
-//!   random nonce. The first octet holds the config id in its top 3 bits (`0b111` is reserved:
-//!   "unroutable") and the CID's length minus one in its low 5 bits (the draft's length
-//!   self-encoding; a CID is at most 20 bytes, so the value fits). The length minus one is also
-//!   the number of bytes after the first octet.
+//!   random nonce, 8 to 20 bytes in all. The first octet holds the config id in its top 3 bits
+//!   (`0b111` is reserved: "unroutable") and the CID's length minus one in its low 5 bits (the
+//!   draft's length self-encoding; a CID is at most 20 bytes, so the value fits). The length
+//!   minus one is also the number of bytes after the first octet.
 //! - **Encoding** ([`encode`] → [`Cid`], no allocation) and **server ids** ([`ServerId`], 1 to 15
 //!   bytes, hex text).
 //! - **The load balancer's decoder** ([`route_key`]): the destination CID of a datagram's first
@@ -41,9 +41,11 @@ pub use quinn_gen::QuicLbCidGenerator;
 pub const MAX_CID_LEN: usize = 20;
 /// Longest server id (the draft allows 1 to 15 bytes).
 pub const MAX_SERVER_ID_LEN: usize = 15;
-/// Shortest nonce: fewer random bytes would let an observer link a connection's CIDs, and the
-/// draft's smallest sensible CID is 8 bytes.
+/// Shortest nonce: fewer random bytes would let an observer link a connection's CIDs.
 pub const MIN_NONCE_LEN: usize = 4;
+/// Shortest CID: the length RFC 9000 §7.2 demands of a client's first random CID, so that a
+/// server's CIDs are no easier to guess than the client's.
+pub const MIN_CID_LEN: usize = 8;
 /// The config id the draft reserves for CIDs that carry no routing information.
 pub const UNROUTABLE_CONFIG_ID: u8 = 0b111;
 
@@ -69,12 +71,16 @@ pub enum ConfigError {
         "connection id length 1 + {server_id_len} + {nonce_len} exceeds QUIC's maximum of 20 bytes"
     )]
     TooLong { server_id_len: u8, nonce_len: u8 },
+    #[error(
+        "connection id length 1 + {server_id_len} + {nonce_len} is below the minimum of 8 bytes"
+    )]
+    TooShort { server_id_len: u8, nonce_len: u8 },
 }
 
 impl CidConfig {
     /// A config with config id `config_id` (0..=6), server ids of `server_id_len` bytes (1..=15)
     /// and nonces of `nonce_len` bytes (at least 4); the CID is `1 + server_id_len + nonce_len`
-    /// bytes, at most 20.
+    /// bytes, 8 to 20.
     pub fn new(config_id: u8, server_id_len: u8, nonce_len: u8) -> Result<Self, ConfigError> {
         if config_id >= UNROUTABLE_CONFIG_ID {
             return Err(ConfigError::ConfigId(config_id));
@@ -85,8 +91,15 @@ impl CidConfig {
         if usize::from(nonce_len) < MIN_NONCE_LEN {
             return Err(ConfigError::NonceTooShort(nonce_len));
         }
-        if 1 + usize::from(server_id_len) + usize::from(nonce_len) > MAX_CID_LEN {
+        let len = 1 + usize::from(server_id_len) + usize::from(nonce_len);
+        if len > MAX_CID_LEN {
             return Err(ConfigError::TooLong {
+                server_id_len,
+                nonce_len,
+            });
+        }
+        if len < MIN_CID_LEN {
+            return Err(ConfigError::TooShort {
                 server_id_len,
                 nonce_len,
             });

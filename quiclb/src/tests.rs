@@ -44,7 +44,15 @@ fn config_validation_names_the_problem() {
     let c = CidConfig::new(6, 15, 4).unwrap();
     assert_eq!(c.cid_len(), 20);
     assert_eq!(c.first_octet(), 0b110_10011);
-    assert_eq!(CidConfig::new(0, 1, 4).unwrap().cid_len(), 6);
+    assert_eq!(
+        CidConfig::new(0, 1, 5),
+        Err(ConfigError::TooShort {
+            server_id_len: 1,
+            nonce_len: 5
+        })
+    );
+    assert_eq!(CidConfig::new(0, 1, 6).unwrap().cid_len(), 8);
+    assert_eq!(CidConfig::new(0, 3, 4).unwrap().cid_len(), 8);
 }
 
 #[test]
@@ -159,7 +167,7 @@ fn random_inputs_never_panic() {
     };
     let configs = [
         cfg(),
-        CidConfig::new(0, 1, 4).unwrap(),
+        CidConfig::new(0, 1, 6).unwrap(),
         CidConfig::new(6, 15, 4).unwrap(),
     ];
     let seed = long(1, &encode(&cfg(), &sid("0a01"), &[9; 8]).unwrap());

@@ -101,7 +101,7 @@ pub struct QuicSpec {
     pub config_id: i64,
     /// Bytes of server id in each connection id (1..=15).
     pub server_id_len: i64,
-    /// Random bytes after the server id (at least 4; 1 + server id + nonce ≤ 20).
+    /// Random bytes after the server id (at least 4; 8 ≤ 1 + server id + nonce ≤ 20).
     pub nonce_len: i64,
     /// Backend `ip:port` → its server id in hex; every backend needs one.
     #[serde(default)]

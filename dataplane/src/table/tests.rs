@@ -310,7 +310,7 @@ fn quic_mode_problems_name_the_route_and_backend() {
 
 #[test]
 fn quic_mode_validation_of_typed_routes() {
-    let cfg = quic_lb::CidConfig::new(0, 1, 4).unwrap();
+    let cfg = quic_lb::CidConfig::new(0, 1, 6).unwrap();
     let id = |h: &str| h.parse::<quic_lb::ServerId>().unwrap();
     assert!(QuicMode::new(cfg, [(id("01"), 0), (id("02"), 1)]).is_ok());
     let e = QuicMode::new(cfg, [(id("01"), 0), (id("01"), 1), (id("0102"), 2)]).unwrap_err();
