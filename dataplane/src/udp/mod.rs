@@ -223,7 +223,14 @@ impl Listener {
         let backends = &rt.route.backends;
         let flow_backend = self.flows.get(&client).map(|f| f.guard.0.addr);
         let flow = match quic::decide(datagram, mode, flow_backend, backends) {
-            Action::UseFlow => self.flows.get(&client)?.clone(),
+            Action::UseFlow => {
+                // Found by id first: cloning the Arc per datagram would write its shared count.
+                let f = self.flows.get(&client)?;
+                if let Some(k) = self.active.iter().position(|a| a.id == f.id) {
+                    return Some(k);
+                }
+                f.clone()
+            }
             Action::Open(pick) => self.open_flow(client, pick.map(|i| backends[i]))?,
             Action::Replace(i) => {
                 // A new connection from an address whose flow serves another backend: that
