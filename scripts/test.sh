@@ -8,7 +8,8 @@ log() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need, as "binary:package" pairs.
 need_apt=()
-for pair in "protoc:protobuf-compiler" "etcd:etcd-server" "influxd:influxdb" "dig:dnsutils" "ip:iproute2"; do
+# (gtlsclient: ngtcp2's example HTTP/3 client, for dme/tests/h3_independent.rs.)
+for pair in "protoc:protobuf-compiler" "etcd:etcd-server" "influxd:influxdb" "dig:dnsutils" "ip:iproute2" "gtlsclient:ngtcp2-client"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
 if ((${#need_apt[@]})); then
@@ -18,11 +19,12 @@ if ((${#need_apt[@]})); then
   apt-get install -y -qq "${need_apt[@]}"
 fi
 
-# Python grpcio for the independent-client test (dme/tests/python_client.rs).
-if ! .venv/bin/python -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  log "creating .venv with grpcio"
+# Python grpcio for the independent-client test (dme/tests/python_client.rs), and aioquic for the
+# independent HTTP/3 client (dme/tests/h3_independent.rs).
+if ! .venv/bin/python -c 'import grpc, grpc_tools, aioquic' >/dev/null 2>&1; then
+  log "creating .venv with grpcio and aioquic"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check grpcio==1.85.3 grpcio-tools==1.85.1
+  .venv/bin/pip install -q --disable-pip-version-check grpcio==1.85.3 grpcio-tools==1.85.1 aioquic==1.7.2
 fi
 export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
 
