@@ -149,6 +149,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             grpc: g,
             rest: h,
             tls: None,
+            h3: None,
         },
         engine,
         stopped(stop.clone()),

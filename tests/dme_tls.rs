@@ -115,6 +115,66 @@ async fn dev_tls_prints_the_fingerprint_of_the_certificate_it_serves() {
     assert_eq!(served_fingerprint(rest), printed);
     assert_eq!(served_fingerprint(grpc), printed);
     register_over_tls(grpc, &pem).await;
+    // With TLS, HTTP/3 is served too, by default on the REST address over UDP.
+    let h3 = next();
+    let h3 = after(&h3, "DME HTTP/3 on UDP ");
+    assert_eq!(h3, rest, "HTTP/3 defaults to the REST address");
+    fetch_metrics_over_h3(h3.parse().unwrap(), &pem).await;
+}
+
+async fn fetch_metrics_over_h3(addr: std::net::SocketAddr, ca_pem: &Path) {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let roots = CertificateDer::pem_file_iter(ca_pem)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let config = dme::h3_client::client_config(&roots).unwrap();
+    let ep = dme::h3_client::client_endpoint("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let (c, _) = dme::h3_client::H3Client::connect(&ep, addr, "localhost", false)
+        .await
+        .expect("an HTTP/3 connection trusting the written certificate");
+    let req = http::Request::get("https://localhost/metrics")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let r = c.request(req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("# TYPE"));
+}
+
+#[test]
+fn h3_flags_without_tls_or_with_a_bad_server_id_are_refused() {
+    let run = |args: &[&str]| {
+        let out = dme(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("edgeplane dme runs");
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let ports = ["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"];
+    let e = run(&[&ports[..], &["--h3-addr", "127.0.0.1:0"]].concat());
+    assert!(
+        e.contains("HTTP/3 needs TLS") && e.contains("--dev-tls"),
+        "{e}"
+    );
+    let e = run(&[&ports[..], &["--dev-tls", "--quic-server-id", "zz"]].concat());
+    assert!(e.contains("--quic-server-id zz"), "{e}");
+    let e = run(&[
+        &ports[..],
+        &[
+            "--dev-tls",
+            "--quic-server-id",
+            "0a01",
+            "--quic-cid-config",
+            "1:3:8",
+        ],
+    ]
+    .concat());
+    assert!(
+        e.contains("--quic-server-id 0a01 with --quic-cid-config 1:3:8"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use edge_tls::ServerCert;
 use tokio::net::TcpListener;
 
@@ -85,6 +85,25 @@ pub struct DmeArgs {
     /// can be read or altered on the way) even on non-loopback addresses.
     #[arg(long, conflicts_with_all = ["tls_cert", "dev_tls"])]
     pub insecure_plaintext: bool,
+    /// HTTP/3 (QUIC) listen address, UDP: the REST API and gRPC over HTTP/3, advertised by
+    /// `Alt-Svc` on REST responses. Needs TLS; with TLS it defaults to the REST address.
+    #[arg(long, env = "EDGEPLANE_DME_H3_ADDR", conflicts_with = "no_h3")]
+    pub h3_addr: Option<String>,
+    /// Serve no HTTP/3 even with TLS.
+    #[arg(long)]
+    pub no_h3: bool,
+    /// Issue QUIC connection ids carrying this server id (hex), so a root LB route in `quic`
+    /// mode sends a client back here after it changes address.
+    #[arg(long, env = "EDGEPLANE_DME_QUIC_SERVER_ID", value_name = "HEX")]
+    pub quic_server_id: Option<String>,
+    /// The connection-id layout shared with the root LB: CONFIG_ID:SERVER_ID_LEN:NONCE_LEN.
+    #[arg(
+        long,
+        default_value = "1:2:8",
+        value_name = "ID:LEN:LEN",
+        requires = "quic_server_id"
+    )]
+    pub quic_cid_config: String,
     /// Cookie signing keys, one `KID BASE64-SECRET` per line; the first signs. Without it a
     /// random key is made and cookies do not survive a restart.
     #[arg(long, env = "EDGEPLANE_DME_COOKIE_KEYS", value_name = "FILE")]
@@ -207,6 +226,10 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         grpc.local_addr()?,
         http.local_addr()?
     );
+    let h3 = h3_endpoint(&args, tls.as_ref(), http.local_addr()?)?;
+    if let Some(endpoint) = &h3 {
+        println!("DME HTTP/3 on UDP {}", endpoint.local_addr()?);
+    }
     if let Some(cert) = &tls {
         cert.watch(TLS_RELOAD_POLL, std::future::pending());
     }
@@ -214,12 +237,66 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         grpc,
         rest: http,
         tls,
+        h3,
     };
     crate::server::run(listeners, dme, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
     Ok(())
+}
+
+/// The HTTP/3 endpoint the flags ask for: on `--h3-addr`, else on the REST address when TLS is
+/// on, unless `--no-h3`.
+fn h3_endpoint(
+    args: &DmeArgs,
+    tls: Option<&Arc<ServerCert>>,
+    rest: SocketAddr,
+) -> Result<Option<quinn::Endpoint>> {
+    if args.no_h3 {
+        return Ok(None);
+    }
+    let Some(cert) = tls else {
+        if args.h3_addr.is_some() || args.quic_server_id.is_some() {
+            bail!(
+                "--h3-addr/--quic-server-id: HTTP/3 needs TLS: give --tls-cert/--tls-key (or --dev-tls)"
+            );
+        }
+        return Ok(None);
+    };
+    let addr = match &args.h3_addr {
+        Some(a) => a
+            .parse::<SocketAddr>()
+            .with_context(|| format!("--h3-addr {a}: not an IP:port"))?,
+        None => rest,
+    };
+    let cids = match &args.quic_server_id {
+        Some(id) => Some(quic_cids(id, &args.quic_cid_config)?),
+        None => None,
+    };
+    let socket = std::net::UdpSocket::bind(addr)
+        .with_context(|| format!("binding HTTP/3 address {addr} (UDP)"))?;
+    Ok(Some(crate::h3::endpoint(socket, cert.clone(), cids)?))
+}
+
+/// quic-lb's connection-id generator for `--quic-server-id` and `--quic-cid-config`.
+fn quic_cids(server_id: &str, layout: &str) -> Result<crate::h3::CidFactory> {
+    let parts: Vec<u8> = layout
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--quic-cid-config {layout}: expected ID:LEN:LEN"))?;
+    let [config_id, sid_len, nonce_len] = parts[..] else {
+        bail!("--quic-cid-config {layout}: expected three numbers ID:LEN:LEN");
+    };
+    let cfg = quic_lb::CidConfig::new(config_id, sid_len, nonce_len)
+        .with_context(|| format!("--quic-cid-config {layout}"))?;
+    let sid: quic_lb::ServerId = server_id
+        .parse()
+        .with_context(|| format!("--quic-server-id {server_id}"))?;
+    let generator = quic_lb::QuicLbCidGenerator::new(cfg, sid)
+        .with_context(|| format!("--quic-server-id {server_id} with --quic-cid-config {layout}"))?;
+    Ok(Arc::new(move || Box::new(generator.clone())))
 }
 
 /// How often the TLS certificate files are checked for a change.

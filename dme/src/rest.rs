@@ -238,6 +238,17 @@ pub fn router(dme: Arc<Dme>) -> Router {
         .with_state(dme)
 }
 
+/// `router` with `Alt-Svc: <alt_svc>` on every response: the HTTP/3 endpoint's advertisement.
+pub fn advertise(router: Router, alt_svc: HeaderValue) -> Router {
+    router.layer(axum::middleware::map_response(move |mut resp: Response| {
+        let value = alt_svc.clone();
+        async move {
+            resp.headers_mut().insert(header::ALT_SVC, value);
+            resp
+        }
+    }))
+}
+
 /// CORS for browsers: requests that carry `Origin` (every browser request, preflights included)
 /// go through tower-http's CORS handling; the rest (SDKs, servers) skip it, so they do not pay
 /// for the header checks and `Vary` headers meant for browsers (about 0.9 µs a request, a

@@ -4,6 +4,7 @@
 //! listener): nothing per request or connection is added to it. With TLS, `tls` accepts the
 //! connections and does each handshake in the connection's own task (bounded in time), so a
 //! slow or silent client never holds up the others; finished handshakes go to tonic and axum.
+//! With an HTTP/3 endpoint (`crate::h3`), REST responses advertise it with `Alt-Svc`.
 
 mod tls;
 
@@ -31,6 +32,8 @@ pub enum ServeError {
     Rest(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] edge_tls::TlsError),
+    #[error("HTTP/3: {0}")]
+    H3(#[from] crate::h3::H3Error),
 }
 
 /// What the DME serves on. With `tls`, both listeners speak TLS with that certificate (gRPC
@@ -40,6 +43,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     pub rest: TcpListener,
     pub tls: Option<Arc<edge_tls::ServerCert>>,
+    /// HTTP/3 (REST and gRPC) on this QUIC endpoint ([`crate::h3::endpoint`]).
+    pub h3: Option<quinn::Endpoint>,
 }
 
 type RestApp = IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
@@ -57,16 +62,47 @@ pub async fn run(
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive))
         .add_routes(grpc::routes(dme.clone()).await?);
-    let rest = rest::router(dme).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
     let Listeners {
         grpc: grpc_listener,
         rest: rest_listener,
         tls: cert,
+        h3,
     } = listeners;
+    let mut rest = rest::router(dme.clone());
+    let h3_task = match h3 {
+        Some(endpoint) => {
+            rest = rest::advertise(rest, crate::h3::alt_svc(endpoint.local_addr()?));
+            Some(tokio::spawn(crate::h3::run(
+                endpoint,
+                dme,
+                stopped(rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    let rest = rest.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let tcp = serve_tcp(grpc_listener, rest_listener, cert, grpc, rest, rx).await;
+    if let Some(task) = h3_task {
+        match task.await {
+            Ok(result) => result?,
+            Err(e) => tracing::error!(error = %e, "the HTTP/3 server task failed"),
+        }
+    }
+    tcp
+}
+
+async fn serve_tcp(
+    grpc_listener: TcpListener,
+    rest_listener: TcpListener,
+    cert: Option<Arc<edge_tls::ServerCert>>,
+    grpc: Router,
+    rest: RestApp,
+    rx: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
     match cert {
         None => serve_plain(grpc_listener, rest_listener, grpc, rest, rx).await,
         Some(cert) => {

@@ -22,6 +22,7 @@ use dme::proto::match_engine_api_client::MatchEngineApiClient;
 use dme::proto::server_edge_event::ServerEventType as Out;
 use dme::{Dme, DmeConfig};
 use edge_model::{HealthCheck, Object};
+use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 async fn post(c: &H3Client, path: &str, body: &Value) -> (u16, Value) {
@@ -334,4 +335,63 @@ async fn bad_input_is_refused_and_the_server_keeps_serving() {
         (status, found["status"].as_str()),
         (200, Some("FIND_FOUND"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_responses_advertise_h3_with_alt_svc() {
+    let tables = dme::Tables::from_deployment(&region().build(), 1).unwrap();
+    let engine = Arc::new(Dme::new(tables, keys(), DmeConfig::default(), None));
+    let (cert, dev) = edge_tls::ServerCert::dev_self_signed(&["localhost"]).unwrap();
+    let endpoint = dme::h3::endpoint(UdpSocket::bind("127.0.0.1:0").unwrap(), cert, None).unwrap();
+    let h3_addr = endpoint.local_addr().unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest_addr = rest.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listeners = dme::server::Listeners {
+        grpc,
+        rest,
+        tls: None,
+        h3: Some(endpoint),
+    };
+    let server = tokio::spawn(dme::server::run(listeners, engine, async move {
+        let _ = rx.await;
+    }));
+    let mut tcp = tokio::net::TcpStream::connect(rest_addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = String::new();
+    tcp.read_to_string(&mut head).await.unwrap();
+    let want = format!("alt-svc: h3=\":{}\"; ma=86400", h3_addr.port());
+    assert!(head.to_ascii_lowercase().contains(&want), "{head}");
+    // The advertised endpoint answers.
+    let roots = rustls_pki_types::CertificateDer::pem_slice_iter(dev.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let ep = client_endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        dme::h3_client::client_config(&roots).unwrap(),
+    )
+    .unwrap();
+    let (c, _) = H3Client::connect(&ep, h3_addr, "localhost", false)
+        .await
+        .unwrap();
+    let r = c
+        .request(
+            http::Request::get("https://localhost/metrics")
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    // Both stop on shutdown.
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
 }

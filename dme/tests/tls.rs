@@ -59,7 +59,12 @@ async fn serve(
     let rest = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addrs = (grpc.local_addr().unwrap(), rest.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = Listeners { grpc, rest, tls };
+    let listeners = Listeners {
+        grpc,
+        rest,
+        tls,
+        h3: None,
+    };
     tokio::spawn(dme::server::run(listeners, dme.clone(), async move {
         let _ = rx.await;
     }));

@@ -46,6 +46,7 @@ pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
             grpc: g,
             rest: h,
             tls: None,
+            h3: None,
         },
         engine.clone(),
         async move {

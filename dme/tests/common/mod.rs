@@ -85,6 +85,7 @@ pub async fn start_dme(dme: Dme) -> Server {
             grpc: grpc_l,
             rest: http_l,
             tls: None,
+            h3: None,
         },
         dme.clone(),
         async move {

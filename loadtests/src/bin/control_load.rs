@@ -207,6 +207,7 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
             grpc: g,
             rest: h,
             tls: None,
+            h3: None,
         },
         engine,
         std::future::pending(),

@@ -250,6 +250,7 @@ fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Targe
                     grpc: g,
                     rest: h,
                     tls: None,
+                    h3: None,
                 },
                 dme.clone(),
                 until(),
