@@ -1,6 +1,6 @@
 //! The Distributed Matching Engine: answers "which instance of my app is nearest to me, on my
 //! carrier, and healthy?" for mobile clients, over gRPC (wire-compatible with MobiledgeX and
-//! EdgeXR SDKs) and REST, from in-memory per-app spatial indexes; and follows moving clients on
+//! EdgeXR SDKs), REST and HTTP/3, from in-memory per-app spatial indexes; and follows moving clients on
 //! edge-events streams, pushing them the changes that concern them.
 //!
 //! Owns: the client API, session and edge-events cookies, the matching rules, the tables and
@@ -22,7 +22,9 @@
 //! - `api_stats`: the API counters (upstream's `dme-api`: requests, errors, found / not found,
 //!   latency histogram per app and RPC), sharded relaxed atomics kept in each app's table;
 //!   served by `rest` as `GET /metrics` in Prometheus text format.
-//! - `server`: `run(grpc_listener, http_listener, dme, shutdown)`; `cli`: the `dme` role.
+//! - `server`: `run(Listeners, dme, shutdown)`: gRPC and REST on TCP, plaintext or TLS, and
+//!   HTTP/3 beside them; `h3`: the QUIC endpoint (REST and gRPC over HTTP/3, the 0-RTT replay
+//!   policy); `h3_client`: a test client; `cli`: the `dme` role.
 
 pub mod api_stats;
 #[cfg(any(test, feature = "testing"))]
