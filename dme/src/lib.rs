@@ -1,7 +1,7 @@
 //! The Distributed Matching Engine: answers "which instance of my app is nearest to me, on my
 //! carrier, and healthy?" for mobile clients, over gRPC (wire-compatible with MobiledgeX and
-//! EdgeXR SDKs), REST and HTTP/3, from in-memory per-app spatial indexes; and follows moving clients on
-//! edge-events streams, pushing them the changes that concern them.
+//! EdgeXR SDKs), REST and HTTP/3, from in-memory per-app spatial indexes; and follows moving
+//! clients on edge-events streams, pushing them the changes that concern them.
 //!
 //! Owns: the client API, session and edge-events cookies, the matching rules, the tables and
 //! their atomic publication, edge-events streams. Does not own: the wire protos, generated code
