@@ -145,12 +145,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     );
     let (grpc_addr, http_addr) = (g.local_addr()?, h.local_addr()?);
     let dme_task = tokio::spawn(dme::server::run(
-        dme::server::Listeners {
-            grpc: g,
-            rest: h,
-            tls: None,
-            h3: None,
-        },
+        dme::server::Listeners::plaintext(g, h),
         engine,
         stopped(stop.clone()),
     ));

@@ -2,18 +2,22 @@
 //! resumption, and a tower service that carries tonic's gRPC over HTTP/3, streams included.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
+
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use http::HeaderMap;
-use http_body::{Body, Frame};
+
 use http_body_util::BodyExt;
 use rustls_pki_types::CertificateDer;
 
 type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
+
+/// A response body read from an h3 client stream.
+pub type RecvBody =
+    crate::h3::body::RecvBody<h3::client::RequestStream<h3_quinn::RecvStream, Bytes>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A QUIC client config trusting `roots`, ALPN `h3`, with 0-RTT enabled and resumption
@@ -163,52 +167,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for H3Client {
                 let _ = send.finish().await;
             });
             let resp = recv.recv_response().await?;
-            Ok(resp.map(|()| RecvBody {
-                stream: recv,
-                data_done: false,
-                done: false,
-            }))
-        })
-    }
-}
-
-/// A response body read from an h3 client stream.
-pub struct RecvBody {
-    stream: h3::client::RequestStream<h3_quinn::RecvStream, Bytes>,
-    data_done: bool,
-    done: bool,
-}
-
-impl Body for RecvBody {
-    type Data = Bytes;
-    type Error = h3::error::StreamError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if !this.data_done {
-            match ready!(this.stream.poll_recv_data(cx)) {
-                Ok(Some(mut buf)) => {
-                    return Poll::Ready(Some(Ok(Frame::data(buf.copy_to_bytes(buf.remaining())))));
-                }
-                Ok(None) => this.data_done = true,
-                Err(e) => {
-                    this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-        }
-        let t = ready!(this.stream.poll_recv_trailers(cx));
-        this.done = true;
-        Poll::Ready(match t {
-            Ok(Some(t)) => Some(Ok(Frame::trailers(t))),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
+            Ok(resp.map(|()| RecvBody::new(recv)))
         })
     }
 }

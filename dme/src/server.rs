@@ -47,6 +47,18 @@ pub struct Listeners {
     pub h3: Option<quinn::Endpoint>,
 }
 
+impl Listeners {
+    /// Plaintext gRPC and REST, no HTTP/3 (for loopback: development, tests, load tests).
+    pub fn plaintext(grpc: TcpListener, rest: TcpListener) -> Self {
+        Self {
+            grpc,
+            rest,
+            tls: None,
+            h3: None,
+        }
+    }
+}
+
 type RestApp = IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>;
 
 /// Serves gRPC and REST on `listeners` until `shutdown` resolves, then drains both.

@@ -42,12 +42,7 @@ pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
     let grpc = g.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(dme::server::run(
-        dme::server::Listeners {
-            grpc: g,
-            rest: h,
-            tls: None,
-            h3: None,
-        },
+        dme::server::Listeners::plaintext(g, h),
         engine.clone(),
         async move {
             let _ = rx.await;

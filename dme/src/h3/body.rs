@@ -6,13 +6,52 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
+use h3::error::StreamError;
 use h3::server::RequestStream;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
-/// The receive half of a request stream, as an `http_body::Body`.
-pub(super) struct RecvBody {
-    stream: RequestStream<h3_quinn::RecvStream, Bytes>,
+/// The receive half of an h3 request stream, server's or client's.
+pub trait RecvHalf: Send + Unpin + 'static {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>>;
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<http::HeaderMap>, StreamError>>;
+}
+
+impl RecvHalf for RequestStream<h3_quinn::RecvStream, Bytes> {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
+        self.poll_recv_data(cx)
+            .map_ok(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())))
+    }
+
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<http::HeaderMap>, StreamError>> {
+        self.poll_recv_trailers(cx)
+    }
+}
+
+impl RecvHalf for h3::client::RequestStream<h3_quinn::RecvStream, Bytes> {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, StreamError>> {
+        self.poll_recv_data(cx)
+            .map_ok(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())))
+    }
+
+    fn poll_trailers(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<http::HeaderMap>, StreamError>> {
+        self.poll_recv_trailers(cx)
+    }
+}
+
+/// The receive half of a request stream (a request's body on the server, a response's on the
+/// client), as an `http_body::Body`: data frames, then trailers if any.
+pub struct RecvBody<S> {
+    stream: S,
     state: State,
 }
 
@@ -23,8 +62,8 @@ enum State {
     Done,
 }
 
-impl RecvBody {
-    pub(super) fn new(stream: RequestStream<h3_quinn::RecvStream, Bytes>) -> Self {
+impl<S: RecvHalf> RecvBody<S> {
+    pub fn new(stream: S) -> Self {
         Self {
             stream,
             state: State::Data,
@@ -32,9 +71,9 @@ impl RecvBody {
     }
 }
 
-impl Body for RecvBody {
+impl<S: RecvHalf> Body for RecvBody<S> {
     type Data = Bytes;
-    type Error = h3::error::StreamError;
+    type Error = StreamError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -42,11 +81,8 @@ impl Body for RecvBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if this.state == State::Data {
-            match ready!(this.stream.poll_recv_data(cx)) {
-                Ok(Some(mut buf)) => {
-                    let data = buf.copy_to_bytes(buf.remaining());
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
+            match ready!(this.stream.poll_data(cx)) {
+                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Ok(None) => this.state = State::Trailers,
                 Err(e) => {
                     this.state = State::Done;
@@ -55,7 +91,7 @@ impl Body for RecvBody {
             }
         }
         if this.state == State::Trailers {
-            let trailers = ready!(this.stream.poll_recv_trailers(cx));
+            let trailers = ready!(this.stream.poll_trailers(cx));
             this.state = State::Done;
             return Poll::Ready(match trailers {
                 Ok(Some(t)) => Some(Ok(Frame::trailers(t))),
@@ -75,7 +111,7 @@ impl Body for RecvBody {
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SendError {
     #[error("stream: {0}")]
-    Stream(#[from] h3::error::StreamError),
+    Stream(#[from] StreamError),
     #[error("response body: {0}")]
     Body(String),
 }

@@ -21,7 +21,7 @@
 //! over HTTP/3 serves new clients; REST over HTTP/3 serves any h3 client (curl, browsers,
 //! Cronet). The TCP listeners advertise this endpoint with `Alt-Svc`.
 
-mod body;
+pub mod body;
 mod conn;
 pub mod policy;
 

@@ -81,12 +81,7 @@ pub async fn start_dme(dme: Dme) -> Server {
     let (grpc, http) = (grpc_l.local_addr().unwrap(), http_l.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(dme::server::run(
-        dme::server::Listeners {
-            grpc: grpc_l,
-            rest: http_l,
-            tls: None,
-            h3: None,
-        },
+        dme::server::Listeners::plaintext(grpc_l, http_l),
         dme.clone(),
         async move {
             let _ = rx.await;

@@ -203,12 +203,7 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
     );
     let dme_grpc = g.local_addr()?;
     tokio::spawn(dme::server::run(
-        dme::server::Listeners {
-            grpc: g,
-            rest: h,
-            tls: None,
-            h3: None,
-        },
+        dme::server::Listeners::plaintext(g, h),
         engine,
         std::future::pending(),
     ));

@@ -246,12 +246,7 @@ fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Targe
         ];
         if args.shipped_server {
             tokio::spawn(dme::server::run(
-                dme::server::Listeners {
-                    grpc: g,
-                    rest: h,
-                    tls: None,
-                    h3: None,
-                },
+                dme::server::Listeners::plaintext(g, h),
                 dme.clone(),
                 until(),
             ));
