@@ -11,3 +11,4 @@ pub mod edge;
 pub mod engine;
 pub mod floor;
 pub mod report;
+pub mod stacks;
