@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::edge_py::python;
-use common::h3::{H3, relay, start_h3};
+use common::h3::{H3, Relay, start_h3};
 use common::*;
 use dme::api_stats::Method;
 use dme::fixture;
@@ -52,6 +52,48 @@ async fn settle_finds(s: &Server, want: u64) -> u64 {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     finds(s)
+}
+
+/// Like `common::h3::relay` (delays and records the client's datagrams), but they reach the
+/// server in the order sent: one queue instead of a task per datagram. With a task per
+/// datagram, two datagrams sent back to back can swap; aioquic closes right after its answer,
+/// before the server confirms the handshake, so its CONNECTION_CLOSE goes in Initial and
+/// Handshake packets too, and if that overtakes the client's Finished the server never
+/// completes the handshake (and rightly never counts the lookup it served early).
+async fn ordered_relay(server: std::net::SocketAddr, delay: Duration) -> Relay {
+    use std::sync::{Arc, Mutex};
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let client = Arc::new(Mutex::new(None::<std::net::SocketAddr>));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let (f, rec, cl) = (front.clone(), sent.clone(), client.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = f.recv_from(&mut buf).await {
+            *cl.lock().unwrap() = Some(from);
+            rec.lock().unwrap().push(buf[..n].to_vec());
+            let _ = tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec()));
+        }
+    });
+    let b = back.clone();
+    tokio::spawn(async move {
+        while let Some((at, d)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            let _ = b.send_to(&d, server).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, _)) = back.recv_from(&mut buf).await {
+            let to = *client.lock().unwrap();
+            if let Some(to) = to {
+                let _ = front.send_to(&buf[..n], to).await;
+            }
+        }
+    });
+    Relay { addr, sent }
 }
 
 fn find_body(cookie: &str) -> Value {
@@ -137,8 +179,11 @@ async fn aioquic(port: u16, ca: &Path, opts: &[&str], requests: &[Value]) -> Val
     })
 }
 
+/// A POST request for `h3_client.py`.
 fn post(path: &str, body: Value) -> Value {
-    json!({"method": "POST", "path": path, "body": body})
+    let mut r = json!({"method": "POST", "path": path});
+    r["body"] = body;
+    r
 }
 
 /// A first, full connection that leaves a resumption ticket in `ticket`.
@@ -163,21 +208,20 @@ fn assert_sent_early(v: &Value, i: usize) {
     assert_eq!(v["ticket_allows_early_data"], true, "{v}");
     let r = &v["responses"][i];
     assert_eq!(r["sent_before_handshake"], true, "{v}");
-    assert!(
-        r["packet_types"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("0RTT")),
-        "the request did not travel in 0-RTT packets: {v}"
+    assert_eq!(
+        r["packet_types"][0], "0RTT",
+        "the request was not first sent in 0-RTT packets: {v}"
     );
 }
 
-/// Asserts that the server accepted the client's early data: the request went only in 0-RTT.
+/// Asserts that request `i` went out in 0-RTT and the server accepted the early data. (A copy
+/// may follow in 1-RTT: the client retransmits what is not yet acknowledged when its probe
+/// timer fires, and the server can acknowledge 0-RTT packets only once the client has 1-RTT
+/// keys.)
 fn assert_accepted_early(v: &Value, i: usize) {
     assert_sent_early(v, i);
     assert_eq!(v["handshake"]["session_resumed"], true, "{v}");
     assert_eq!(v["handshake"]["early_data_accepted"], true, "{v}");
-    assert_eq!(v["responses"][i]["packet_types"], json!(["0RTT"]), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +302,7 @@ async fn aioquic_zero_rtt_find_cloudlet_is_served_and_counted_once() {
     let ticket = dir.path().join("ticket");
     aioquic_ticket(&h3, &ca, &ticket).await;
     let before = finds(&s);
-    let relay = relay(h3.addr, RELAY_DELAY).await;
+    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(
         relay.addr.port(),
         &ca,
@@ -274,7 +318,11 @@ async fn aioquic_zero_rtt_find_cloudlet_is_served_and_counted_once() {
         r["body"]["fqdn"],
         "paris.paris-orange.local.edge.example.net"
     );
-    assert_eq!(settle_finds(&s, before + 1).await, before + 1);
+    assert_eq!(
+        settle_finds(&s, before + 1).await,
+        before + 1,
+        "FindCloudlet counted other than once (before: {before}): {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +333,7 @@ async fn aioquic_zero_rtt_state_change_is_too_early_then_runs() {
     let cookie = s.register(&fixture::app_key()).await;
     let ticket = dir.path().join("ticket");
     aioquic_ticket(&h3, &ca, &ticket).await;
-    let relay = relay(h3.addr, RELAY_DELAY).await;
+    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
     let qos = json!({"session_cookie": cookie});
     let mut after = post("/v1/qosprioritysessioncreate", qos.clone());
     after["after_handshake"] = json!(true);
@@ -326,7 +374,7 @@ async fn aioquic_replayed_zero_rtt_is_not_served_early_again() {
     let before = finds(&s);
     let find = [post("/v1/findcloudlet", find_body(&cookie))];
     let early = ["--early", "--ticket-in", ticket.to_str().unwrap()];
-    let first = relay(h3.addr, RELAY_DELAY).await;
+    let first = ordered_relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(first.addr.port(), &ca, &early, &find).await;
     assert_accepted_early(&v, 0);
     assert_eq!(v["responses"][0]["status"], 200, "{v}");
@@ -341,15 +389,18 @@ async fn aioquic_replayed_zero_rtt_is_not_served_early_again() {
     for d in &flight {
         attacker.send_to(d, h3.addr).await.unwrap();
     }
-    assert_eq!(
-        settle_finds(&s, before + 2).await,
-        before + 1,
-        "a replayed 0-RTT flight was counted"
-    );
+    // The server took it for a new connection and answered (with a full handshake).
+    let mut buf = [0u8; 2048];
+    tokio::time::timeout(Duration::from_secs(5), attacker.recv_from(&mut buf))
+        .await
+        .expect("the server answers the replayed ClientHello")
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(finds(&s), before + 1, "a replayed 0-RTT flight was counted");
     // The client itself reuses the same ticket: the server no longer holds its session, so the
     // handshake is a full one, the early data is refused, and the client sends the request again
     // in 1-RTT, where it is answered and counted once.
-    let second = relay(h3.addr, RELAY_DELAY).await;
+    let second = ordered_relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(second.addr.port(), &ca, &early, &find).await;
     assert_sent_early(&v, 0);
     assert_eq!(v["handshake"]["session_resumed"], false, "{v}");
@@ -367,7 +418,7 @@ async fn aioquic_replayed_zero_rtt_is_not_served_early_again() {
         (Some(200), Some("FIND_FOUND"))
     );
     assert_eq!(
-        settle_finds(&s, before + 3).await,
+        settle_finds(&s, before + 2).await,
         before + 2,
         "the request sent in 0-RTT and again in 1-RTT was counted twice"
     );
@@ -554,7 +605,7 @@ async fn ngtcp2_resumes_and_sends_its_request_in_0rtt() {
     // Second run, through the delaying relay: the request goes out in 0-RTT before the
     // handshake completes, the server accepts it, and answers.
     let before = finds(&s);
-    let relay = relay(h3.addr, RELAY_DELAY).await;
+    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
     let r = ngtcp2(
         relay.addr.port(),
         dir.path(),
@@ -587,5 +638,10 @@ async fn ngtcp2_resumes_and_sends_its_request_in_0rtt() {
         r.json()["fqdn"],
         "paris.paris-orange.local.edge.example.net"
     );
-    assert_eq!(settle_finds(&s, before + 1).await, before + 1);
+    assert_eq!(
+        settle_finds(&s, before + 1).await,
+        before + 1,
+        "FindCloudlet counted other than once (before: {before}): {}",
+        r.log
+    );
 }

@@ -102,8 +102,10 @@ def substitute(value, cookie):
 
 
 def packet_types(logger, stream_id):
-    """The QUIC packet types (from the client's own log) that carried data of `stream_id`."""
-    kinds = set()
+    """The QUIC packet types (from the client's own log) that carried data of `stream_id`, in
+    the order they were first used: ["0RTT"] for a request sent in 0-RTT, ["0RTT", "1RTT"] when
+    some of it was sent again (lost, refused or probed) after the handshake."""
+    kinds = []
     for trace in logger.to_dict()["traces"]:
         for ev in trace["events"]:
             if ev.get("name") != "transport:packet_sent":
@@ -111,8 +113,10 @@ def packet_types(logger, stream_id):
             data = ev["data"]
             for frame in data.get("frames", []):
                 if frame.get("frame_type") == "stream" and frame.get("stream_id") == stream_id:
-                    kinds.add(data["header"]["packet_type"])
-    return sorted(kinds)
+                    kind = data["header"]["packet_type"]
+                    if kind not in kinds:
+                        kinds.append(kind)
+    return kinds
 
 
 async def run(args, out):
