@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::h3::{H3, Relay, relay, start_h3};
+use common::h3::{H3, Relay, finds, relay, start_h3};
 use common::*;
-use dme::api_stats::Method;
 use dme::edge_client::EdgeStream;
 use dme::fixture;
 use dme::h3_client::{H3Client, client_endpoint};
@@ -37,22 +36,6 @@ async fn post(c: &H3Client, path: &str, body: &Value) -> (u16, Value) {
 fn find_body(cookie: &str) -> Value {
     json!({"session_cookie": cookie, "carrier_name": "orange",
            "gps_location": {"latitude": 48.85, "longitude": 2.35}})
-}
-
-fn finds(s: &Server) -> u64 {
-    let tables = s.dme.tables();
-    let k = fixture::app_key();
-    let key = dme::tables::AppKeyRef {
-        organization: &k.organization,
-        name: &k.name,
-        version: &k.version,
-    };
-    tables
-        .app(&key)
-        .unwrap()
-        .stats
-        .totals(Method::FindCloudlet)
-        .requests()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

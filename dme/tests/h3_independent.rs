@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::edge_py::python;
-use common::h3::{H3, Relay, start_h3};
+use common::h3::{H3, finds, relay, start_h3};
 use common::*;
-use dme::api_stats::Method;
 use dme::fixture;
 use serde_json::{Value, json};
 use tokio::process::Command;
@@ -27,22 +26,6 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(40);
 /// before the client's Finished does (see `common::h3::relay`).
 const RELAY_DELAY: Duration = Duration::from_millis(50);
 
-fn finds(s: &Server) -> u64 {
-    let tables = s.dme.tables();
-    let k = fixture::app_key();
-    let key = dme::tables::AppKeyRef {
-        organization: &k.organization,
-        name: &k.name,
-        version: &k.version,
-    };
-    tables
-        .app(&key)
-        .unwrap()
-        .stats
-        .totals(Method::FindCloudlet)
-        .requests()
-}
-
 /// Waits (bounded) for the FindCloudlet counter to reach `want`, then a little longer to see
 /// that it stays there; returns its value.
 async fn settle_finds(s: &Server, want: u64) -> u64 {
@@ -52,48 +35,6 @@ async fn settle_finds(s: &Server, want: u64) -> u64 {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     finds(s)
-}
-
-/// Like `common::h3::relay` (delays and records the client's datagrams), but they reach the
-/// server in the order sent: one queue instead of a task per datagram. With a task per
-/// datagram, two datagrams sent back to back can swap; aioquic closes right after its answer,
-/// before the server confirms the handshake, so its CONNECTION_CLOSE goes in Initial and
-/// Handshake packets too, and if that overtakes the client's Finished the server never
-/// completes the handshake (and rightly never counts the lookup it served early).
-async fn ordered_relay(server: std::net::SocketAddr, delay: Duration) -> Relay {
-    use std::sync::{Arc, Mutex};
-    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let addr = front.local_addr().unwrap();
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let client = Arc::new(Mutex::new(None::<std::net::SocketAddr>));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
-    let (f, rec, cl) = (front.clone(), sent.clone(), client.clone());
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, from)) = f.recv_from(&mut buf).await {
-            *cl.lock().unwrap() = Some(from);
-            rec.lock().unwrap().push(buf[..n].to_vec());
-            let _ = tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec()));
-        }
-    });
-    let b = back.clone();
-    tokio::spawn(async move {
-        while let Some((at, d)) = rx.recv().await {
-            tokio::time::sleep_until(at).await;
-            let _ = b.send_to(&d, server).await;
-        }
-    });
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        while let Ok((n, _)) = back.recv_from(&mut buf).await {
-            let to = *client.lock().unwrap();
-            if let Some(to) = to {
-                let _ = front.send_to(&buf[..n], to).await;
-            }
-        }
-    });
-    Relay { addr, sent }
 }
 
 fn find_body(cookie: &str) -> Value {
@@ -302,7 +243,7 @@ async fn aioquic_zero_rtt_find_cloudlet_is_served_and_counted_once() {
     let ticket = dir.path().join("ticket");
     aioquic_ticket(&h3, &ca, &ticket).await;
     let before = finds(&s);
-    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
+    let relay = relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(
         relay.addr.port(),
         &ca,
@@ -333,7 +274,7 @@ async fn aioquic_zero_rtt_state_change_is_too_early_then_runs() {
     let cookie = s.register(&fixture::app_key()).await;
     let ticket = dir.path().join("ticket");
     aioquic_ticket(&h3, &ca, &ticket).await;
-    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
+    let relay = relay(h3.addr, RELAY_DELAY).await;
     let qos = json!({"session_cookie": cookie});
     let mut after = post("/v1/qosprioritysessioncreate", qos.clone());
     after["after_handshake"] = json!(true);
@@ -374,7 +315,7 @@ async fn aioquic_replayed_zero_rtt_is_not_served_early_again() {
     let before = finds(&s);
     let find = [post("/v1/findcloudlet", find_body(&cookie))];
     let early = ["--early", "--ticket-in", ticket.to_str().unwrap()];
-    let first = ordered_relay(h3.addr, RELAY_DELAY).await;
+    let first = relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(first.addr.port(), &ca, &early, &find).await;
     assert_accepted_early(&v, 0);
     assert_eq!(v["responses"][0]["status"], 200, "{v}");
@@ -400,7 +341,7 @@ async fn aioquic_replayed_zero_rtt_is_not_served_early_again() {
     // The client itself reuses the same ticket: the server no longer holds its session, so the
     // handshake is a full one, the early data is refused, and the client sends the request again
     // in 1-RTT, where it is answered and counted once.
-    let second = ordered_relay(h3.addr, RELAY_DELAY).await;
+    let second = relay(h3.addr, RELAY_DELAY).await;
     let v = aioquic(second.addr.port(), &ca, &early, &find).await;
     assert_sent_early(&v, 0);
     assert_eq!(v["handshake"]["session_resumed"], false, "{v}");
@@ -605,7 +546,7 @@ async fn ngtcp2_resumes_and_sends_its_request_in_0rtt() {
     // Second run, through the delaying relay: the request goes out in 0-RTT before the
     // handshake completes, the server accepts it, and answers.
     let before = finds(&s);
-    let relay = ordered_relay(h3.addr, RELAY_DELAY).await;
+    let relay = relay(h3.addr, RELAY_DELAY).await;
     let r = ngtcp2(
         relay.addr.port(),
         dir.path(),

@@ -2,7 +2,7 @@
 //! and a UDP relay that delays a client's datagrams (to make 0-RTT observable on loopback).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dme::h3_client::{H3Client, client_config, client_endpoint};
@@ -54,32 +54,51 @@ impl H3 {
     }
 }
 
+/// The app's FindCloudlet count (the fixture app), as the API counters have it.
+pub fn finds(s: &Server) -> u64 {
+    let tables = s.dme.tables();
+    let k = dme::fixture::app_key();
+    let key = dme::tables::AppKeyRef {
+        organization: &k.organization,
+        name: &k.name,
+        version: &k.version,
+    };
+    let app = tables.app(&key).expect("the fixture app");
+    app.stats
+        .totals(dme::api_stats::Method::FindCloudlet)
+        .requests()
+}
+
 /// A UDP relay between one client and the server that delays the client's datagrams by
 /// `delay` (so a 0-RTT request reaches the server well before the client's Finished can: on
-/// loopback the handshake would otherwise race the request) and records them.
+/// loopback the handshake would otherwise race the request), keeping their order (one queue:
+/// a client's close must not overtake its Finished), and records them.
 pub struct Relay {
     pub addr: SocketAddr,
-    pub sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub sent: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 pub async fn relay(server: SocketAddr, delay: Duration) -> Relay {
     let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let addr = front.local_addr().unwrap();
-    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let client = Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
-    let (f, b, rec, cl) = (front.clone(), back.clone(), sent.clone(), client.clone());
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let client = Arc::new(Mutex::new(None::<SocketAddr>));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let (f, rec, cl) = (front.clone(), sent.clone(), client.clone());
     tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         while let Ok((n, from)) = f.recv_from(&mut buf).await {
             *cl.lock().unwrap() = Some(from);
-            let d = buf[..n].to_vec();
-            rec.lock().unwrap().push(d.clone());
-            let b = b.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = b.send_to(&d, server).await;
-            });
+            rec.lock().unwrap().push(buf[..n].to_vec());
+            let _ = tx.send((tokio::time::Instant::now() + delay, buf[..n].to_vec()));
+        }
+    });
+    let b = back.clone();
+    tokio::spawn(async move {
+        while let Some((at, d)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            let _ = b.send_to(&d, server).await;
         }
     });
     tokio::spawn(async move {
