@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LEAVES = {"geodata", "edge-model", "quic-lb", "edge-tls"}
 WIRE = LEAVES | {"edge-api", "dme-api"}
-LIBS = WIRE | {"edge-store", "controller", "crm", "dme", "dataplane", "shepherd", "edge-dns", "edgectl"}
+LIBS = WIRE | {"edge-store", "controller", "crm", "dme", "dataplane", "shepherd", "edge-dns", "edgectl", "mc"}
 
 # Crate -> the workspace crates it may depend on. Dependencies point down only;
 # controller, dme, dataplane and shepherd never depend on each other (nor on a CRM); edgectl is
@@ -54,6 +54,8 @@ ALLOWED = {
     # The region DNS: a notify subscriber beside the controller, DME and root LB.
     "edge-dns": LEAVES | {"edge-api"},
     "edgectl": WIRE,
+    # The master controller: a client of the controllers' API, in front of them.
+    "mc": WIRE,
     "edgeplane": LIBS,
     "edgeplane-benches": LIBS,
     "loadtests": LIBS | {"edgeplane-benches"},
