@@ -481,3 +481,41 @@ pub fn json_bodies(reqs: &[FindCloudletRequest]) -> anyhow::Result<Arc<[Bytes]>>
         .map(|r| serde_json::to_vec(r).map(Bytes::from))
         .collect::<Result<_, _>>()?)
 }
+
+/// gRPC FindCloudlet over HTTP/3 (tonic over [`H3Client`]; many callers share one QUIC
+/// connection).
+pub struct GrpcH3Find {
+    client: dme_api::proto::match_engine_api_client::MatchEngineApiClient<H3Client>,
+    reqs: Arc<[FindCloudletRequest]>,
+    rng: SmallRng,
+}
+
+impl GrpcH3Find {
+    pub fn new(client: H3Client, reqs: Arc<[FindCloudletRequest]>, seed: u64) -> Self {
+        Self {
+            client: dme_api::proto::match_engine_api_client::MatchEngineApiClient::with_origin(
+                client,
+                http::Uri::from_static("https://localhost"),
+            ),
+            reqs,
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+}
+
+impl Caller for GrpcH3Find {
+    async fn call(&mut self) -> Result<(), String> {
+        use dme_api::proto::find_cloudlet_reply::FindStatus;
+        let req = self.reqs[self.rng.random_range(0..self.reqs.len())].clone();
+        let reply = self
+            .client
+            .find_cloudlet(req)
+            .await
+            .map_err(|s| format!("grpc {:?}", s.code()))?;
+        if reply.get_ref().status == FindStatus::FindFound as i32 {
+            Ok(())
+        } else {
+            Err(format!("reply status {}", reply.get_ref().status))
+        }
+    }
+}
