@@ -2,22 +2,40 @@
 //! errors that name the file and the problem), a server certificate that is swapped at run time
 //! when its files change ([`ServerCert`], a rustls `ResolvesServerCert`), self-signed and
 //! CA-issued certificates for development and tests ([`dev`]), fingerprints, and rustls server
-//! configs on the ring provider.
+//! configs on the ring provider. And the region PKI with the mutual TLS every connection between
+//! components uses: a region CA issuing each component a certificate tagged with its role and
+//! region ([`pki`], [`identity`]), and rustls client and server configs that require the
+//! other end's certificate of that CA and check its role ([`mtls`]).
 //!
-//! Owns: loading and checking certificate/key pairs, reloading them, generating development
-//! certificates, the crypto provider choice (ring, always passed explicitly: no process-wide
-//! default provider is installed or relied on), TLS versions and ALPN of server configs.
-//! Does not own: sockets, accept loops and handshakes (each server does its own, e.g. the DME's
-//! `server` and the root LB's listeners), which certificate files a component uses (its flags or
-//! its route table), or any policy about when plaintext is acceptable.
+//! Owns: loading and checking certificate/key pairs, reloading them (one mechanism, `reload`,
+//! for server and client certificates and the CA), generating development certificates, the
+//! region CA and component certificates (files and their modes), the identity format
+//! (`edgeplane://<region>/<role>/<name>` URI SAN), which peers a mutual-TLS handshake accepts
+//! and the wording of its refusals, the crypto provider choice (ring, always passed explicitly:
+//! no process-wide default provider is installed or relied on), TLS versions and ALPN of the
+//! configs it builds.
+//! Does not own: sockets and accept loops (each server runs its own, e.g. the DME's `server`
+//! and the root LB's listeners; [`MtlsServer::accept`] does one connection's handshake), which
+//! certificate files a component uses (its flags or its route table), which roles a listener
+//! admits (the component passes a [`PeerPolicy`]), or any policy about when plaintext is
+//! acceptable.
 //!
 //! # Layout
 //! - `files`: [`load_pair`], [`load_certs`], [`load_key`].
-//! - `server_cert`: [`ServerCert`], the reloadable certificate, and its watcher task.
+//! - `reload`: the value-from-files-swapped-on-change mechanism and its polling task.
+//! - `server_cert`: [`ServerCert`], the reloadable server certificate.
 //! - [`dev`]: [`DevCert`], [`dev::DevCa`]: certificates generated with rcgen, never from files.
+//! - [`identity`]: [`Role`], [`PeerIdentity`], [`peer_identity`] (x509-parser).
+//! - [`pki`]: [`RegionCa`], [`LeafRequest`], [`IssuedCert`], `init`/`issue` on a directory.
+//! - [`mtls`]: [`RegionTrust`], [`ClientCert`], [`PeerPolicy`], [`MtlsServer`],
+//!   [`MtlsClient`], [`MtlsError`].
 
 pub mod dev;
 mod files;
+pub mod identity;
+pub mod mtls;
+pub mod pki;
+mod reload;
 mod server_cert;
 
 use std::path::PathBuf;
@@ -28,6 +46,9 @@ use rustls::server::ResolvesServerCert;
 
 pub use dev::DevCert;
 pub use files::{load_certs, load_key, load_pair};
+pub use identity::{IdentityError, PeerIdentity, Role, peer_identity};
+pub use mtls::{ClientCert, MtlsClient, MtlsError, MtlsServer, PeerPolicy, RegionTrust, Side};
+pub use pki::{IssuedCert, LeafRequest, PkiError, RegionCa};
 pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 pub use server_cert::ServerCert;
 
