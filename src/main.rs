@@ -1,6 +1,7 @@
 //! `edgeplane`: one binary, one role per subcommand. Each role lives in its own crate; this file
 //! only parses flags, sets up logging and the runtime, and dispatches.
 
+mod pki;
 mod up;
 
 /// glibc's allocator serialises threads on its arena locks under the DME's allocation pattern
@@ -44,6 +45,8 @@ enum Role {
     Echo(crm::echo::EchoArgs),
     /// The shared root load balancer of a cloudlet (multi-tenant L4 proxy).
     Rootlb(dataplane::RootLbArgs),
+    /// The region PKI: `init` the region CA, `issue` component certificates (mutual TLS).
+    Pki(pki::PkiArgs),
     /// Print the version and exit.
     Version,
 }
@@ -77,6 +80,10 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Files only, no runtime.
+    if let Role::Pki(args) = cli.role {
+        return pki::run(args);
+    }
     // The root LB sizes its own runtime (`--threads`).
     if let Role::Rootlb(args) = cli.role {
         return dataplane::rootlb::main(args);
@@ -95,7 +102,7 @@ fn main() -> Result<()> {
         Role::Dns(args) => rt.block_on(edge_dns::cli::run_dns(args)),
         Role::Shepherd(args) => rt.block_on(shepherd::cli::run_shepherd(args)),
         Role::Echo(args) => rt.block_on(crm::echo::run(args)),
-        Role::Rootlb(_) => unreachable!("handled before the runtime is built"),
+        Role::Rootlb(_) | Role::Pki(_) => unreachable!("handled before the runtime is built"),
         Role::Version => {
             println!("edgeplane {}", env!("CARGO_PKG_VERSION"));
             Ok(())
