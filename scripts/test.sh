@@ -12,6 +12,9 @@ need_apt=()
 for pair in "protoc:protobuf-compiler" "etcd:etcd-server" "influxd:influxdb" "dig:dnsutils" "ip:iproute2" "gtlsclient:ngtcp2-client"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_apt+=("${pair#*:}")
 done
+# PostgreSQL for the MC store's suite: Debian keeps initdb and pg_ctl off PATH, in
+# /usr/lib/postgresql/<version>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   log "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,13 +34,19 @@ export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
 # A real etcd for the store conformance suite (and the controller's etcd tests).
 EDGEPLANE_ETCD_ENDPOINTS=$(control/store/scripts/etcd-test-server.sh start)
 export EDGEPLANE_ETCD_ENDPOINTS
-trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true; control/shepherd/scripts/influx-test-server.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'control/store/scripts/etcd-test-server.sh stop >/dev/null 2>&1 || true; control/shepherd/scripts/influx-test-server.sh stop >/dev/null 2>&1 || true; control/mc/scripts/pg-test-server.sh stop >/dev/null 2>&1 || true' EXIT
 log "etcd at $EDGEPLANE_ETCD_ENDPOINTS"
 
 # A real InfluxDB 1.x for Shepherd's sink and collection tests.
 EDGEPLANE_INFLUX_URL=$(control/shepherd/scripts/influx-test-server.sh start)
 export EDGEPLANE_INFLUX_URL
 log "influxdb at $EDGEPLANE_INFLUX_URL"
+
+# A throwaway PostgreSQL cluster for the MC store's PostgreSQL conformance suite
+# (control/mc/tests/store_postgres.rs fails without it).
+EDGEPLANE_PG_URL=$(control/mc/scripts/pg-test-server.sh start)
+export EDGEPLANE_PG_URL
+log "postgresql at $EDGEPLANE_PG_URL"
 
 FEATURES=(--features edgeplane/etcd,edge-store/etcd,controller/etcd,loadtests/etcd)
 

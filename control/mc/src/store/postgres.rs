@@ -117,7 +117,7 @@ CREATE TABLE controllers (
 "#];
 
 /// The advisory lock key migrations hold ("mcstore").
-const MIGRATION_LOCK: i64 = 0x6d63_7374_6f72_65;
+const MIGRATION_LOCK: i64 = 0x006d_6373_746f_7265;
 
 /// Attempts per operation (serialization failures, dropped connections).
 const MAX_ATTEMPTS: u32 = 30;
