@@ -17,9 +17,10 @@
 # and the path of the cluster's directory, a fresh `mktemp -d` under ${TMPDIR:-/tmp} with the
 # data directory, the socket and postgres.log (separate, because STATE_DIR may sit where the
 # server's user cannot reach). The cluster trusts local connections (user `edgeplane`,
-# superuser, no password), runs with fsync off and listens on 127.0.0.1 only, on a free port
-# picked at random, so several servers (different STATE_DIRs) can run side by side. initdb
-# refuses to run as root: as root the cluster belongs to, and runs as, the `postgres` user.
+# superuser, no password), runs with fsync off and little WAL kept (tests create a database
+# each), and listens on 127.0.0.1 only, on a free port picked at random, so several servers
+# (different STATE_DIRs) can run side by side. initdb refuses to run as root: as root the
+# cluster belongs to, and runs as, the `postgres` user.
 # The binaries are found in /usr/lib/postgresql/*/bin (newest version), else on PATH. Progress
 # goes to stderr; only the URL goes to stdout. `start` on a running server just prints its URL
 # again; `stop` removes the cluster's directory and STATE_DIR.
@@ -103,7 +104,7 @@ start() {
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null 2>&1; then
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_wal_size=64MB" start >/dev/null 2>&1; then
       echo "postgres://edgeplane@127.0.0.1:$port/postgres" >"$state/url"
       say "ready at postgres://edgeplane@127.0.0.1:$port/postgres (cluster $dir, $bin)"
       cat "$state/url"
@@ -139,5 +140,5 @@ case $cmd in
   start) start ;;
   stop) stop ;;
   url) running || die "not running (state $state)"; cat "$state/url" ;;
-  *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,26p' "$0" >&2; exit 2 ;;
 esac
