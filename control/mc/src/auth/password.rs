@@ -3,11 +3,13 @@
 //! # Parameters
 //! [`HashParams::PRODUCTION`] is Argon2id with m = 19 MiB (19 456 KiB), t = 2, p = 1: the first
 //! of OWASP's equivalent configurations (Password Storage Cheat Sheet) and the `argon2`
-//! crate's default. On this project's machines (2 vCPU Xeon, release build) one hash takes
-//! about 26 ms (`cargo test --release -p mc --lib -- --ignored hash_time --nocapture`), so
-//! a login costs one core some 26 ms and 19 MiB for that time: cheap enough for an MC's login
-//! rate (failed logins are slowed further by the caller's delay and by lockout), costly for an
-//! offline attacker. The parameters travel in each PHC string, so raising them later only
+//! crate's default. On this project's machine (2 vCPU Xeon, release build, shared with other
+//! builds at a load average of about 4) one hash took 34–43 ms (mean of 20, four runs) and one
+//! verification 20–39 ms (`cargo test --release -p mc --lib -- --ignored hash_time
+//! --nocapture`); the least disturbed figure, about 20 ms, is the unloaded cost. A login thus
+//! costs one core some 20–40 ms and 19 MiB for that time: cheap enough for an MC's login rate
+//! (failed logins are slowed further by the caller's delay and by lockout), costly for an
+//! offline attacker. The caller should hash on a blocking thread, not on the async runtime. The parameters travel in each PHC string, so raising them later only
 //! needs [`needs_rehash`] at the next successful login.
 //!
 //! Unoptimised builds make a hash take seconds; the workspace builds `argon2` and `blake2`
