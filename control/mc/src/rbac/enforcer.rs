@@ -127,6 +127,23 @@ pub(crate) fn key(name: &str) -> Cow<'_, str> {
     }
 }
 
+/// Calls `f` with `name` in its compared form, folding case in a stack buffer (names are at
+/// most 64 bytes; longer ones allocate): the decision path allocates nothing.
+pub(crate) fn with_key<R>(name: &str, f: impl FnOnce(&str) -> R) -> R {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return f(name);
+    }
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..name.len()) {
+        Some(b) => {
+            b.copy_from_slice(name.as_bytes());
+            b.make_ascii_lowercase();
+            f(std::str::from_utf8(b).expect("ASCII case folding keeps UTF-8"))
+        }
+        None => f(&name.to_ascii_lowercase()),
+    }
+}
+
 /// Whether `role` may be held on `org` at all (admin roles on "" only, others on an org).
 pub(crate) fn well_formed(role: Role, org: &str) -> bool {
     (role.kind() == RoleKind::Admin) == org.is_empty()
@@ -214,15 +231,16 @@ impl Grants {
     }
 
     fn user(&self, name: &str) -> Option<&UserEntry> {
-        self.users.get(&*key(name))
+        with_key(name, |k| self.users.get(k))
     }
 
     fn org_entry<'a>(user: &'a UserEntry, org: &str) -> Option<&'a OrgEntry> {
-        let org = key(org);
-        user.orgs
-            .binary_search_by(|o| (*o.key).cmp(&*org))
-            .ok()
-            .map(|i| &user.orgs[i])
+        with_key(org, |org| {
+            user.orgs
+                .binary_search_by(|o| (*o.key).cmp(org))
+                .ok()
+                .map(|i| &user.orgs[i])
+        })
     }
 
     /// Everything `user` may do in `org` (admin grants included).
@@ -242,8 +260,8 @@ impl Grants {
     pub fn perms(&self, subject: Subject<'_>, org: &str) -> PermSet {
         match subject {
             Subject::User(u) => self.user_perms(u, org),
-            Subject::Key(id) => match self.keys.get(&*key(id)) {
-                Some(k) if *k.org_key == *key(org) => k.perms,
+            Subject::Key(id) => match with_key(id, |id| self.keys.get(id)) {
+                Some(k) if with_key(org, |org| *k.org_key == *org) => k.perms,
                 _ => PermSet::EMPTY,
             },
         }
@@ -317,12 +335,11 @@ fn deny_reason(grants: &Grants, subject: Subject<'_>, org: &str, p: Permission) 
     };
     match subject {
         Subject::User(u) => {
-            let roles: Vec<String> = grants
-                .roles(u, org)
-                .iter()
-                .chain(grants.roles(u, "").iter())
-                .map(|r| r.to_string())
-                .collect();
+            let mut roles = grants.roles(u, org);
+            if !org.is_empty() {
+                roles.extend(grants.roles(u, ""));
+            }
+            let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
             let held = if roles.is_empty() {
                 format!("has no role in {place}")
             } else {

@@ -194,6 +194,15 @@ fn deny_reasons_name_what_is_missing() {
          empty (admin) organisation \"\""
     );
     assert_eq!(
+        reason(user("adminview"), "", R::Config, V),
+        "user adminview lacks config:view in the empty (admin) organisation \"\": holds only \
+         AdminViewer"
+    );
+    assert_eq!(
+        reason(user("adminview"), "DevA", R::Apps, M),
+        "user adminview lacks apps:manage in organisation DevA: holds only AdminViewer"
+    );
+    assert_eq!(
         reason(Subject::Key("key-view"), "DevB", R::Apps, V),
         "API key key-view lacks apps:view in organisation DevB: it acts only in organisation DevA"
     );
@@ -618,4 +627,14 @@ fn key_permissions_are_a_subset_of_the_creators() {
     let g2 = Grants::new(&fixture_grants(), &[k]);
     let got: BTreeSet<Permission> = g2.perms(Subject::Key("k1"), "DevA").iter().collect();
     assert_eq!(got, perms.into_iter().collect());
+}
+
+#[test]
+fn names_beyond_the_stack_buffer_fold_too() {
+    let long_org = format!("Org{}", "X".repeat(70));
+    let g = Grants::new(&[grant("Alice", &long_org, Role::DeveloperViewer)], &[]);
+    let lower = long_org.to_ascii_lowercase();
+    assert!(enforce(&g, user("ALICE"), &lower, R::Apps, V).is_allowed());
+    assert!(enforce(&g, user("alice"), &long_org, R::Apps, V).is_allowed());
+    assert!(!enforce(&g, user("alice"), &long_org[..60], R::Apps, V).is_allowed());
 }
