@@ -23,21 +23,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
     SignatureScheme,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::identity::{self, IdentityError, PeerIdentity, Role};
 use crate::reload::{self, FileKind, Reloadable};
-use crate::server_cert::{leaf_fingerprint, pair_fixed, pair_from_files, pair_paths};
 use crate::{ServerCert, TlsError, files};
 
 /// A peer that has not finished its handshake by then is dropped.
@@ -349,87 +347,9 @@ impl reload::Reload for RegionTrust {
     }
 }
 
-/// The certificate a component presents when it dials another, swapped at run time when its
-/// files change; implements [`rustls::client::ResolvesClientCert`].
-#[derive(Debug)]
-pub struct ClientCert {
-    pair: Reloadable<CertifiedKey>,
-}
-
-impl ClientCert {
-    /// The pair in these PEM files (chain: leaf first).
-    pub fn from_files(cert: &Path, key: &Path) -> Result<Arc<ClientCert>, TlsError> {
-        Ok(Arc::new(ClientCert {
-            pair: pair_from_files(cert, key)?,
-        }))
-    }
-
-    /// A fixed pair given in memory (never reloaded).
-    pub fn from_pair(
-        certs: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Arc<ClientCert>, TlsError> {
-        Ok(Arc::new(ClientCert {
-            pair: pair_fixed(certs, key)?,
-        }))
-    }
-
-    /// The pair handshakes currently get.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        self.pair.load_full()
-    }
-
-    /// SHA-256 of the current leaf certificate.
-    pub fn fingerprint(&self) -> String {
-        leaf_fingerprint(&self.pair.load())
-    }
-
-    /// The certificate and key files, when the pair came from files.
-    pub fn paths(&self) -> Option<(&Path, &Path)> {
-        pair_paths(&self.pair)
-    }
-
-    /// As [`ServerCert::reload_if_changed`].
-    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        self.pair.reload_if_changed()
-    }
-
-    /// As [`ServerCert::watch`].
-    pub fn watch(
-        self: &Arc<Self>,
-        every: Duration,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> tokio::task::JoinHandle<()> {
-        reload::watch(self.clone(), every, shutdown)
-    }
-}
-
-impl reload::Reload for ClientCert {
-    const WHAT: &'static str = "TLS client certificate";
-    fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        self.pair.reload_if_changed()
-    }
-    fn watches_files(&self) -> bool {
-        self.pair.paths().is_some()
-    }
-    fn current_fingerprint(&self) -> String {
-        self.fingerprint()
-    }
-}
-
-impl ResolvesClientCert for ClientCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[SignatureScheme],
-    ) -> Option<Arc<CertifiedKey>> {
-        Some(self.pair.load_full())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
+/// The certificate a component presents when it dials another: the same reloading pair as a
+/// server's ([`ServerCert`], which also implements `ResolvesClientCert`).
+pub type ClientCert = ServerCert;
 
 /// Server side: a client certificate is required, its chain must lead to the current region
 /// CA, and its identity must pass the policy.

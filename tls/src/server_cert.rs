@@ -29,8 +29,8 @@ fn read(paths: &[PathBuf]) -> Result<CertifiedKey, TlsError> {
 }
 
 /// A certificate chain and key from PEM files, re-read by `reload_if_changed`: the state of
-/// [`ServerCert`] and [`ClientCert`](crate::ClientCert).
-pub(crate) fn pair_from_files(
+/// [`ServerCert`] (also used as [`ClientCert`](crate::ClientCert)).
+fn pair_from_files(
     cert: &Path,
     key: &Path,
 ) -> Result<Reloadable<CertifiedKey>, TlsError> {
@@ -38,7 +38,7 @@ pub(crate) fn pair_from_files(
 }
 
 /// A fixed pair given in memory.
-pub(crate) fn pair_fixed(
+fn pair_fixed(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Reloadable<CertifiedKey>, TlsError> {
@@ -49,7 +49,7 @@ pub(crate) fn pair_fixed(
 }
 
 /// The leaf's fingerprint, or "" for an empty chain.
-pub(crate) fn leaf_fingerprint(pair: &CertifiedKey) -> String {
+fn leaf_fingerprint(pair: &CertifiedKey) -> String {
     pair.cert
         .first()
         .map(crate::fingerprint)
@@ -57,7 +57,7 @@ pub(crate) fn leaf_fingerprint(pair: &CertifiedKey) -> String {
 }
 
 /// The (cert, key) paths of a pair from files.
-pub(crate) fn pair_paths(pair: &Reloadable<CertifiedKey>) -> Option<(&Path, &Path)> {
+fn pair_paths(pair: &Reloadable<CertifiedKey>) -> Option<(&Path, &Path)> {
     pair.paths().map(|p| (p[0], p[1]))
 }
 
@@ -137,6 +137,21 @@ impl reload::Reload for ServerCert {
 impl ResolvesServerCert for ServerCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.pair.load_full())
+    }
+}
+
+/// The same pair, presented when dialling (mutual TLS: [`crate::ClientCert`]).
+impl rustls::client::ResolvesClientCert for ServerCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.pair.load_full())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

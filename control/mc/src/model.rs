@@ -48,7 +48,8 @@ pub struct Org {
 /// admin roles, which hold in every organisation).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Grant {
-    /// A user name, or an API key id (a key's rights are its own grants, never its user's).
+    /// A user name. (An API key's rights are its own `permissions`, capped by its creator's
+    /// current rights in its organisation: see `rbac`; keys hold no grants.)
     pub subject: String,
     /// "" for admin roles.
     pub org: String,
@@ -64,7 +65,8 @@ pub struct ApiKey {
     /// The user who created it.
     pub username: String,
     pub description: String,
-    /// Argon2id PHC string of the secret.
+    /// The secret's hash (`auth::apikey`: HMAC-SHA256 keyed by the id, for 256-bit random
+    /// secrets; an Argon2id PHC string also verifies).
     pub secret_hash: String,
     /// (resource, action) pairs, e.g. ("apps", "manage").
     pub permissions: Vec<(String, String)>,
