@@ -30,10 +30,7 @@ fn read(paths: &[PathBuf]) -> Result<CertifiedKey, TlsError> {
 
 /// A certificate chain and key from PEM files, re-read by `reload_if_changed`: the state of
 /// [`ServerCert`] (also used as [`ClientCert`](crate::ClientCert)).
-fn pair_from_files(
-    cert: &Path,
-    key: &Path,
-) -> Result<Reloadable<CertifiedKey>, TlsError> {
+fn pair_from_files(cert: &Path, key: &Path) -> Result<Reloadable<CertifiedKey>, TlsError> {
     Reloadable::from_files(&[(cert, FileKind::Cert), (key, FileKind::Key)], read)
 }
 
