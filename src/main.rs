@@ -45,6 +45,9 @@ enum Role {
     Echo(crm::echo::EchoArgs),
     /// The shared root load balancer of a cloudlet (multi-tenant L4 proxy).
     Rootlb(dataplane::RootLbArgs),
+    /// The master controller: users, organisations, roles, API keys and the audit log in
+    /// front of the regions (REST API).
+    Mc(mc::cli::McArgs),
     /// The region PKI: `init` the region CA, `issue` component certificates (mutual TLS).
     Pki(pki::PkiArgs),
     /// Print the version and exit.
@@ -102,6 +105,7 @@ fn main() -> Result<()> {
         Role::Dns(args) => rt.block_on(edge_dns::cli::run_dns(args)),
         Role::Shepherd(args) => rt.block_on(shepherd::cli::run_shepherd(args)),
         Role::Echo(args) => rt.block_on(crm::echo::run(args)),
+        Role::Mc(args) => rt.block_on(mc::cli::run(args)).map_err(Into::into),
         Role::Rootlb(_) | Role::Pki(_) => unreachable!("handled before the runtime is built"),
         Role::Version => {
             println!("edgeplane {}", env!("CARGO_PKG_VERSION"));

@@ -14,8 +14,12 @@
 //! - `rbac`: roles × resources × actions, the enforcer and the grant rules, free of I/O.
 //! - `auth`: passwords (hashing, strength), lockout, signed tokens, API-key secrets.
 //! - `store`: the `McStore` trait, its redb and PostgreSQL backends, the conformance suite.
+//! - `server`: the REST API (axum): accounts, the audit recorder, the region proxy.
+//! - `cli`: `edgeplane mc`'s flags, the admin bootstrap, start-up.
 
 pub mod auth;
 pub mod model;
 pub mod rbac;
 pub mod store;
+pub mod cli;
+pub mod server;
