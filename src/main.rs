@@ -68,8 +68,8 @@ struct ControllerRole {
 async fn run_controller(role: ControllerRole) -> Result<()> {
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let node = role.fake_node_address;
-    controller::cli::run_controller(role.controller, move |notify| {
-        crm::cli::spawn_fake(vec![notify.to_string()], node, stop);
+    controller::cli::run_controller(role.controller, move |notify, tls| {
+        crm::cli::spawn_fake(vec![notify.to_string()], tls, node, stop);
     })
     .await
 }

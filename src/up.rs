@@ -131,12 +131,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     ));
     crm::cli::spawn_fake(
         notify_addrs.clone(),
+        None,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         stop.clone(),
     );
 
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: notify_addrs.clone(),
+        tls: None,
         name: "dme-local".into(),
     });
     let (g, h) = (
@@ -276,6 +278,7 @@ impl LocalCloudlet {
         let made = platforms.clone();
         let config = crm::CrmConfig {
             addrs: controller.to_vec(),
+            tls: None,
             name: format!("crm-{}-{}", self.key.organization, self.key.name),
             scope: crm::Scope::Cloudlet(self.key.clone()),
             platforms: Box::new(move |c| {

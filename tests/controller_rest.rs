@@ -38,6 +38,7 @@ async fn start() -> Rest {
     ));
     crm::cli::spawn_fake(
         vec![notify_addr.to_string()],
+        None,
         "127.0.0.1".parse().unwrap(),
         rx,
     );

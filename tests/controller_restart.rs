@@ -103,6 +103,7 @@ async fn dme_survives_a_controller_restart_and_prunes_what_was_deleted() {
     ));
     let crm = crm::cli::spawn_fake(
         vec![side_addr.to_string()],
+        None,
         "127.0.0.1".parse().unwrap(),
         side_rx,
     );

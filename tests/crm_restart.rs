@@ -51,6 +51,7 @@ fn start_crm(
     };
     let config = crm::CrmConfig {
         addrs: vec![notify.to_string()],
+        tls: None,
         name: "crm-restart".into(),
         scope: crm::Scope::Cloudlet(cloudlet()),
         platforms: Box::new(move |c| crm::cli::make_platform(&opts, c)),
@@ -303,6 +304,7 @@ async fn bad_commands_and_taken_ports_fail_the_create_with_the_reason() {
     };
     let config = crm::CrmConfig {
         addrs: vec![ctl.notify.to_string()],
+        tls: None,
         name: "crm-bad".into(),
         scope: crm::Scope::Cloudlet(cloudlet()),
         platforms: Box::new(move |c| crm::cli::make_platform(&opts, c)),
@@ -381,6 +383,7 @@ async fn a_crm_for_a_cloudlet_that_does_not_exist_stops_with_a_clear_error() {
     edgectl::apply(&mut client, &doc).await.unwrap();
     let config = crm::CrmConfig {
         addrs: vec![ctl.notify.to_string()],
+        tls: None,
         name: "crm-typo".into(),
         scope: crm::Scope::Cloudlet(CloudletKey {
             organization: "telekom".into(),

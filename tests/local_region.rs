@@ -301,6 +301,7 @@ async fn local_instances_resolve_carry_traffic_fail_over_and_go_away() {
         };
         let config = crm::CrmConfig {
             addrs: vec![ctl.notify.to_string()],
+            tls: None,
             name: format!("crm-{name}"),
             scope: crm::Scope::Cloudlet(edge_model::CloudletKey {
                 organization: "telekom".into(),

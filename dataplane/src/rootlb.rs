@@ -88,6 +88,9 @@ pub struct RootLbArgs {
     /// At start-up, a process already listening there is taken over.
     #[arg(long, value_name = "PATH")]
     pub upgrade_socket: Option<PathBuf>,
+    /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role rootlb`).
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 fn parse_cloudlet(s: &str) -> Result<edge_model::CloudletKey, String> {
@@ -247,6 +250,7 @@ pub async fn run_rootlb_until(
         (None, Some(cloudlet)) if !args.controller.is_empty() => {
             let config = NotifyConfig {
                 addrs: args.controller.clone(),
+                tls: args.mtls.controller_client()?,
                 name: args.name.clone().unwrap_or_else(|| {
                     format!("rootlb-{}-{}", cloudlet.organization, cloudlet.name)
                 }),

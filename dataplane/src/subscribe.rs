@@ -30,6 +30,8 @@ pub const WANT: [ObjectKind; 2] = [ObjectKind::ClusterInst, ObjectKind::AppInst]
 pub struct NotifyConfig {
     /// Controller notify addresses (`host:port`), tried in turn.
     pub addrs: Vec<String>,
+    /// Mutual TLS with the controller's notify endpoint (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
     /// Subscriber name (the controller records acknowledgements under it).
     pub name: String,
     pub cloudlet: CloudletKey,
@@ -47,7 +49,8 @@ pub async fn run(
         cloudlet_filter: Some(config.cloudlet.clone()),
         ..Subscription::new(config.name.clone(), Role::RootLb, WANT.to_vec())
     };
-    let driver = DriverConfig::new(config.addrs.clone(), subscription);
+    let mut driver = DriverConfig::new(config.addrs.clone(), subscription);
+    driver.tls = config.tls.clone();
     let me = LbSubscriber {
         config,
         tables,

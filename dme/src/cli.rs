@@ -151,6 +151,9 @@ pub struct DmeArgs {
     /// past its expiry (so an SDK reconnecting after a long stream is not refused).
     #[arg(long, default_value_t = 24 * 3600)]
     pub edge_cookie_grace_secs: u64,
+    /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role dme`).
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 /// Loads everything, binds both listeners, and serves until Ctrl-C.
@@ -213,6 +216,7 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
     if args.standalone.is_none() {
         let config = SubscriberConfig {
             addrs: args.controller.clone(),
+            tls: args.mtls.controller_client()?,
             name: args.name.clone(),
         };
         tokio::spawn(crate::subscriber::run(dme.clone(), config));

@@ -26,7 +26,17 @@ pub struct Grpc(pub Arc<Dme>);
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn ctx<T>(req: &Request<T>) -> Ctx {
-    Ctx::now(req.remote_addr().map(|a| a.ip()))
+    Ctx::now(peer_ip(req))
+}
+
+/// The client's address: tonic's own for plaintext, the TLS accept loop's otherwise.
+pub(crate) fn peer_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
+    req.remote_addr()
+        .or_else(|| {
+            let info = req.extensions().get::<edge_tls::serve::ConnInfo>()?;
+            Some(info.remote)
+        })
+        .map(|a| a.ip())
 }
 
 /// Runs one unary RPC: decode context, call the engine, map the error.

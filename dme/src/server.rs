@@ -1,12 +1,10 @@
 //! Serving: gRPC and REST listeners over one engine, plaintext or TLS, until shutdown.
 //!
 //! Plaintext is served exactly as before TLS existed (tonic's own TCP incoming, axum's TCP
-//! listener): nothing per request or connection is added to it. With TLS, `tls` accepts the
+//! listener): nothing per request or connection is added to it. With TLS, `edge_tls::serve` accepts the
 //! connections and does each handshake in the connection's own task (bounded in time), so a
 //! slow or silent client never holds up the others; finished handshakes go to tonic and axum.
 //! With an HTTP/3 endpoint (`crate::h3`), REST responses advertise it with `Alt-Svc`.
-
-mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -118,9 +116,12 @@ async fn serve_tcp(
     match cert {
         None => serve_plain(grpc_listener, rest_listener, grpc, rest, rx).await,
         Some(cert) => {
-            let (grpc_config, rest_config) = tls::configs(cert)?;
-            let grpc_conns = tls::accept(grpc_listener, grpc_config, rx.clone())?;
-            let rest_conns = tls::accept(rest_listener, rest_config, rx.clone())?;
+            use edge_tls::serve::{Acceptor, accept};
+            // gRPC offers only h2; REST offers h2 and http/1.1 (curl and browsers).
+            let grpc_config = edge_tls::server_config(cert.clone(), &[b"h2"])?;
+            let rest_config = edge_tls::server_config(cert, &[b"h2", b"http/1.1"])?;
+            let grpc_conns = accept(grpc_listener, Acceptor::Tls(grpc_config), rx.clone())?;
+            let rest_conns = accept(rest_listener, Acceptor::Tls(rest_config), rx.clone())?;
             let (g, h) = tokio::join!(
                 grpc.serve_with_incoming_shutdown(grpc_conns.into_stream(), stopped(rx.clone())),
                 axum::serve(rest_conns.tap_io(|_| ()), rest).with_graceful_shutdown(stopped(rx)),

@@ -28,6 +28,8 @@ pub const WANT: [ObjectKind; 6] = [
 pub struct SubscriberConfig {
     /// Controller notify addresses (`host:port`), tried in turn.
     pub addrs: Vec<String>,
+    /// Mutual TLS with the controller's notify endpoint (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
     /// This DME's name, under which its acknowledgements are recorded.
     pub name: String,
 }
@@ -50,6 +52,7 @@ pub fn spawn_local(config: SubscriberConfig) -> Arc<Dme> {
 pub async fn run(dme: Arc<Dme>, config: SubscriberConfig) {
     let subscription = Subscription::new(config.name, Role::Dme, WANT.to_vec());
     let mut driver = DriverConfig::new(config.addrs, subscription);
+    driver.tls = config.tls;
     driver.outbox = 64;
     let me = DmeSubscriber {
         dme,

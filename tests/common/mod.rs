@@ -35,6 +35,7 @@ impl Dme {
 pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: notify.iter().map(ToString::to_string).collect(),
+        tls: None,
         name: DME_NAME.into(),
     });
     let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -101,6 +102,7 @@ pub async fn start_controller_with(
     // The fake platform's cloudlets get their CRM, as `edgeplane controller` runs it.
     crm::cli::spawn_fake(
         vec![notify.to_string()],
+        None,
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         crm_rx,
     );

@@ -14,8 +14,10 @@
 //! and the wording of its refusals, the crypto provider choice (ring, always passed explicitly:
 //! no process-wide default provider is installed or relied on), TLS versions and ALPN of the
 //! configs it builds.
-//! Does not own: sockets and accept loops (each server runs its own, e.g. the DME's `server`
-//! and the root LB's listeners; [`MtlsServer::accept`] does one connection's handshake), which
+//! And the one TLS accept loop servers share ([`serve`]: tonic and axum), the mutual-TLS
+//! connector for gRPC clients ([`grpc`]), and the `--mtls-*` flags every component takes
+//! ([`cli`]).
+//! Does not own: plain TCP listeners (the root LB's proxy listeners are its own), which
 //! certificate files a component uses (its flags or its route table), which roles a listener
 //! admits (the component passes a [`PeerPolicy`]), or any policy about when plaintext is
 //! acceptable.
@@ -27,15 +29,20 @@
 //! - [`dev`]: [`DevCert`], [`dev::DevCa`]: certificates generated with rcgen, never from files.
 //! - [`identity`]: [`Role`], [`PeerIdentity`], [`peer_identity`] (x509-parser).
 //! - [`pki`]: [`RegionCa`], [`LeafRequest`], [`IssuedCert`], `init`/`issue` on a directory.
+//! - [`serve`]: [`serve::accept`] → [`serve::TlsIncoming`]; [`grpc`]: [`grpc::MtlsConnector`];
+//!   [`cli`]: [`cli::MtlsArgs`] → [`cli::Mtls`].
 //! - [`mtls`]: [`RegionTrust`], [`ClientCert`], [`PeerPolicy`], [`MtlsServer`],
 //!   [`MtlsClient`], [`MtlsError`].
 
+pub mod cli;
 pub mod dev;
 mod files;
+pub mod grpc;
 pub mod identity;
 pub mod mtls;
 pub mod pki;
 mod reload;
+pub mod serve;
 mod server_cert;
 
 use std::path::PathBuf;

@@ -42,6 +42,11 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/edgeplane_descriptor.bin"));
 }
 
+/// gRPC metadata by which the MC tells the controller whom it speaks for (`user:NAME`, or
+/// `apikey:ID (user:NAME)`), for the controller's log of who changed what. The controller
+/// believes it only from a peer whose certificate has the `mc` role.
+pub const CALLER_HEADER: &str = "x-edgeplane-caller";
+
 pub use convert::{ConvertError, ConvertErrorKind, kind_filter, kind_to_wire};
 pub use fields::{check_update_fields, updatable_fields};
 pub use notify::{Notice, Role, SubscriberMessage, Subscription};

@@ -206,6 +206,26 @@ fn organization(o: &Object) -> Option<&str> {
 /// The gRPC service.
 pub struct ControllerService(pub Arc<Core>);
 
+/// Who made a request, for the log: the verified certificate identity of the caller and, for
+/// the MC, the user it speaks for ([`edge_api::CALLER_HEADER`]); over plaintext, the address.
+pub fn caller<T>(req: &Request<T>) -> String {
+    let info = req.extensions().get::<edge_tls::serve::ConnInfo>();
+    let Some(peer) = info.and_then(|i| i.peer.as_ref()) else {
+        return match req.remote_addr() {
+            Some(a) => format!("plaintext client {a}"),
+            None => "plaintext client".into(),
+        };
+    };
+    let speaks_for = req
+        .metadata()
+        .get(edge_api::CALLER_HEADER)
+        .and_then(|v| v.to_str().ok());
+    match speaks_for {
+        Some(user) if peer.role == edge_tls::Role::Mc => format!("{user} via {peer}"),
+        _ => peer.to_string(),
+    }
+}
+
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::Progress, Status>> + Send>>;
 type ObjectStream = Pin<Box<dyn Stream<Item = Result<pb::Object, Status>> + Send>>;
 
@@ -280,9 +300,11 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<ProgressStream>, Status> {
+        let who = caller(&req);
         let obj = object_from(req.into_inner().object)?;
         let core = self.0.clone();
         let key = obj.key();
+        tracing::info!(caller = %who, "create {}", describe(&key));
         Ok(Response::new(stream_op(core.clone(), key, async move {
             core.create(obj).await
         })))
@@ -292,11 +314,13 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<ProgressStream>, Status> {
+        let who = caller(&req);
         let req = req.into_inner();
         let obj = object_from(req.object)?;
         edge_api::check_update_fields(obj.kind(), &req.fields).map_err(invalid)?;
         let core = self.0.clone();
         let key = obj.key();
+        tracing::info!(caller = %who, "update {} {:?}", describe(&key), req.fields);
         let fields = req.fields;
         Ok(Response::new(stream_op(core.clone(), key, async move {
             core.update(obj, &fields).await
@@ -307,11 +331,13 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<ProgressStream>, Status> {
+        let who = caller(&req);
         let key = req
             .into_inner()
             .key
             .ok_or_else(|| invalid("key: required"))?;
         let key = ObjectKey::try_from(key).map_err(invalid)?;
+        tracing::info!(caller = %who, "delete {}", describe(&key));
         let core = self.0.clone();
         let k = key.clone();
         Ok(Response::new(stream_op(core.clone(), key, async move {
@@ -346,6 +372,7 @@ impl pb::controller_server::Controller for ControllerService {
         &self,
         req: Request<pb::RelayRequest>,
     ) -> Result<Response<pb::RelayReply>, Status> {
+        tracing::info!(caller = %caller(&req), "relay");
         let subscribers = self.0.relay(req.into_inner())?;
         Ok(Response::new(pb::RelayReply { subscribers }))
     }

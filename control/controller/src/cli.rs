@@ -45,6 +45,11 @@ pub struct ControllerArgs {
     pub notify_keepalive_secs: u64,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// With these, the API, its REST mirror and notify require mutual TLS: API callers need
+    /// an `mc` or `edgectl` certificate, subscribers a `dme`, `rootlb`, `crm`, `dns` or
+    /// `shepherd` one, all of this region CA.
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 /// Where the object model is persisted.
@@ -91,13 +96,31 @@ async fn open_etcd(_: &StoreArgs) -> Result<Arc<dyn Store>> {
 }
 
 /// Opens the store, binds, serves until Ctrl-C. `bound` is called with the notify address once
-/// it is bound (the binary starts the in-process CRMs there).
+/// it is bound, and the client side of mutual TLS when configured (the binary starts the
+/// in-process CRMs there, on the controller's certificate).
 pub async fn run_controller(
     args: ControllerArgs,
-    bound: impl FnOnce(std::net::SocketAddr),
+    bound: impl FnOnce(std::net::SocketAddr, Option<edge_tls::MtlsClient>),
 ) -> Result<()> {
+    let mtls = args.mtls.load().context("loading the mutual-TLS files")?;
     let store = args.store.open().await?;
     let mut handle = crate::server::start(store, &args.region).await?;
+    let mut subscriber_tls = None;
+    if let Some(m) = &mtls {
+        if m.region() != args.region {
+            anyhow::bail!(
+                "the region CA is for region {:?} but --region is {:?}",
+                m.region(),
+                args.region
+            );
+        }
+        handle.tls = Some(crate::server::ControllerTls::new(m)?);
+        subscriber_tls = Some(m.client(
+            edge_tls::PeerPolicy::roles(&[edge_tls::Role::Controller]),
+            &[b"h2"],
+        )?);
+        m.watch();
+    }
     handle.rootlb_grace = std::time::Duration::from_secs(args.rootlb_grace_secs);
     handle.notify_keepalive = std::time::Duration::from_secs(args.notify_keepalive_secs);
     let api = TcpListener::bind(&args.api_addr)
@@ -110,12 +133,17 @@ pub async fn run_controller(
         .await
         .with_context(|| format!("binding REST address {}", args.http_addr))?;
     println!(
-        "controller: API on {}, REST on {}, notify on {}",
+        "controller: API on {}, REST on {}, notify on {}{}",
         api.local_addr()?,
         http.local_addr()?,
-        notify.local_addr()?
+        notify.local_addr()?,
+        if mtls.is_some() {
+            " (mutual TLS)"
+        } else {
+            " (plaintext)"
+        }
     );
-    bound(notify.local_addr()?);
+    bound(notify.local_addr()?, subscriber_tls);
     let rest = crate::server::spawn_rest(http, &handle, async {
         let _ = tokio::signal::ctrl_c().await;
     });

@@ -273,10 +273,21 @@ pub fn router(core: Arc<Core>) -> Router {
 /// Serves the REST mirror on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<edge_tls::MtlsServer>,
     core: Arc<Core>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(core))
-        .with_graceful_shutdown(shutdown)
+    let Some(tls) = tls else {
+        return axum::serve(listener, router(core))
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let conns = edge_tls::serve::accept(listener, edge_tls::serve::Acceptor::Mtls(tls), rx)?;
+    axum::serve(conns, router(core))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        })
         .await
 }

@@ -43,6 +43,9 @@ pub struct CrmArgs {
     /// Subscriber name (default: crm-ORG-NAME).
     #[arg(long)]
     pub name: Option<String>,
+    /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role crm`).
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 pub fn parse_cloudlet(s: &str) -> Result<CloudletKey, String> {
@@ -121,6 +124,7 @@ pub async fn run_crm(args: CrmArgs) -> Result<()> {
         .unwrap_or_else(|| format!("crm-{}-{}", args.cloudlet.organization, args.cloudlet.name));
     let config = CrmConfig {
         addrs: args.controller.clone(),
+        tls: args.mtls.controller_client()?,
         name,
         scope: Scope::Cloudlet(args.cloudlet.clone()),
         platforms: factory(opts),
@@ -145,6 +149,7 @@ pub async fn run_crm(args: CrmArgs) -> Result<()> {
 /// drives a platform itself). Stops when `stop` turns true.
 pub fn spawn_fake(
     controller: Vec<String>,
+    tls: Option<edge_tls::MtlsClient>,
     node_address: IpAddr,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -154,6 +159,7 @@ pub fn spawn_fake(
     };
     let config = CrmConfig {
         addrs: controller,
+        tls,
         name: "crm-fake".into(),
         scope: Scope::Platform("fake".into()),
         platforms: factory(opts),

@@ -39,6 +39,8 @@ pub enum Scope {
 pub struct CrmConfig {
     /// Controller notify addresses, tried in turn.
     pub addrs: Vec<String>,
+    /// Mutual TLS with the controller's notify endpoint (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
     pub name: String,
     pub scope: Scope,
     pub platforms: PlatformFactory,
@@ -61,7 +63,8 @@ pub async fn run(config: CrmConfig, stop: watch::Receiver<bool>) -> Result<(), C
         Scope::Cloudlet(c) => subscription.cloudlet_filter = Some(c.clone()),
         Scope::Platform(p) => subscription.platform_filter = Some(p.clone()),
     }
-    let driver = DriverConfig::new(config.addrs.clone(), subscription);
+    let mut driver = DriverConfig::new(config.addrs.clone(), subscription);
+    driver.tls = config.tls.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     let mut me = Crm {
         config,

@@ -37,6 +37,9 @@ pub struct DnsArgs {
     /// unless it is unspecified, e.g. 0.0.0.0).
     #[arg(long, value_name = "IP[,IP]", value_delimiter = ',')]
     pub ns_address: Vec<IpAddr>,
+    /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role dns`).
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 /// What [`run`] needs besides its sockets.
@@ -47,6 +50,8 @@ pub struct DnsConfig {
     /// Subscriber name towards the controller.
     pub name: String,
     pub zone: ZoneOptions,
+    /// Mutual TLS with the controller (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
 }
 
 impl DnsConfig {
@@ -54,6 +59,7 @@ impl DnsConfig {
     pub fn new(controller: Vec<String>, region: impl Into<String>) -> Self {
         Self {
             controller,
+            tls: None,
             name: "dns".into(),
             zone: ZoneOptions {
                 region: region.into(),
@@ -72,6 +78,7 @@ pub async fn run_dns(args: DnsArgs) -> Result<()> {
     };
     let config = DnsConfig {
         controller: args.controller.clone(),
+        tls: args.mtls.controller_client()?,
         name: args.name.clone(),
         zone: ZoneOptions {
             region: args.region.clone(),
@@ -106,6 +113,7 @@ pub async fn run(
     let provider = Arc::new(Embedded::new());
     let sub = SubscribeConfig {
         addrs: controller,
+        tls: config.tls,
         name: config.name,
         zone: config.zone,
     };

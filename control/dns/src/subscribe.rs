@@ -32,6 +32,8 @@ pub const WANT: [ObjectKind; 6] = [
 pub struct SubscribeConfig {
     /// Controller notify addresses (`host:port`), tried in turn.
     pub addrs: Vec<String>,
+    /// Mutual TLS with the controller's notify endpoint (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
     /// Subscriber name (the controller records acknowledgements under it).
     pub name: String,
     pub zone: ZoneOptions,
@@ -41,7 +43,8 @@ pub struct SubscribeConfig {
 /// reconnecting for ever; abort the task to stop.
 pub async fn run<P: DnsProvider + 'static>(config: SubscribeConfig, provider: Arc<P>) {
     let subscription = Subscription::new(config.name.clone(), Role::Dns, WANT.to_vec());
-    let driver = DriverConfig::new(config.addrs.clone(), subscription);
+    let mut driver = DriverConfig::new(config.addrs.clone(), subscription);
+    driver.tls = config.tls.clone();
     let me = DnsSubscriber {
         options: config.zone,
         provider,

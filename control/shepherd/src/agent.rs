@@ -44,6 +44,8 @@ pub struct ShepherdConfig {
     pub metrics_listener: Option<TcpListener>,
     /// Time between collection rounds (more than zero).
     pub interval: Duration,
+    /// Mutual TLS with the controller (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
 }
 
 impl ShepherdConfig {
@@ -57,6 +59,7 @@ impl ShepherdConfig {
             influx: None,
             metrics_listener: None,
             interval: DEFAULT_INTERVAL,
+            tls: None,
         }
     }
 }
@@ -78,6 +81,7 @@ pub async fn run(
     let (tx, rx) = watch::channel(Arc::new(Replica::new()));
     let notify = NotifyConfig {
         addrs: config.controller.clone(),
+        tls: config.tls.clone(),
         name: config.name.clone(),
         cloudlet: config.cloudlet.clone(),
     };

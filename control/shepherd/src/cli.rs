@@ -55,6 +55,9 @@ pub struct ShepherdArgs {
     /// Seconds between collections (upstream's shepherd_metrics_collection_interval).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval: u64,
+    /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role shepherd`).
+    #[command(flatten)]
+    pub mtls: edge_tls::cli::MtlsArgs,
 }
 
 fn parse_cloudlet(s: &str) -> Result<CloudletKey, String> {
@@ -112,6 +115,7 @@ pub async fn run_shepherd_until(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut config = args.config();
+    config.tls = args.mtls.controller_client()?;
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;

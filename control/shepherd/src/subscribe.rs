@@ -26,6 +26,8 @@ pub const WANT: [ObjectKind; 5] = [
 pub struct NotifyConfig {
     /// Controller notify addresses (`host:port`), tried in turn.
     pub addrs: Vec<String>,
+    /// Mutual TLS with the controller's notify endpoint (`None`: plaintext).
+    pub tls: Option<edge_tls::MtlsClient>,
     /// Subscriber name (the controller records acknowledgements under it).
     pub name: String,
     pub cloudlet: CloudletKey,
@@ -37,7 +39,8 @@ pub async fn run(config: NotifyConfig, objects: watch::Sender<Arc<Replica>>) {
         cloudlet_filter: Some(config.cloudlet),
         ..Subscription::new(config.name, Role::Shepherd, WANT.to_vec())
     };
-    let driver = DriverConfig::new(config.addrs, subscription);
+    let mut driver = DriverConfig::new(config.addrs, subscription);
+    driver.tls = config.tls;
     let me = ShepherdSubscriber {
         objects: Replica::new(),
         out: objects,

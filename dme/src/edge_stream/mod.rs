@@ -31,7 +31,7 @@ pub async fn open(
     dme: Arc<Dme>,
     req: Request<Streaming<ClientEdgeEvent>>,
 ) -> Result<Response<Outbox>, Status> {
-    let peer = req.remote_addr().map(|a| a.ip());
+    let peer = crate::grpc::peer_ip(&req);
     let mut inbound = req.into_inner();
     let cfg = dme.config().edge_events.clone();
     let refuse = |dme: &Dme, s: Status| {

@@ -190,11 +190,13 @@ async fn start_region(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> 
     // it runs as long as the process).
     crm::cli::spawn_fake(
         vec![notify.to_string()],
+        None,
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         tokio::sync::watch::channel(false).1,
     );
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: vec![notify.to_string()],
+        tls: None,
         name: DME.into(),
     });
     let (g, h) = (

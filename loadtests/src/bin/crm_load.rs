@@ -236,6 +236,7 @@ async fn create_latency(dir: &Path, creates: usize) -> Result<()> {
     let stop = stop_tx.subscribe();
     let config = crm::CrmConfig {
         addrs: vec![notify.to_string()],
+        tls: None,
         name: "crm-load".into(),
         scope: crm::Scope::Cloudlet(cloudlet()),
         platforms: Box::new(move |c| crm::cli::make_platform(&opts, c)),
@@ -303,6 +304,7 @@ async fn fake_capacity(dir: &Path, instances: usize, concurrency: usize) -> Resu
     edgectl::apply(&mut client, &doc).await?;
     let config = crm::CrmConfig {
         addrs: vec![notify.to_string()],
+        tls: None,
         name: "crm-fake-load".into(),
         scope: crm::Scope::Cloudlet(cloudlet()),
         platforms: Box::new(|c| crm::cli::make_platform(&crm::cli::PlatformOptions::default(), c)),

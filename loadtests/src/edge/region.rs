@@ -208,6 +208,7 @@ impl Controller {
         ));
         crm::cli::spawn_fake(
             vec![notify.to_string()],
+            None,
             std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             stopped,
         );

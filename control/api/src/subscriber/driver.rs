@@ -31,6 +31,9 @@ pub struct DriverConfig {
     pub max_message: usize,
     /// Messages to the controller (acks, reports) queued before the subscriber waits.
     pub outbox: usize,
+    /// Mutual TLS with the controller (its notify endpoint requires it when it has a
+    /// region CA); `None`: plaintext.
+    pub tls: Option<edge_tls::MtlsClient>,
 }
 
 impl DriverConfig {
@@ -43,6 +46,7 @@ impl DriverConfig {
             keepalive_timeout: Duration::from_secs(20),
             max_message: 64 << 20,
             outbox: 256,
+            tls: None,
         }
     }
 }
@@ -111,13 +115,45 @@ enum ConnError {
     #[error("bad address: {0}")]
     Address(String),
     #[error("connect: {0}")]
-    Connect(#[from] tonic::transport::Error),
+    Connect(String),
     #[error("stream: {0}")]
-    Stream(#[from] tonic::Status),
+    Stream(String),
     #[error("bad notice: {0}")]
     Notice(#[from] crate::ConvertError),
     #[error("the stream ended")]
     Ended,
+}
+
+// tonic's errors say "transport error" and keep the cause (a refused certificate, a closed
+// port) in their sources: the log line needs all of it.
+impl From<tonic::transport::Error> for ConnError {
+    fn from(e: tonic::transport::Error) -> Self {
+        ConnError::Connect(error_chain(&e))
+    }
+}
+
+impl From<tonic::Status> for ConnError {
+    fn from(s: tonic::Status) -> Self {
+        let mut text = s.to_string();
+        if let Some(source) = std::error::Error::source(&s) {
+            text = format!("{text}: {}", error_chain(source));
+        }
+        ConnError::Stream(text)
+    }
+}
+
+/// `e: cause: cause's cause ...`
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text = format!("{text}: {s}");
+        }
+        cur = c.source();
+    }
+    text
 }
 
 /// Subscribes until the subscriber is done (or forever), reconnecting with [`Backoff`].
@@ -159,13 +195,11 @@ async fn connection<S: Subscriber>(
     session: &mut Session,
     sub: &mut S,
 ) -> Result<(), ConnError> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    let endpoint = edge_tls::grpc::endpoint(addr, config.connect_timeout)
         .map_err(|e| ConnError::Address(e.to_string()))?
-        .connect_timeout(config.connect_timeout)
         .http2_keep_alive_interval(config.keepalive)
-        .keep_alive_timeout(config.keepalive_timeout)
-        .connect()
-        .await?;
+        .keep_alive_timeout(config.keepalive_timeout);
+    let channel = edge_tls::grpc::channel(endpoint, config.tls.as_ref()).await?;
     let mut client =
         pb::notify_client::NotifyClient::new(channel).max_decoding_message_size(config.max_message);
     let (tx, rx) = mpsc::channel::<pb::SubscriberMessage>(config.outbox.max(1));
