@@ -237,7 +237,7 @@ pub async fn prepare(args: &McArgs) -> Result<Prepared, CliError> {
         None => None,
     };
     if let Some(m) = &mtls {
-        m.watch(std::future::pending::<()>());
+        m.watch();
     }
     let regions = Regions::new(store.clone(), client);
     let state = McState::new(store, regions, keys, config).await?;
