@@ -99,13 +99,19 @@ pub struct Mc {
     child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// Given to every curl call (e.g. `--cacert FILE` for HTTPS).
+    pub curl_args: Vec<String>,
     _pg: Option<PgDb>,
 }
 
 impl Mc {
     /// Starts an MC with the admin bootstrapped, plus `extra` flags.
     pub fn start(backend: Backend, extra: &[&str]) -> Mc {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), backend, extra)
+    }
+
+    /// As [`Mc::start`], in a directory prepared by the caller (certificates, say).
+    pub fn start_in(dir: tempfile::TempDir, backend: Backend, extra: &[&str]) -> Mc {
         let pg = matches!(backend, Backend::Postgres).then(PgDb::new);
         let data = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("mc.log")).unwrap();
@@ -141,6 +147,7 @@ impl Mc {
             url: url.to_string(),
             child,
             dir,
+            curl_args: Vec::new(),
             _pg: pg,
         }
     }
@@ -183,6 +190,7 @@ impl Mc {
             .args(["--data-binary", "@-", "-w", "\n%{http_code}", "-D"])
             .arg(&headers)
             .args(curl_args)
+            .args(&self.curl_args)
             .arg(format!("{}{path}", self.url));
         if let Some(t) = token {
             cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
@@ -249,4 +257,42 @@ impl Drop for Mc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The prefix of the authenticated routes.
+pub const A: &str = "/api/v1/auth";
+
+/// The `message` of an error reply.
+pub fn msg(r: &Value) -> String {
+    r["message"].as_str().unwrap_or_default().to_string()
+}
+
+pub fn names(list: &Value, field: &str) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|o| o[field].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs each `fn case(Backend)` as `redb::case` and `postgres::case`.
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod redb {
+            $( #[test] fn $case() { super::$case(super::Backend::Redb) } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { super::$case(super::Backend::Postgres) } )*
+        }
+    };
 }
