@@ -18,8 +18,8 @@
 //! - `cli`: `edgeplane mc`'s flags, the admin bootstrap, start-up.
 
 pub mod auth;
+pub mod cli;
 pub mod model;
 pub mod rbac;
-pub mod store;
-pub mod cli;
 pub mod server;
+pub mod store;
