@@ -473,9 +473,16 @@ fn audit_log(b: Backend) {
     assert!(all.contains("<redacted>"), "{all}");
 }
 
-/// The region registry: admins manage it; everyone may list it, addresses blanked.
+/// The region registry: admins manage it; everyone may list it, addresses blanked. And the
+/// bootstrap's files.
 fn controllers(b: Backend) {
     let mc = Mc::start(b, &[]);
+    // The bootstrapped admin's password and the token keys are secrets: 0600.
+    use std::os::unix::fs::PermissionsExt;
+    for f in [mc.dir.path().join("admin-password"), mc.signing_keys_file()] {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
     let admin = mc.admin_token();
     let alice = mc.user("alice");
     let post = |t: &str, path: &str, body: Value| mc.post(&format!("{A}{path}"), Some(t), &body);
