@@ -1,7 +1,15 @@
 //! `edgeplane up`: a whole local region in one process — controller on the embedded store, the
 //! CRM of the `fake` platform, a DME, the region DNS, and for every cloudlet on the `local`
 //! platform its CRM (real processes), shared root LB and Shepherd — with the deployment
-//! documents applied through the controller's own API.
+//! documents applied through the controller's own API, and the master controller (MC) in
+//! front of it for users.
+//!
+//! Every connection between components is mutual TLS on the region PKI kept in
+//! `DATA_DIR/pki` (made at the first start, kept after): the controller admits only the MC
+//! and `edgectl` certificates on its API and only subscribers on notify. The MC serves HTTPS
+//! with its certificate, on the embedded store in `DATA_DIR/mc`; its `admin` user's
+//! generated password is written to `DATA_DIR/mc-admin-password` (0600) and printed once.
+//! The DME's client endpoints stay plaintext on loopback, for the SDKs and `curl` examples.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -55,6 +63,63 @@ pub struct UpArgs {
     /// InfluxDB the local cloudlets' Shepherds write to (e.g. http://127.0.0.1:8086).
     #[arg(long)]
     pub influx_url: Option<String>,
+    /// The master controller's API (HTTPS).
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    pub mc_addr: String,
+}
+
+/// The region PKI of a one-host region: a certificate per role, all named `local`.
+struct Pki {
+    dir: PathBuf,
+}
+
+/// Name of every component certificate `up` issues.
+const CERT_NAME: &str = "local";
+
+impl Pki {
+    fn ensure(data_dir: &std::path::Path, region: &str) -> Result<Pki> {
+        use edge_tls::Role::*;
+        let dir = data_dir.join("pki");
+        let leaves: Vec<_> = [Controller, Dme, Rootlb, Crm, Dns, Shepherd, Mc, Edgectl]
+            .into_iter()
+            .map(|r| edge_tls::LeafRequest::new(r, CERT_NAME))
+            .collect();
+        edge_tls::pki::ensure(&dir, region, &leaves)
+            .with_context(|| format!("the region PKI in {}", dir.display()))?;
+        Ok(Pki { dir })
+    }
+
+    fn args(&self, role: edge_tls::Role) -> edge_tls::cli::MtlsArgs {
+        edge_tls::cli::MtlsArgs::from_pki_dir(&self.dir, role, CERT_NAME)
+    }
+
+    fn mtls(&self, role: edge_tls::Role) -> Result<edge_tls::cli::Mtls> {
+        let m = self.args(role).load()?.context("certificate files")?;
+        m.watch();
+        Ok(m)
+    }
+
+    /// A client of `role` dialling the controller.
+    fn client(&self, role: edge_tls::Role) -> Result<edge_tls::MtlsClient> {
+        Ok(self
+            .args(role)
+            .controller_client()?
+            .context("certificate files")?)
+    }
+
+    /// The same as command-line words.
+    fn flags(&self, role: edge_tls::Role) -> Vec<String> {
+        let a = self.args(role);
+        let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
+        vec![
+            "--mtls-ca".into(),
+            path(a.mtls_ca),
+            "--mtls-cert".into(),
+            path(a.mtls_cert),
+            "--mtls-key".into(),
+            path(a.mtls_key),
+        ]
+    }
 }
 
 async fn bind(addr: &str, what: &str) -> Result<TcpListener> {
@@ -111,8 +176,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .clone()
         .or_else(|| docs.first().map(|(_, d)| d.region.clone()))
         .unwrap_or_else(|| "local".into());
+    let pki = Pki::ensure(&args.store.data_dir, &region)?;
     let store = args.store.open().await?;
-    let handle = controller::server::start(store, &region).await?;
+    let mut handle = controller::server::start(store, &region).await?;
+    handle.tls = Some(controller::server::ControllerTls::new(
+        &pki.mtls(edge_tls::Role::Controller)?,
+    )?);
     let (api, notify) = (
         bind(&args.api_addr, "controller API").await?,
         bind(&args.notify_addr, "notify").await?,
@@ -131,14 +200,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     ));
     crm::cli::spawn_fake(
         notify_addrs.clone(),
-        None,
+        Some(pki.client(edge_tls::Role::Crm)?),
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         stop.clone(),
     );
 
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: notify_addrs.clone(),
-        tls: None,
+        tls: Some(pki.client(edge_tls::Role::Dme)?),
         name: "dme-local".into(),
     });
     let (g, h) = (
@@ -160,16 +229,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding the region DNS on {dns_addr}"))?;
     let dns_addr = udp.local_addr()?;
-    tokio::spawn(edge_dns::cli::run(
-        edge_dns::cli::DnsConfig::new(notify_addrs.clone(), region.clone()),
-        udp,
-        tcp,
+    let mut dns = edge_dns::cli::DnsConfig::new(notify_addrs.clone(), region.clone());
+    dns.tls = Some(pki.client(edge_tls::Role::Dns)?);
+    tokio::spawn(edge_dns::cli::run(dns, udp, tcp, stopped(stop.clone())));
+
+    let mc = start_mc(
+        &args,
+        &pki,
+        &region,
+        api_addr,
+        notify_addr,
         stopped(stop.clone()),
-    ));
+    )
+    .await?;
 
     let platforms: Platforms = Arc::default();
     let started = async {
-        let mut client = ControllerClient::connect(format!("http://{api_addr}")).await?;
+        let endpoint = edge_tls::grpc::endpoint(&api_addr.to_string(), Duration::from_secs(5))?;
+        let edgectl_tls = pki.client(edge_tls::Role::Edgectl)?;
+        let channel = edge_tls::grpc::channel(endpoint, Some(&edgectl_tls)).await?;
+        let mut client = ControllerClient::new(channel);
         let mut local = Vec::new();
         for (path, doc) in &docs {
             // Local cloudlets first without their clusters and instances: their CRM needs the
@@ -193,7 +272,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                         lb_ip,
                     };
                     cloudlet
-                        .start(&args, &notify_addrs, http_addr, &platforms, &stop)
+                        .start(&args, &pki, &notify_addrs, http_addr, &platforms, &stop)
                         .await?;
                     local.push(cloudlet);
                 }
@@ -218,6 +297,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         banner(
             &region,
             &args,
+            &pki,
+            &mc,
             api_addr,
             notify_addr,
             grpc_addr,
@@ -265,6 +346,7 @@ impl LocalCloudlet {
     async fn start(
         &self,
         args: &UpArgs,
+        pki: &Pki,
         controller: &[String],
         dme_http: SocketAddr,
         platforms: &Platforms,
@@ -278,7 +360,7 @@ impl LocalCloudlet {
         let made = platforms.clone();
         let config = crm::CrmConfig {
             addrs: controller.to_vec(),
-            tls: None,
+            tls: Some(pki.client(edge_tls::Role::Crm)?),
             name: format!("crm-{}-{}", self.key.organization, self.key.name),
             scope: crm::Scope::Cloudlet(self.key.clone()),
             platforms: Box::new(move |c| {
@@ -299,7 +381,7 @@ impl LocalCloudlet {
         // The root LB's metrics on a free port, for Shepherd.
         let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let cloudlet = format!("{}/{}", self.key.organization, self.key.name);
-        let lb = RootLbCli::try_parse_from([
+        let mut words: Vec<String> = [
             "rootlb",
             "--controller",
             &controller.join(","),
@@ -309,13 +391,17 @@ impl LocalCloudlet {
             &self.lb_ip.to_string(),
             "--metrics-addr",
             &metrics.to_string(),
-        ])?
-        .args;
+        ]
+        .map(String::from)
+        .to_vec();
+        words.extend(pki.flags(edge_tls::Role::Rootlb));
+        let lb = RootLbCli::try_parse_from(words)?.args;
         let mut rx = stop.clone();
         tokio::spawn(dataplane::run_rootlb_until(lb, async move {
             let _ = rx.wait_for(|s| *s).await;
         }));
         let mut shepherd = shepherd::ShepherdConfig::new(controller.to_vec(), self.key.clone());
+        shepherd.tls = Some(pki.client(edge_tls::Role::Shepherd)?);
         shepherd.sources = shepherd::Sources {
             rootlb_metrics: Some(format!("http://{metrics}/metrics")),
             dme_metrics: vec![format!("http://{dme_http}/metrics")],
@@ -343,10 +429,77 @@ impl LocalCloudlet {
     }
 }
 
+/// The MC as `up` runs it.
+struct McUp {
+    addr: SocketAddr,
+    password_file: PathBuf,
+    /// The admin password when this start created it (printed once).
+    new_password: Option<String>,
+}
+
+#[derive(Parser)]
+struct McCli {
+    #[command(flatten)]
+    args: mc::cli::McArgs,
+}
+
+/// The MC on its embedded store, serving HTTPS with its certificate, dialling the controller
+/// over mutual TLS, with this region's controller registered.
+async fn start_mc(
+    args: &UpArgs,
+    pki: &Pki,
+    region: &str,
+    api: SocketAddr,
+    notify: SocketAddr,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<McUp> {
+    let data = &args.store.data_dir;
+    let password_file = data.join("mc-admin-password");
+    let existed = password_file.exists();
+    let mut words: Vec<String> = vec![
+        "mc".into(),
+        "--listen".into(),
+        args.mc_addr.clone(),
+        "--data-dir".into(),
+        data.join("mc").display().to_string(),
+        "--admin-password-file".into(),
+        password_file.display().to_string(),
+    ];
+    words.extend(pki.flags(edge_tls::Role::Mc));
+    let mc_args = McCli::try_parse_from(words)?.args;
+    let p = mc::cli::prepare(&mc_args)
+        .await
+        .context("starting the MC")?;
+    let want = mc::model::Controller {
+        region: region.to_owned(),
+        address: api.to_string(),
+        notify_addr: notify.to_string(),
+    };
+    let store = p.state.store.clone();
+    if store.controller(region).await? != Some(want.clone()) {
+        store.delete_controller(region).await?;
+        store.create_controller(&want).await?;
+    }
+    let addr = p.listener.local_addr()?;
+    tokio::spawn(mc::server::run(p.listener, p.tls, p.state, stop));
+    let new_password = if existed {
+        None
+    } else {
+        Some(std::fs::read_to_string(&password_file)?.trim().to_owned())
+    };
+    Ok(McUp {
+        addr,
+        password_file,
+        new_password,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn banner(
     region: &str,
     args: &UpArgs,
+    pki: &Pki,
+    mc: &McUp,
     api: SocketAddr,
     notify: SocketAddr,
     grpc: SocketAddr,
@@ -358,7 +511,8 @@ fn banner(
         "Edgeplane region {region:?} is up (data in {}):",
         args.store.data_dir.display()
     );
-    println!("  controller API  {api}    (edgectl --addr {api} show --all)");
+    println!("  MC (users)      https://{}", mc.addr);
+    println!("  controller API  {api}    (mutual TLS: MC and edgectl certificates only)");
     println!("  notify          {notify}");
     println!("  DME gRPC        {grpc}");
     println!("  DME REST        {http}");
@@ -366,6 +520,22 @@ fn banner(
     for c in local {
         println!("  root LB of {}  {}", c.key, c.lb_ip);
     }
+    let ca = pki.dir.join(edge_tls::pki::CA_CERT_FILE);
+    match &mc.new_password {
+        Some(p) => println!(
+            "Created MC user admin, password {p} (shown once; also in {}, mode 0600)",
+            mc.password_file.display()
+        ),
+        None => println!("MC user admin: password in {}", mc.password_file.display()),
+    }
+    println!("Log in, then work through the MC:");
+    println!(
+        "  cargo run --release --bin edgectl -- login --mc https://{} --ca {} \\\n    --username admin --password-file {}",
+        mc.addr,
+        ca.display(),
+        mc.password_file.display()
+    );
+    println!("  cargo run --release --bin edgectl -- show");
     println!("Try:");
     println!(
         "  cargo run --release --bin edgectl -- dme --dme-addr {grpc} find \\\n    --app NimbusGames/arena-shooter/2.3 --carrier 26201 --lat 52.3906 --lon 13.0645"

@@ -43,8 +43,8 @@ async fn set_maintenance(ctl: &Controller, m: MaintenanceState) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_changes_and_operator_requests_reach_exactly_their_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
-    let dme = start_dme(&[ctl.notify]).await;
+    let ctl = start_controller_mtls(redb(dir.path()).await, None).await;
+    let dme = ctl.dme().await;
     let report = edgectl::apply(&mut ctl.client().await, &example())
         .await
         .expect("apply");
@@ -88,12 +88,9 @@ async fn controller_changes_and_operator_requests_reach_exactly_their_streams() 
         panic!("no instance at {berlin_fqdn}");
     };
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgectl"))
-        .args([
-            "--addr",
-            &ctl.api.to_string(),
-            "request-latency",
-            "--appinst",
-        ])
+        .args(["--addr", &ctl.api.to_string()])
+        .args(pki().flags(edge_tls::Role::Edgectl))
+        .args(["request-latency", "--appinst"])
         .arg(format!("{}/{}", inst.key.organization, inst.key.name))
         .output()
         .await

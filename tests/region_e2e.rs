@@ -11,8 +11,8 @@ use tonic::Code;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_find_delete_and_maintenance() {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
-    let dme = start_dme(&[ctl.notify]).await;
+    let ctl = start_controller_mtls(redb(dir.path()).await, None).await;
+    let dme = ctl.dme().await;
     let mut client = ctl.client().await;
     let report = edgectl::apply(&mut client, &example())
         .await
@@ -81,7 +81,7 @@ async fn apply_find_delete_and_maintenance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let ctl = start_controller_mtls(redb(dir.path()).await, None).await;
     let mut client = ctl.client().await;
     edgectl::apply(&mut client, &example())
         .await
@@ -187,7 +187,7 @@ async fn bad_requests_are_refused_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_parent_delete_and_child_create_never_leave_an_orphan() {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let ctl = start_controller_mtls(redb(dir.path()).await, None).await;
     let mut client = ctl.client().await;
     let doc = example();
     edgectl::apply(&mut client, &doc).await.expect("apply");

@@ -165,8 +165,8 @@ struct EchoRegion {
 
 async fn echo_region(configure: impl FnOnce(&mut controller::server::Handle)) -> EchoRegion {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller_with(redb(dir.path()).await, None, configure).await;
-    let dme = start_dme(&[ctl.notify]).await;
+    let ctl = start_controller_mtls_with(redb(dir.path()).await, None, configure).await;
+    let dme = ctl.dme().await;
     let (backend, backend_task) = echo_backend("127.0.0.1:0".parse().unwrap()).await;
     // The munich instance only needs a port of its own.
     let munich_port = backend.port().wrapping_add(1).max(1024);
@@ -277,7 +277,7 @@ async fn rootlb_serves_controller_routes_and_reports_health() {
 /// Root LB arguments for berlin-1, public listeners on 127.0.0.2, fast health checks (down or
 /// up after two checks).
 fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
-    RootLbCli::parse_from([
+    let mut args = RootLbCli::parse_from([
         "rootlb",
         "--controller",
         &ctl.notify.to_string(),
@@ -294,7 +294,12 @@ fn berlin_lb(ctl: &Controller) -> dataplane::RootLbArgs {
         "--health-fall",
         "2",
     ])
-    .args
+    .args;
+    // The root LB's certificate when the controller requires mutual TLS.
+    if let Some(pki) = ctl.pki {
+        args.mtls = pki.args(edge_tls::Role::Rootlb);
+    }
+    args
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,7 +464,7 @@ async fn a_root_lb_behind_a_silent_partition_goes_offline_and_returns_when_it_he
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_for_another_cloudlet_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let ctl = start_controller(redb(dir.path()).await, None).await;
+    let ctl = start_controller_mtls(redb(dir.path()).await, None).await;
     let mut client = ctl.client().await;
     edgectl::apply(&mut client, &document(18080, 18081))
         .await

@@ -31,12 +31,7 @@ fn ctx<T>(req: &Request<T>) -> Ctx {
 
 /// The client's address: tonic's own for plaintext, the TLS accept loop's otherwise.
 pub(crate) fn peer_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
-    req.remote_addr()
-        .or_else(|| {
-            let info = req.extensions().get::<edge_tls::serve::ConnInfo>()?;
-            Some(info.remote)
-        })
-        .map(|a| a.ip())
+    edge_tls::serve::remote_addr(req).map(|a| a.ip())
 }
 
 /// Runs one unary RPC: decode context, call the engine, map the error.

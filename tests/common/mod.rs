@@ -33,9 +33,14 @@ impl Dme {
 
 /// A DME subscribed to `notify`, serving gRPC on an OS-chosen port.
 pub async fn start_dme(notify: &[SocketAddr]) -> Dme {
+    start_dme_tls(notify, None).await
+}
+
+/// As [`start_dme`], subscribing over mutual TLS with `tls`.
+pub async fn start_dme_tls(notify: &[SocketAddr], tls: Option<edge_tls::MtlsClient>) -> Dme {
     let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
         addrs: notify.iter().map(ToString::to_string).collect(),
-        tls: None,
+        tls,
         name: DME_NAME.into(),
     });
     let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -60,7 +65,79 @@ pub struct Controller {
     pub api: SocketAddr,
     pub notify: SocketAddr,
     pub handle: controller::server::Handle,
+    /// The region PKI when the controller requires mutual TLS.
+    pub pki: Option<&'static TestPki>,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Region "eu"'s PKI for the tests of this binary: a CA and one certificate per role, in
+/// the target's temporary directory, made once.
+pub struct TestPki {
+    pub dir: std::path::PathBuf,
+}
+
+/// The roles tests issue certificates for (named `test`).
+const PKI_ROLES: [edge_tls::Role; 6] = [
+    edge_tls::Role::Controller,
+    edge_tls::Role::Dme,
+    edge_tls::Role::Rootlb,
+    edge_tls::Role::Crm,
+    edge_tls::Role::Edgectl,
+    edge_tls::Role::Mc,
+];
+
+pub fn pki() -> &'static TestPki {
+    static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "pki-{}-{}",
+            std::process::id(),
+            module_path!().replace("::", "-")
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let leaves: Vec<_> = PKI_ROLES
+            .iter()
+            .map(|r| edge_tls::LeafRequest::new(*r, "test"))
+            .collect();
+        edge_tls::pki::ensure(&dir, "eu", &leaves).expect("region PKI");
+        TestPki { dir }
+    })
+}
+
+impl TestPki {
+    /// The `--mtls-*` flags of a component of this role.
+    pub fn args(&self, role: edge_tls::Role) -> edge_tls::cli::MtlsArgs {
+        edge_tls::cli::MtlsArgs::from_pki_dir(&self.dir, role, "test")
+    }
+
+    /// The same as command-line words.
+    pub fn flags(&self, role: edge_tls::Role) -> Vec<String> {
+        let a = self.args(role);
+        let path = |p: Option<std::path::PathBuf>| p.unwrap().display().to_string();
+        vec![
+            "--mtls-ca".into(),
+            path(a.mtls_ca),
+            "--mtls-cert".into(),
+            path(a.mtls_cert),
+            "--mtls-key".into(),
+            path(a.mtls_key),
+        ]
+    }
+
+    pub fn mtls(&self, role: edge_tls::Role) -> edge_tls::cli::Mtls {
+        self.args(role).load().unwrap().expect("all three files")
+    }
+
+    /// A client of this role that accepts only a controller.
+    pub fn client(&self, role: edge_tls::Role) -> edge_tls::MtlsClient {
+        self.mtls(role)
+            .client(
+                edge_tls::PeerPolicy::roles(&[edge_tls::Role::Controller]),
+                &[b"h2"],
+            )
+            .unwrap()
+    }
 }
 
 /// A controller on `store`, its notify listener on `notify` (or an OS-chosen port).
@@ -71,11 +148,43 @@ pub async fn start_controller(
     start_controller_with(store, notify, |_| {}).await
 }
 
+/// As [`start_controller`], with mutual TLS on the API and notify ([`pki`]).
+pub async fn start_controller_mtls(
+    store: Arc<dyn edge_store::Store>,
+    notify: Option<SocketAddr>,
+) -> Controller {
+    start_controller_mtls_with(store, notify, |_| {}).await
+}
+
+/// As [`start_controller_with`], with mutual TLS on the API and notify ([`pki`]).
+pub async fn start_controller_mtls_with(
+    store: Arc<dyn edge_store::Store>,
+    notify: Option<SocketAddr>,
+    configure: impl FnOnce(&mut controller::server::Handle),
+) -> Controller {
+    let pki = pki();
+    let tls = controller::server::ControllerTls::new(&pki.mtls(edge_tls::Role::Controller))
+        .expect("controller TLS");
+    let mut ctl = start_controller_tls(store, notify, configure, Some(pki), Some(tls)).await;
+    ctl.pki = Some(pki);
+    ctl
+}
+
 /// As [`start_controller`], with `configure` applied to the handle before it serves.
 pub async fn start_controller_with(
     store: Arc<dyn edge_store::Store>,
     notify: Option<SocketAddr>,
     configure: impl FnOnce(&mut controller::server::Handle),
+) -> Controller {
+    start_controller_tls(store, notify, configure, None, None).await
+}
+
+async fn start_controller_tls(
+    store: Arc<dyn edge_store::Store>,
+    notify: Option<SocketAddr>,
+    configure: impl FnOnce(&mut controller::server::Handle),
+    pki: Option<&'static TestPki>,
+    tls: Option<controller::server::ControllerTls>,
 ) -> Controller {
     let mut handle = controller::server::start(store, "eu")
         .await
@@ -83,6 +192,7 @@ pub async fn start_controller_with(
     // Tests stop root LBs on purpose; their instances go RootlbOffline after this long.
     handle.rootlb_grace = Duration::from_millis(500);
     configure(&mut handle);
+    handle.tls = tls;
     let api_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notify_l = TcpListener::bind(notify.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap()))
         .await
@@ -102,7 +212,7 @@ pub async fn start_controller_with(
     // The fake platform's cloudlets get their CRM, as `edgeplane controller` runs it.
     crm::cli::spawn_fake(
         vec![notify.to_string()],
-        None,
+        pki.map(|p| p.client(edge_tls::Role::Crm)),
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         crm_rx,
     );
@@ -110,15 +220,29 @@ pub async fn start_controller_with(
         api,
         notify,
         handle,
+        pki,
         _stop: tx,
     }
 }
 
 impl Controller {
+    /// An API client: over mutual TLS with an `edgectl` certificate when the controller
+    /// requires it.
     pub async fn client(&self) -> ControllerClient<Channel> {
-        ControllerClient::connect(format!("http://{}", self.api))
-            .await
-            .unwrap()
+        let tls = self.pki.map(|p| p.client(edge_tls::Role::Edgectl));
+        let endpoint =
+            edge_tls::grpc::endpoint(&self.api.to_string(), Duration::from_secs(5)).unwrap();
+        ControllerClient::new(
+            edge_tls::grpc::channel(endpoint, tls.as_ref())
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// A DME subscribed to this controller (with a `dme` certificate under mutual TLS).
+    pub async fn dme(&self) -> Dme {
+        let tls = self.pki.map(|p| p.client(edge_tls::Role::Dme));
+        start_dme_tls(&[self.notify], tls).await
     }
 
     /// Waits (bounded) until the DME acknowledged `revision`.

@@ -31,11 +31,11 @@ impl MtlsArgs {
     /// The three files of a `pki` directory for one component (`DIR/ca.pem`,
     /// `DIR/<role>-<name>.pem`, `.key`).
     pub fn from_pki_dir(dir: &std::path::Path, role: crate::Role, name: &str) -> MtlsArgs {
-        let stem = format!("{}-{name}", role.as_str());
+        let (cert, key) = crate::pki::leaf_paths(dir, role, name);
         MtlsArgs {
-            mtls_ca: Some(dir.join("ca.pem")),
-            mtls_cert: Some(dir.join(format!("{stem}.pem"))),
-            mtls_key: Some(dir.join(format!("{stem}.key"))),
+            mtls_ca: Some(dir.join(crate::pki::CA_CERT_FILE)),
+            mtls_cert: Some(cert),
+            mtls_key: Some(key),
         }
     }
 

@@ -15,7 +15,9 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::mtls::MtlsClient;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::mtls::{MtlsClient, MtlsError, Side};
 
 /// A tower connector: TCP to the URI's authority, then the mutual-TLS handshake.
 #[derive(Clone)]
@@ -30,7 +32,7 @@ impl MtlsConnector {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Io = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+type Io = TokioIo<Refusals<tokio_rustls::client::TlsStream<TcpStream>>>;
 
 impl tower_service::Service<Uri> for MtlsConnector {
     type Response = Io;
@@ -55,7 +57,11 @@ impl tower_service::Service<Uri> for MtlsConnector {
             let tcp = TcpStream::connect((host.as_str(), port)).await?;
             let _ = tcp.set_nodelay(true);
             let (tls, _peer) = client.connect(tcp, name).await?;
-            Ok(TokioIo::new(tls))
+            Ok(TokioIo::new(Refusals {
+                io: tls,
+                read_once: false,
+                region: client.trust().region(),
+            }))
         })
     }
 }
@@ -90,5 +96,74 @@ pub fn channel_lazy(endpoint: &Endpoint, tls: Option<&MtlsClient>) -> Channel {
     match tls {
         Some(c) => endpoint.connect_with_connector_lazy(MtlsConnector::new(c.clone())),
         None => endpoint.connect_lazy(),
+    }
+}
+
+/// A TLS 1.3 client learns that the server refused its certificate only at its first read
+/// (the server's alert): that error is reworded as the [`MtlsError`] it is ("the peer refused
+/// the handshake: alert CertificateRequired"), instead of reaching the log as an HTTP/2
+/// protocol error.
+pub struct Refusals<IO> {
+    io: IO,
+    read_once: bool,
+    region: String,
+}
+
+impl<IO: AsyncRead + Unpin> Refusals<IO> {
+    /// A write failed before anything was read: the server closed the connection, most
+    /// likely after an alert refusing us. Reading now processes that alert if it arrived.
+    fn why_closed(&mut self, cx: &mut Context<'_>, e: &std::io::Error) -> std::io::Error {
+        let mut scratch = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut scratch);
+        let why = match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Ready(Err(read)) => MtlsError::from_io(&read, Side::Client, &self.region),
+            _ => MtlsError::Handshake(format!(
+                "the server closed the connection right after the handshake ({e}): \
+                 it probably refused this certificate (see its log)"
+            )),
+        };
+        std::io::Error::new(e.kind(), why)
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Refusals<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        match polled {
+            Poll::Ready(Err(e)) if !self.read_once => {
+                let why = MtlsError::from_io(&e, Side::Client, &self.region);
+                Poll::Ready(Err(std::io::Error::new(e.kind(), why)))
+            }
+            Poll::Ready(Ok(())) => {
+                self.read_once = true;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Refusals<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if !self.read_once => Poll::Ready(Err(self.why_closed(cx, &e))),
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -403,6 +403,36 @@ pub fn init(dir: &Path, region: &str, force: bool) -> Result<RegionCa, PkiError>
     Ok(ca)
 }
 
+/// A region's PKI in `dir` as a single-host region (`edgeplane up`) needs it: the CA made
+/// if missing (an existing one must be `region`'s), and each request's certificate issued if
+/// its files are missing. Existing certificates are kept, so restarts change nothing.
+pub fn ensure(dir: &Path, region: &str, requests: &[LeafRequest]) -> Result<RegionCa, PkiError> {
+    let ca = if dir.join(CA_CERT_FILE).exists() {
+        let ca = RegionCa::load(dir)?;
+        if ca.region() != region {
+            return Err(PkiError::BadCa {
+                path: dir.join(CA_CERT_FILE),
+                reason: format!(
+                    "it is the CA of region {:?}, not {region:?} (move the directory away to \
+                     start a new PKI)",
+                    ca.region()
+                ),
+            });
+        }
+        ca
+    } else {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        init(dir, region, false)?
+    };
+    for request in requests {
+        let (cert, key) = leaf_paths(dir, request.role, &request.name);
+        if !(cert.exists() && key.exists()) {
+            ca.issue(request)?.save(dir)?;
+        }
+    }
+    Ok(ca)
+}
+
 /// `edgeplane pki issue`: a component certificate from the CA in `dir`, saved beside it.
 /// Returns it with its certificate and key paths.
 pub fn issue(

@@ -184,6 +184,13 @@ impl axum::serve::Listener for TlsIncoming {
     }
 }
 
+/// A request's remote address, over plaintext (tonic's own connection info) or TLS
+/// ([`ConnInfo`]).
+pub fn remote_addr<T>(req: &tonic::Request<T>) -> Option<SocketAddr> {
+    req.remote_addr()
+        .or_else(|| Some(req.extensions().get::<ConnInfo>()?.remote))
+}
+
 impl tonic::transport::server::Connected for TlsConn {
     type ConnectInfo = ConnInfo;
 

@@ -10,7 +10,7 @@ pub mod driver;
 pub mod replica;
 pub mod session;
 
-pub use driver::{Backoff, DriverConfig, Subscriber, Wake, run};
+pub use driver::{Backoff, DriverConfig, Subscriber, Wake, error_chain, run};
 pub use replica::Replica;
 pub use session::{Apply, Session, Step};
 

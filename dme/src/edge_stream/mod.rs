@@ -31,7 +31,7 @@ pub async fn open(
     dme: Arc<Dme>,
     req: Request<Streaming<ClientEdgeEvent>>,
 ) -> Result<Response<Outbox>, Status> {
-    let peer = crate::grpc::peer_ip(&req);
+    let peer = edge_tls::serve::remote_addr(&req).map(|a| a.ip());
     let mut inbound = req.into_inner();
     let cfg = dme.config().edge_events.clone();
     let refuse = |dme: &Dme, s: Status| {

@@ -171,12 +171,31 @@ pub async fn run<S: Subscriber>(config: DriverConfig, mut sub: S) {
         let started = tokio::time::Instant::now();
         match connection(&config, addr, &mut session, &mut sub).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(
-                %addr, role = %config.subscription.role, error = %e,
-                "notify session ended; serving what was last published"
-            ),
+            Err(e) => {
+                // A plaintext subscriber talking to a mutual-TLS controller only sees its
+                // HTTP/2 preface rejected: say what that probably means.
+                let hint = refusal_hint(config.tls.is_some(), &e.to_string());
+                tracing::warn!(
+                    %addr, role = %config.subscription.role, error = %e,
+                    "notify session ended{hint}; serving what was last published"
+                )
+            }
         }
         tokio::time::sleep(backoff.after_session(started.elapsed())).await;
+    }
+}
+
+/// What a failed connection probably means, when the error itself does not say: a
+/// plaintext subscriber talking to a mutual-TLS controller only sees its HTTP/2 preface
+/// rejected, and a TLS 1.3 client whose certificate the controller refused only sees the
+/// connection close (the controller's log says why).
+fn refusal_hint(tls: bool, error: &str) -> &'static str {
+    if !tls && error.contains("protocol error") {
+        " (if the controller requires mutual TLS, give --mtls-ca, --mtls-cert and --mtls-key)"
+    } else if tls && (error.contains("broken pipe") || error.contains("connection reset")) {
+        " (the controller closed the connection: it may have refused this certificate, its log says why)"
+    } else {
+        ""
     }
 }
 
