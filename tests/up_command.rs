@@ -21,6 +21,7 @@ async fn up_serves_the_example_region() {
             "--dme-http-addr",
             "127.0.0.1:0",
         ])
+        .args(["--mc-addr", "127.0.0.1:0"])
         .env_remove("EDGEPLANE_STORE_ETCD")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -35,9 +36,11 @@ async fn up_serves_the_example_region() {
         }
     });
     let mut grpc = None;
+    let mut mc = None;
+    let mut password = None;
     let mut applied = false;
     let mut local_applied = false;
-    while grpc.is_none() {
+    loop {
         let line = rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("banner within 30 s");
@@ -46,7 +49,18 @@ async fn up_serves_the_example_region() {
         if let Some(addr) = line.trim().strip_prefix("DME gRPC") {
             grpc = Some(addr.trim().to_string());
         }
+        if let Some(url) = line.trim().strip_prefix("MC (users)") {
+            mc = Some(url.trim().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("Created MC user admin, password ") {
+            password = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("Ctrl-C stops the region") {
+            break;
+        }
     }
+    let (mc, password) = (mc.expect("the MC's address"), password.expect("a password"));
+    check_mc(dir.path(), &mc, &password);
     assert!(applied, "the example document was applied");
     assert!(
         local_applied,
@@ -97,4 +111,38 @@ async fn up_serves_the_example_region() {
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
         assert!(!alive, "echo process {pid} still runs after Ctrl-C");
     }
+}
+
+/// The MC `up` runs: its admin password is in a 0600 file, it logs the admin in over HTTPS
+/// (certificate of the region PKI) and knows the region's controller.
+fn check_mc(data: &std::path::Path, mc: &str, password: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = data.join("mc-admin-password");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
+    let curl = |path: &str, body: String, token: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(data.join("pki/ca.pem"))
+            .args(["-H", "content-type: application/json", "-d", &body])
+            .arg(format!("{mc}{path}"));
+        if let Some(t) = token {
+            c.args(["-H", &format!("authorization: Bearer {t}")]);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let login = curl(
+        "/api/v1/login",
+        serde_json::json!({"username": "admin", "password": password}).to_string(),
+        None,
+    );
+    let token = login["token"].as_str().expect("a token");
+    let controllers = curl("/api/v1/auth/controller/show", "{}".into(), Some(token));
+    assert!(
+        controllers.to_string().contains("\"region\":\"eu\""),
+        "the region's controller is registered: {controllers}"
+    );
 }
