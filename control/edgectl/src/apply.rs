@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 
+use crate::transport::Transport;
 use edge_api::pb::{self, controller_client::ControllerClient};
 use edge_model::document::ComputedFields;
 use edge_model::{AppInst, Deployment, Object, ObjectKey};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::objects::{document_objects, updatable_diff};
@@ -40,8 +40,8 @@ pub struct NotTaken {
 
 /// Creates one object and waits for it to settle (a CRM's READY, for clusters and instances);
 /// returns the revision, or the error status (with the CRM's reason when it failed).
-pub async fn create_object(
-    client: &mut ControllerClient<Channel>,
+pub async fn create_object<T: Transport>(
+    client: &mut ControllerClient<T>,
     object: &Object,
 ) -> Result<u64, Status> {
     let req = pb::CreateRequest {
@@ -52,8 +52,8 @@ pub async fn create_object(
 
 /// Deletes one object and waits for it to be gone (a CRM's delete, for clusters and
 /// instances); returns the revision, or the error status.
-pub async fn delete_object(
-    client: &mut ControllerClient<Channel>,
+pub async fn delete_object<T: Transport>(
+    client: &mut ControllerClient<T>,
     key: &ObjectKey,
 ) -> Result<u64, Status> {
     let req = pb::DeleteRequest {
@@ -76,8 +76,8 @@ pub async fn finish(
     Ok(revision)
 }
 
-async fn current(
-    client: &mut ControllerClient<Channel>,
+async fn current<T: Transport>(
+    client: &mut ControllerClient<T>,
     key: &ObjectKey,
 ) -> Result<Option<Object>, Status> {
     let req = pb::ShowRequest {
@@ -94,8 +94,8 @@ async fn current(
 }
 
 /// Creates or updates every object of `doc`, parents first.
-pub async fn apply(
-    client: &mut ControllerClient<Channel>,
+pub async fn apply<T: Transport>(
+    client: &mut ControllerClient<T>,
     doc: &Deployment,
 ) -> Result<Report, Status> {
     apply_noting(client, doc, &[]).await
@@ -105,8 +105,8 @@ pub async fn apply(
 /// [`edge_model::document::parse_noting_computed`]) names the entries that set fields the
 /// controller computes; each such field whose value differs from the controller's is reported
 /// in [`Report::not_taken`].
-pub async fn apply_noting(
-    client: &mut ControllerClient<Channel>,
+pub async fn apply_noting<T: Transport>(
+    client: &mut ControllerClient<T>,
     doc: &Deployment,
     computed: &[ComputedFields],
 ) -> Result<Report, Status> {
@@ -183,8 +183,8 @@ fn differing(
 }
 
 /// Creates or updates one object; also returns the stored object when it was read anyway.
-async fn apply_one(
-    client: &mut ControllerClient<Channel>,
+async fn apply_one<T: Transport>(
+    client: &mut ControllerClient<T>,
     key: &ObjectKey,
     obj: &Object,
 ) -> Result<(Report, Option<Object>), Status> {
@@ -234,8 +234,8 @@ async fn apply_one(
 }
 
 /// Deletes every object `doc` names, children first; missing ones are counted, not errors.
-pub async fn delete(
-    client: &mut ControllerClient<Channel>,
+pub async fn delete<T: Transport>(
+    client: &mut ControllerClient<T>,
     doc: &Deployment,
 ) -> Result<Report, Status> {
     let mut report = Report::default();

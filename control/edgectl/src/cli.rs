@@ -1,7 +1,15 @@
 //! The `edgectl` command line: flags, dispatch, and turning every failure into one line on
 //! stderr and exit code 1 (usage errors included, so scripts see one failure code).
 //!
-//! Commands (global `--addr`, the controller API, default 127.0.0.1:55001, env `EDGECTL_ADDR`):
+//! Where object commands go: through the MC with the token of `edgectl login` (the region from
+//! `--region`, else the MC's only one), unless `--addr` (env `EDGECTL_ADDR`) or the `--mtls-*`
+//! flags name a controller to call directly (default 127.0.0.1:55001; plaintext, or mutual TLS
+//! with an `edgectl` certificate from `edgeplane pki issue --role edgectl`). Without a login,
+//! the default controller address.
+//!
+//! Commands:
+//! - `login --mc https://HOST:PORT --ca PEM --username NAME` (password from `--password-file`,
+//!   env `EDGECTL_PASSWORD`, or the first line of stdin), `logout` ([`crate::login`]).
 //! - `apply -f FILE`, `delete -f FILE`: a deployment document ([`crate::apply`]).
 //! - `create KIND f=v..`, `update KIND f=v..`, `delete KIND key=v..`: one object from dotted
 //!   proto field paths ([`crate::assign`]); `update`'s field mask is the top-level non-key
@@ -21,7 +29,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edge_api::pb::controller_client::ControllerClient;
 use edge_model::ObjectKind;
+use edge_tls::{PeerPolicy, Role};
 use tonic::Status;
+
+use crate::transport::{Auth, Client};
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Parser, Debug)]
@@ -31,14 +42,17 @@ use tonic::transport::{Channel, Endpoint};
     about = "Edgeplane command line: objects and documents on the controller, DME client calls"
 )]
 pub struct Cli {
-    /// Controller API (gRPC) address.
-    #[arg(
-        long,
-        global = true,
-        env = "EDGECTL_ADDR",
-        default_value = "127.0.0.1:55001"
-    )]
-    addr: String,
+    /// Controller API (gRPC) address, called directly instead of through the MC of
+    /// `edgectl login` [default: 127.0.0.1:55001].
+    #[arg(long, global = true, env = "EDGECTL_ADDR")]
+    addr: Option<String>,
+    /// The region, through the MC (default: its only region).
+    #[arg(long, global = true, env = "EDGECTL_REGION")]
+    region: Option<String>,
+    /// Direct access over mutual TLS: the region CA and an `edgectl` certificate (give these
+    /// before the command).
+    #[command(flatten)]
+    mtls: edge_tls::cli::MtlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +94,10 @@ enum Command {
     },
     /// Show objects as a table, a deployment document (yaml) or proto JSON.
     Show(edit::ShowArgs),
+    /// Log in to the MC; later commands go through it with the token.
+    Login(LoginArgs),
+    /// Forget the MC login.
+    Logout,
     /// Call a DME as a client app would.
     Dme(dme::DmeArgs),
     /// Ask the edge-events clients of an instance to measure and report their latency (the
@@ -89,6 +107,21 @@ enum Command {
         #[arg(long = "appinst", value_name = "ORG/NAME")]
         app_inst: String,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct LoginArgs {
+    /// The MC's API: https://HOST:PORT (http:// only on loopback).
+    #[arg(long)]
+    mc: String,
+    /// The CA certificate (PEM) the MC's certificate must be issued by.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    #[arg(long)]
+    username: String,
+    /// A file whose first line is the password (else env EDGECTL_PASSWORD, else stdin).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
 }
 
 /// `-o` formats of `show`.
@@ -125,31 +158,97 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let t = Target {
+        addr: cli.addr,
+        region: cli.region,
+        mtls: cli.mtls,
+    };
     match cli.command {
-        Command::Apply { file } => apply_file(&cli.addr, &file).await,
+        Command::Apply { file } => apply_file(&t, &file).await,
         Command::Delete {
             file: Some(file), ..
-        } => delete_file(&cli.addr, &file).await,
+        } => delete_file(&t, &file).await,
         Command::Delete {
             kind: Some(kind),
             fields,
             ..
-        } => edit::delete(&mut connect(&cli.addr).await?, kind, &fields).await,
+        } => edit::delete(&mut connect(&t).await?, kind, &fields)
+            .await
+            .map_err(relogin),
         // clap requires KIND without -f.
         Command::Delete { .. } => anyhow::bail!("delete: give -f FILE or KIND and key fields"),
-        Command::Create { kind, fields } => {
-            edit::create(&mut connect(&cli.addr).await?, kind, &fields).await
-        }
-        Command::Update { kind, fields } => {
-            edit::update(&mut connect(&cli.addr).await?, kind, &fields).await
-        }
-        Command::Show(args) => edit::show(&mut connect(&cli.addr).await?, &args).await,
+        Command::Create { kind, fields } => edit::create(&mut connect(&t).await?, kind, &fields)
+            .await
+            .map_err(relogin),
+        Command::Update { kind, fields } => edit::update(&mut connect(&t).await?, kind, &fields)
+            .await
+            .map_err(relogin),
+        Command::Show(args) => edit::show(&mut connect(&t).await?, &args)
+            .await
+            .map_err(relogin),
         Command::Dme(args) => dme::run(&args).await,
-        Command::RequestLatency { app_inst } => request_latency(&cli.addr, &app_inst).await,
+        Command::RequestLatency { app_inst } => request_latency(&t, &app_inst).await,
+        Command::Login(args) => login(&args).await,
+        Command::Logout => {
+            let had = crate::login::remove()?;
+            println!("{}", if had { "logged out" } else { "not logged in" });
+            Ok(())
+        }
     }
 }
 
-async fn request_latency(addr: &str, app_inst: &str) -> Result<()> {
+/// Where object commands go (see the module doc).
+struct Target {
+    addr: Option<String>,
+    region: Option<String>,
+    mtls: edge_tls::cli::MtlsArgs,
+}
+
+const DEFAULT_ADDR: &str = "127.0.0.1:55001";
+
+async fn login(a: &LoginArgs) -> Result<()> {
+    let password = match (&a.password_file, std::env::var("EDGECTL_PASSWORD")) {
+        (Some(f), _) => std::fs::read_to_string(f)
+            .with_context(|| format!("--password-file {}", f.display()))?,
+        (None, Ok(p)) => p,
+        (None, Err(_)) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line
+        }
+    };
+    let password = password.lines().next().unwrap_or("").to_string();
+    let ca =
+        a.ca.as_ref()
+            .map(|c| std::fs::canonicalize(c).with_context(|| format!("--ca {}", c.display())))
+            .transpose()?;
+    let mc = a.mc.trim_end_matches('/').to_string();
+    let token = crate::login::request_token(&mc, ca.as_deref(), &a.username, &password).await?;
+    crate::login::save(&crate::login::LoginFile {
+        mc: mc.clone(),
+        ca,
+        token,
+        username: a.username.clone(),
+    })?;
+    println!("logged in as {} at {mc}", a.username);
+    Ok(())
+}
+
+/// An MC refusal of the token, said so that the user knows to log in again.
+fn relogin(e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    if text.contains("Unauthenticated") && text.contains("expired") {
+        anyhow::anyhow!("token expired: run edgectl login ({text})")
+    } else if text.contains("Unauthenticated") {
+        anyhow::anyhow!("{text} (run edgectl login)")
+    } else {
+        e
+    }
+}
+
+async fn request_latency(t: &Target, app_inst: &str) -> Result<()> {
     let (organization, name) = app_inst
         .split_once('/')
         .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
@@ -159,13 +258,13 @@ async fn request_latency(addr: &str, app_inst: &str) -> Result<()> {
         name: name.into(),
     };
     let request = edge_api::notify::Request::AppInstLatency(key);
-    let r = connect(addr)
+    let r = connect(t)
         .await?
         .relay(edge_api::pb::RelayRequest {
             request: Some((&request).into()),
         })
         .await
-        .map_err(|s| status(&s).context("request-latency"))?
+        .map_err(|s| relogin(status(&s).context("request-latency")))?
         .into_inner();
     println!(
         "latency requested from the clients of {app_inst} through {} DME(s)",
@@ -193,8 +292,33 @@ pub(crate) async fn channel(addr: &str, what: &str) -> Result<Channel> {
         .with_context(|| format!("cannot connect to the {what} at {addr}"))
 }
 
-async fn connect(addr: &str) -> Result<ControllerClient<Channel>> {
-    Ok(ControllerClient::new(channel(addr, "controller").await?))
+/// The controller client of an object command (see the module doc for where it goes).
+async fn connect(t: &Target) -> Result<Client> {
+    let direct = t.addr.is_some() || t.mtls.mtls_ca.is_some();
+    let login = if direct { None } else { crate::login::load()? };
+    if let Some(l) = login {
+        let ch = crate::transport::mc_channel(&l.mc, l.ca.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let auth = Auth::new(Some(&l.token), t.region.as_deref()).map_err(anyhow::Error::msg)?;
+        return Ok(ControllerClient::with_interceptor(ch, auth));
+    }
+    let addr = t.addr.as_deref().unwrap_or(DEFAULT_ADDR);
+    let ch = match t.mtls.load().context("loading the --mtls-* files")? {
+        None => channel(addr, "controller").await?,
+        Some(m) => {
+            let client = m
+                .client(PeerPolicy::roles(&[Role::Controller]), &[b"h2"])
+                .context("mutual TLS client")?;
+            let ep = edge_tls::grpc::endpoint(addr, Duration::from_secs(5))
+                .with_context(|| format!("bad controller address `{addr}`"))?;
+            edge_tls::grpc::channel(ep, Some(&client))
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", crate::transport::chain(&e)))
+                .with_context(|| format!("cannot connect to the controller at {addr}"))?
+        }
+    };
+    Ok(ControllerClient::with_interceptor(ch, Auth::default()))
 }
 
 /// A gRPC status as one readable line: `NotFound: Cloudlet telekom/x not found`.
@@ -207,12 +331,12 @@ fn load(file: &Path) -> Result<edge_model::Deployment> {
     edge_model::document::load(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
-async fn apply_file(addr: &str, file: &Path) -> Result<()> {
+async fn apply_file(t: &Target, file: &Path) -> Result<()> {
     let (doc, computed) = edge_model::document::load_noting_computed(file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let r = crate::apply_noting(&mut connect(addr).await?, &doc, &computed)
+    let r = crate::apply_noting(&mut connect(t).await?, &doc, &computed)
         .await
-        .map_err(|s| status(&s).context(format!("applying {}", file.display())))?;
+        .map_err(|s| relogin(status(&s).context(format!("applying {}", file.display()))))?;
     for n in &r.not_taken {
         eprintln!("{}", not_taken_warning(file, n));
     }
@@ -227,11 +351,11 @@ async fn apply_file(addr: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn delete_file(addr: &str, file: &Path) -> Result<()> {
+async fn delete_file(t: &Target, file: &Path) -> Result<()> {
     let doc = load(file)?;
-    let r = crate::delete(&mut connect(addr).await?, &doc)
+    let r = crate::delete(&mut connect(t).await?, &doc)
         .await
-        .map_err(|s| status(&s).context(format!("deleting {}", file.display())))?;
+        .map_err(|s| relogin(status(&s).context(format!("deleting {}", file.display()))))?;
     println!(
         "deleted {}: {} deleted, {} already absent{}",
         file.display(),

@@ -11,14 +11,19 @@
 //! - [`assign`]: `key.name=berlin-1`-style assignments → proto JSON → `pb::Object` / `pb::ObjectKey`,
 //!   typed by [`schema`] (edge-api's descriptor set).
 //! - [`table`]: `show -o table`.
+//! - [`transport`]: where object commands go (the MC with a token, or a controller directly,
+//!   plaintext or mutual TLS), and the [`transport::Transport`] bound every client function takes.
+//! - [`login`]: `edgectl login` / `logout` and the login file.
 //! - [`cli`]: clap flags and dispatch; the only place errors become text and exit codes.
 
 pub mod apply;
 pub mod assign;
 pub mod cli;
+pub mod login;
 pub mod objects;
 pub mod schema;
 pub mod table;
+pub mod transport;
 
 pub use apply::{
     NotTaken, Report, apply, apply_noting, create_object, delete, delete_object, finish,

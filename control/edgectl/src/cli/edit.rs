@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::transport::Transport;
 use anyhow::{Context, Result, bail};
 use edge_api::pb::{self, controller_client::ControllerClient};
 use edge_model::{Object, ObjectKind};
 use serde_json::Value;
 use tonic::Status;
-use tonic::transport::Channel;
 
 use super::{Output, status};
 use crate::assign::{self, Assignment};
@@ -65,8 +65,8 @@ fn report(messages: &[String], revision: u64) {
     println!("{last} (revision {revision})");
 }
 
-pub async fn create(
-    client: &mut ControllerClient<Channel>,
+pub async fn create<T: Transport>(
+    client: &mut ControllerClient<T>,
     kind: ObjectKind,
     fields: &[String],
 ) -> Result<()> {
@@ -87,8 +87,8 @@ pub async fn create(
 
 /// Fetches the object, overlays the given fields, and sends an update whose mask is the
 /// top-level non-key fields given (so `location.latitude=1` keeps the current longitude).
-pub async fn update(
-    client: &mut ControllerClient<Channel>,
+pub async fn update<T: Transport>(
+    client: &mut ControllerClient<T>,
     kind: ObjectKind,
     fields: &[String],
 ) -> Result<()> {
@@ -146,8 +146,8 @@ fn not_found(kind: ObjectKind, keys: &[Assignment]) -> anyhow::Error {
     )
 }
 
-pub async fn delete(
-    client: &mut ControllerClient<Channel>,
+pub async fn delete<T: Transport>(
+    client: &mut ControllerClient<T>,
     kind: ObjectKind,
     fields: &[String],
 ) -> Result<()> {
@@ -159,8 +159,8 @@ pub async fn delete(
     Ok(())
 }
 
-async fn show_raw(
-    client: &mut ControllerClient<Channel>,
+async fn show_raw<T: Transport>(
+    client: &mut ControllerClient<T>,
     kind: Option<ObjectKind>,
     key: Option<pb::ObjectKey>,
     org: Option<&str>,
@@ -183,7 +183,7 @@ async fn show_raw(
     Ok(out)
 }
 
-pub async fn show(client: &mut ControllerClient<Channel>, args: &ShowArgs) -> Result<()> {
+pub async fn show<T: Transport>(client: &mut ControllerClient<T>, args: &ShowArgs) -> Result<()> {
     let wire = show_raw(client, args.kind, None, args.org.as_deref()).await?;
     if args.output == Output::Json {
         let doc = serde_json::json!({ "objects": wire });

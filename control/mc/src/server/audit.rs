@@ -105,6 +105,12 @@ impl AuditCtx {
     }
 }
 
+/// Put in a response's extensions by a handler that records its request itself, so that it is
+/// not recorded twice: the region proxy, whose streamed mutations end (and gRPC calls report
+/// their status) after the response's head is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct SelfRecorded;
+
 /// The remote address of a connection (axum connect info; see `server::run`).
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
@@ -157,6 +163,9 @@ pub async fn record(State(state): State<Arc<McState>>, req: Request, next: Next)
         }
     };
     let status = resp.status();
+    if resp.extensions().get::<SelfRecorded>().is_some() {
+        return resp;
+    }
     if is_show(&path) && (status.is_success() || status.as_u16() == 403) {
         return resp;
     }
