@@ -534,3 +534,29 @@ fn region_api_postgres() {
     }
     region_api(Backend::Postgres);
 }
+
+/// An expired login token: edgectl says to log in again (plaintext MC on loopback, no region
+/// needed: the token is refused first).
+#[test]
+fn edgectl_with_an_expired_token() {
+    let mc = mc_common::Mc::start(Backend::Redb, &["--token-ttl-secs", "1"]);
+    let _ = mc.user("late");
+    let cfg = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_edgectl"))
+            .args(args)
+            .env("EDGECTL_CONFIG_DIR", cfg.path())
+            .env("EDGECTL_PASSWORD", mc_common::password_of("late"))
+            .env_remove("EDGECTL_ADDR")
+            .output()
+            .unwrap()
+    };
+    ok(&run(&["login", "--mc", &mc.url, "--username", "late"]));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let o = run(&["show", "app"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("token expired: run edgectl login"),
+        "{err}"
+    );
+}

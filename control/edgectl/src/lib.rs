@@ -1,5 +1,6 @@
-//! `edgectl`: the command line for a region. Talks to the controller API (objects, documents)
-//! and to DMEs (register / find / list), so a person can try the system without writing code.
+//! `edgectl`: the command line for a region. Talks to the controller API (objects, documents:
+//! through the MC with the token of `edgectl login`, or directly) and to DMEs (register / find /
+//! list), so a person can try the system without writing code.
 //!
 //! Owns: the CLI ([`cli`], run by the root package's `edgectl` binary), document apply/delete
 //! against a controller, objects from `field=value` pairs, and the `show` formats. Does not own:
