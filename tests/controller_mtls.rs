@@ -271,3 +271,22 @@ async fn knows_arena(dme: &Dme) -> bool {
         .await
         .is_ok()
 }
+
+#[test]
+fn plaintext_off_loopback_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane"))
+        .args(["controller", "--data-dir"])
+        .arg(dir.path())
+        .args(["--api-addr", "0.0.0.0:0", "--notify-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("refusing to serve the API in plaintext on 0.0.0.0:")
+            && err.contains("--mtls-ca"),
+        "{err}"
+    );
+}

@@ -50,6 +50,10 @@ pub struct ControllerArgs {
     /// `shepherd` one, all of this region CA.
     #[command(flatten)]
     pub mtls: edge_tls::cli::MtlsArgs,
+    /// Serve the API and notify in plaintext on a non-loopback address (insecure: anyone who
+    /// reaches them can change the region or read it).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 /// Where the object model is persisted.
@@ -132,6 +136,18 @@ pub async fn run_controller(
     let http = TcpListener::bind(&args.http_addr)
         .await
         .with_context(|| format!("binding REST address {}", args.http_addr))?;
+    if mtls.is_none() && !args.insecure_plaintext {
+        for (what, l) in [("API", &api), ("notify", &notify), ("REST", &http)] {
+            let addr = l.local_addr()?;
+            if !addr.ip().to_canonical().is_loopback() {
+                anyhow::bail!(
+                    "refusing to serve the {what} in plaintext on {addr}, which is not a \
+                     loopback address: give --mtls-ca/--mtls-cert/--mtls-key (edgeplane pki), \
+                     or --insecure-plaintext to accept plaintext anyway"
+                );
+            }
+        }
+    }
     println!(
         "controller: API on {}, REST on {}, notify on {}{}",
         api.local_addr()?,
