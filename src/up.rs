@@ -109,16 +109,7 @@ impl Pki {
 
     /// The same as command-line words.
     fn flags(&self, role: edge_tls::Role) -> Vec<String> {
-        let a = self.args(role);
-        let path = |p: Option<PathBuf>| p.map(|p| p.display().to_string()).unwrap_or_default();
-        vec![
-            "--mtls-ca".into(),
-            path(a.mtls_ca),
-            "--mtls-cert".into(),
-            path(a.mtls_cert),
-            "--mtls-key".into(),
-            path(a.mtls_key),
-        ]
+        self.args(role).flags()
     }
 }
 

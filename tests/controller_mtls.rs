@@ -123,7 +123,7 @@ fn client_from(dir: &std::path::Path, role: Role) -> MtlsClient {
         .unwrap()
         .unwrap();
     let real = pki().mtls(role);
-    edge_tls::MtlsClient::new(
+    MtlsClient::new(
         foreign.cert,
         real.trust,
         PeerPolicy::roles(&[Role::Controller]),

@@ -113,16 +113,7 @@ impl TestPki {
 
     /// The same as command-line words.
     pub fn flags(&self, role: edge_tls::Role) -> Vec<String> {
-        let a = self.args(role);
-        let path = |p: Option<std::path::PathBuf>| p.unwrap().display().to_string();
-        vec![
-            "--mtls-ca".into(),
-            path(a.mtls_ca),
-            "--mtls-cert".into(),
-            path(a.mtls_cert),
-            "--mtls-key".into(),
-            path(a.mtls_key),
-        ]
+        self.args(role).flags()
     }
 
     pub fn mtls(&self, role: edge_tls::Role) -> edge_tls::cli::Mtls {

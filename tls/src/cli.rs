@@ -39,6 +39,22 @@ impl MtlsArgs {
         }
     }
 
+    /// The same as command-line words (for starting a component with them).
+    pub fn flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, path) in [
+            ("--mtls-ca", &self.mtls_ca),
+            ("--mtls-cert", &self.mtls_cert),
+            ("--mtls-key", &self.mtls_key),
+        ] {
+            if let Some(p) = path {
+                out.push(flag.to_owned());
+                out.push(p.display().to_string());
+            }
+        }
+        out
+    }
+
     /// What a component dials its controller with (notify subscribers, the MC): a client of
     /// this region accepting only a `controller` server, its files watched for the life of
     /// the process. `None` when no flag is given. Needs a tokio runtime.
