@@ -108,13 +108,9 @@ async fn controller_changes_and_operator_requests_reach_exactly_their_streams() 
 
     // A request for an instance that does not exist is refused by name.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_edgectl"))
-        .args([
-            "--addr",
-            &ctl.api.to_string(),
-            "request-latency",
-            "--appinst",
-            "NimbusGames/nope",
-        ])
+        .args(["--addr", &ctl.api.to_string()])
+        .args(pki().flags(edge_tls::Role::Edgectl))
+        .args(["request-latency", "--appinst", "NimbusGames/nope"])
         .output()
         .await
         .unwrap();

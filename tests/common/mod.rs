@@ -89,11 +89,10 @@ const PKI_ROLES: [edge_tls::Role; 6] = [
 pub fn pki() -> &'static TestPki {
     static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
     PKI.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "pki-{}-{}",
-            std::process::id(),
-            module_path!().replace("::", "-")
-        ));
+        // One directory per test binary, made anew by each run of it (no ':' in the path:
+        // curl reads `--cert FILE:PASSWORD`).
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("pki-{}", module_path!().replace("::", "-")));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let leaves: Vec<_> = PKI_ROLES
