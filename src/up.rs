@@ -228,8 +228,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &args,
         &pki,
         &region,
-        api_addr,
-        notify_addr,
+        &docs,
+        (api_addr, notify_addr),
         stopped(stop.clone()),
     )
     .await?;
@@ -440,8 +440,8 @@ async fn start_mc(
     args: &UpArgs,
     pki: &Pki,
     region: &str,
-    api: SocketAddr,
-    notify: SocketAddr,
+    docs: &[(PathBuf, Deployment)],
+    (api, notify): (SocketAddr, SocketAddr),
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<McUp> {
     let data = &args.store.data_dir;
@@ -471,6 +471,7 @@ async fn start_mc(
         store.delete_controller(region).await?;
         store.create_controller(&want).await?;
     }
+    register_orgs(store.as_ref(), docs).await?;
     let addr = p.listener.local_addr()?;
     tokio::spawn(mc::server::run(p.listener, p.tls, p.state, stop));
     let new_password = if existed {
@@ -483,6 +484,50 @@ async fn start_mc(
         password_file,
         new_password,
     })
+}
+
+/// The organisations owning the documents' objects, made known to the MC (operators own
+/// cloudlets and operator codes, developers apps and instances), so that the region `up`
+/// applied can be managed through the MC. Existing ones are left as they are.
+async fn register_orgs(
+    store: &dyn mc::store::McStore,
+    docs: &[(PathBuf, Deployment)],
+) -> Result<()> {
+    use mc::model::{Org, OrgType};
+    let mut orgs = std::collections::BTreeMap::new();
+    for (_, d) in docs {
+        let operators = d.cloudlets.iter().map(|c| &c.key.organization);
+        let operators = operators.chain(d.operator_codes.iter().map(|c| &c.organization));
+        for o in operators {
+            orgs.insert(o.clone(), OrgType::Operator);
+        }
+        let developers = d.apps.iter().map(|a| &a.key.organization);
+        let developers = developers
+            .chain(d.cluster_insts.iter().map(|c| &c.key.organization))
+            .chain(d.app_insts.iter().map(|i| &i.key.organization));
+        for o in developers {
+            orgs.entry(o.clone()).or_insert(OrgType::Developer);
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    for (name, org_type) in orgs {
+        if store.org(&name).await?.is_some() {
+            continue;
+        }
+        let org = Org {
+            name: name.clone(),
+            org_type,
+            delete_in_progress: false,
+            created_at: now,
+        };
+        store
+            .create_org(&org)
+            .await
+            .with_context(|| format!("registering organisation {name} with the MC"))?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -145,4 +145,14 @@ fn check_mc(data: &std::path::Path, mc: &str, password: &str) {
         controllers.to_string().contains("\"region\":\"eu\""),
         "the region's controller is registered: {controllers}"
     );
+    // The region applied at start is reachable through the MC (its organisations are
+    // known to the MC).
+    let apps = curl(
+        "/api/v1/auth/ctrl/ShowApp",
+        r#"{"region":"eu","app":{}}"#.into(),
+        Some(token),
+    );
+    assert!(apps.to_string().contains("arena-shooter"), "{apps}");
+    let orgs = curl("/api/v1/auth/org/show", "{}".into(), Some(token));
+    assert!(orgs.to_string().contains("NimbusGames"), "{orgs}");
 }
