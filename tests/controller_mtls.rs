@@ -290,3 +290,46 @@ fn plaintext_off_loopback_is_refused() {
         "{err}"
     );
 }
+
+/// The fingerprint of the certificate the controller presents to a new connection.
+async fn presented(api: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(api).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let (tls, peer) = pki()
+        .client(Role::Edgectl)
+        .connect(tcp, name)
+        .await
+        .unwrap();
+    assert_eq!(peer.role, Role::Controller);
+    let certs = tls.get_ref().1.peer_certificates().unwrap();
+    edge_tls::fingerprint(&certs[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reissued_certificate_is_served_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = start(dir.path()).await;
+    let file = pki().dir.join("controller-test.pem");
+    let on_file = || edge_tls::fingerprint(&edge_tls::load_certs(&file).unwrap()[0]);
+    assert_eq!(presented(&ctl.api).await, on_file());
+    // Re-issued in place (same CA, same role), as an operator rotates it.
+    edge_tls::pki::issue(
+        &pki().dir,
+        &edge_tls::LeafRequest::new(Role::Controller, "test"),
+    )
+    .unwrap();
+    let new = on_file();
+    let mut served = String::new();
+    for _ in 0..100 {
+        served = presented(&ctl.api).await;
+        if served == new {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, new, "the new certificate is served within 10 s");
+    // And it still admits its clients.
+    revision(&ctl.api, Some(&pki().client(Role::Edgectl)))
+        .await
+        .expect("edgectl after the rotation");
+}
