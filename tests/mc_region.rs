@@ -528,10 +528,7 @@ fn region_api_embedded_store() {
 
 #[test]
 fn region_api_postgres() {
-    if std::env::var("EDGEPLANE_PG_URL").map_or(true, |v| v.trim().is_empty()) {
-        eprintln!("EDGEPLANE_PG_URL unset: the PostgreSQL variant is skipped");
-        return;
-    }
+    // Without EDGEPLANE_PG_URL (scripts/test.sh sets it) this fails, naming the variable.
     region_api(Backend::Postgres);
 }
 
