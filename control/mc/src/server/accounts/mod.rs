@@ -64,10 +64,21 @@ pub(crate) fn deny(d: Decision) -> Result<(), ApiError> {
     }
 }
 
-/// Runs CPU-heavy work (Argon2) off the async workers.
+/// Runs CPU-heavy work (Argon2) off the async workers, a few at a time: each hash takes
+/// 19 MiB and a core for ~20 ms, so a flood of logins must queue here rather than start
+/// hundreds of blocking threads and exhaust memory.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores * 2)
+    });
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(format!("hash slots closed: {e}")))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))
