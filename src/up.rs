@@ -101,10 +101,9 @@ impl Pki {
 
     /// A client of `role` dialling the controller.
     fn client(&self, role: edge_tls::Role) -> Result<edge_tls::MtlsClient> {
-        Ok(self
-            .args(role)
+        self.args(role)
             .controller_client()?
-            .context("certificate files")?)
+            .context("certificate files")
     }
 
     /// The same as command-line words.

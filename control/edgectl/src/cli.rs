@@ -323,7 +323,14 @@ async fn connect(t: &Target) -> Result<Client> {
 
 /// A gRPC status as one readable line: `NotFound: Cloudlet telekom/x not found`.
 pub(crate) fn status(s: &Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+    // A plaintext client of a mutual-TLS controller only sees its HTTP/2 preface refused.
+    let hint = if s.message().contains("h2 protocol error") {
+        " (if the controller requires mutual TLS, give --mtls-ca, --mtls-cert and --mtls-key \
+         before the command, or log in to the MC)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("{:?}: {}{hint}", s.code(), s.message())
 }
 
 fn load(file: &Path) -> Result<edge_model::Deployment> {
