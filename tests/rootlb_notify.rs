@@ -474,9 +474,14 @@ async fn health_reports_for_another_cloudlet_are_rejected() {
     wait_health(&ctl, &munich, HealthCheck::Ok, 10).await;
 
     // A subscriber filtered to berlin-1 reports both instances down.
-    let mut notify = pb::notify_client::NotifyClient::connect(format!("http://{}", ctl.notify))
+    // (A root LB's certificate: the controller requires mutual TLS.)
+    let tls = ctl.pki.map(|p| p.client(edge_tls::Role::Rootlb));
+    let endpoint =
+        edge_tls::grpc::endpoint(&ctl.notify.to_string(), Duration::from_secs(5)).unwrap();
+    let channel = edge_tls::grpc::channel(endpoint, tls.as_ref())
         .await
         .unwrap();
+    let mut notify = pb::notify_client::NotifyClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::SubscriberMessage>(8);
     let subscribe = SubscriberMessage::Subscribe(Subscription {
         name: "rogue-rootlb".into(),

@@ -89,10 +89,19 @@ const PKI_ROLES: [edge_tls::Role; 6] = [
 pub fn pki() -> &'static TestPki {
     static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
     PKI.get_or_init(|| {
-        // One directory per test binary, made anew by each run of it (no ':' in the path:
-        // curl reads `--cert FILE:PASSWORD`).
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("pki-{}", module_path!().replace("::", "-")));
+        // One directory per test process (nextest runs each test in a process of its own),
+        // and those of processes that are gone removed (no ':' in the path: curl reads
+        // `--cert FILE:PASSWORD`).
+        let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let stem = format!("pki-{}-", module_path!().replace("::", "-"));
+        for old in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = old.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(&stem).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        let dir = tmp.join(format!("{stem}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let leaves: Vec<_> = PKI_ROLES

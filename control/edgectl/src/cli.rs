@@ -324,7 +324,9 @@ async fn connect(t: &Target) -> Result<Client> {
 /// A gRPC status as one readable line: `NotFound: Cloudlet telekom/x not found`.
 pub(crate) fn status(s: &Status) -> anyhow::Error {
     // A plaintext client of a mutual-TLS controller only sees its HTTP/2 preface refused.
-    let hint = if s.message().contains("h2 protocol error") {
+    // (Depending on timing tonic says "h2 protocol error" or only "transport error".)
+    let refused = s.message().contains("h2 protocol error") || s.message() == "transport error";
+    let hint = if refused {
         " (if the controller requires mutual TLS, give --mtls-ca, --mtls-cert and --mtls-key \
          before the command, or log in to the MC)"
     } else {
