@@ -25,13 +25,9 @@ pub struct Grpc(pub Arc<Dme>);
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn ctx<T>(req: &Request<T>) -> Ctx {
-    Ctx::now(peer_ip(req))
-}
-
 /// The client's address: tonic's own for plaintext, the TLS accept loop's otherwise.
-pub(crate) fn peer_ip<T>(req: &Request<T>) -> Option<std::net::IpAddr> {
-    edge_tls::serve::remote_addr(req).map(|a| a.ip())
+fn ctx<T>(req: &Request<T>) -> Ctx {
+    Ctx::now(edge_tls::serve::remote_addr(req).map(|a| a.ip()))
 }
 
 /// Runs one unary RPC: decode context, call the engine, map the error.
