@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LEAVES = {"geodata", "edge-model", "quic-lb", "edge-tls"}
 WIRE = LEAVES | {"edge-api", "dme-api"}
-LIBS = WIRE | {"edge-store", "controller", "crm", "dme", "dataplane", "shepherd", "edge-dns", "edgectl", "mc"}
+LIBS = WIRE | {"edge-auth", "edge-store", "controller", "crm", "dme", "dataplane", "shepherd", "edge-dns", "edgectl", "mc"}
 
 # Crate -> the workspace crates it may depend on. Dependencies point down only;
 # controller, dme, dataplane and shepherd never depend on each other (nor on a CRM); edgectl is
@@ -41,12 +41,14 @@ ALLOWED = {
     "geodata": set(),
     "quic-lb": set(),
     "edge-tls": set(),
+    # Tokens: the MC issues them, the DME (and the MC's CAMARA front) verify them.
+    "edge-auth": {"edge-tls"},
     "edge-model": {"geodata"},
     "edge-api": LEAVES,
     "dme-api": LEAVES,
     "edge-store": WIRE,
     "controller": WIRE | {"edge-store"},
-    "dme": WIRE | {"edge-store"},
+    "dme": WIRE | {"edge-store", "edge-auth"},
     "dataplane": WIRE | {"edge-store"},
     "shepherd": WIRE,
     # A cloudlet's CRM: a notify subscriber beside the controller, DME and root LB.
@@ -55,7 +57,7 @@ ALLOWED = {
     "edge-dns": LEAVES | {"edge-api"},
     "edgectl": WIRE,
     # The master controller: a client of the controllers' API, in front of them.
-    "mc": WIRE,
+    "mc": WIRE | {"edge-auth"},
     "edgeplane": LIBS,
     "edgeplane-benches": LIBS,
     "loadtests": LIBS | {"edgeplane-benches"},

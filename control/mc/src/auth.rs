@@ -12,7 +12,8 @@ pub mod apikey;
 pub mod lockout;
 pub mod names;
 pub mod password;
-pub mod token;
+/// The codec lives in `edge-auth`, shared with the verifiers of the MC's tokens.
+pub use edge_auth::token;
 
 pub use lockout::{Gate, LockoutConfig, LoginFailures};
 pub use names::{NameError, valid_name};

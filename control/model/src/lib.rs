@@ -16,6 +16,7 @@
 //! - [`object`]: `ObjectKind`, `Object`, `ObjectKey` and the store-key string form of keys.
 //! - [`document`]: the deployment document — parse, validate, print.
 
+pub mod camara_id;
 pub mod document;
 pub mod enums;
 pub mod naming;

@@ -1,4 +1,4 @@
-//! Login tokens: JWTs signed with Ed25519 (JWS `alg` "EdDSA", RFC 8037), carrying the signing
+//! The JWT codec and login tokens: JWTs signed with Ed25519 (JWS `alg` "EdDSA", RFC 8037), carrying the signing
 //! key's id (`kid`) in the header so keys rotate: the newest key signs, older ones still
 //! verify until retired. Signatures are asymmetric so that other components (the DME, the
 //! controllers) can verify MC tokens from the published public keys ([`SigningKeys::jwks`],
@@ -9,7 +9,8 @@
 //! `base64url(header) . base64url(claims) . base64url(signature)`, unpadded, with header
 //! `{"alg":"EdDSA","typ":"JWT","kid":"<kid>"}` and [`Claims`]
 //! `{"sub","iat","exp","authtype":"password"|"apikey","org"?}` (`org` for API-key tokens:
-//! the key's organisation). Upstream signed HS512 with a Vault secret and named the subject
+//! the key's organisation). Access tokens use the same codec with header type `at+jwt`
+//! ([`crate::access`]). Upstream signed HS512 with a Vault secret and named the subject
 //! `username`; the claims here are the registered JWT names.
 //!
 //! # Key file
@@ -133,6 +134,9 @@ pub enum KeyError {
 
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
+/// The header type of login tokens.
+const LOGIN_TYP: &str = "JWT";
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,
@@ -251,10 +255,16 @@ impl SigningKeys {
 
     /// Signs `claims` with the newest key.
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_typed(LOGIN_TYP, claims)
+    }
+
+    /// Signs any claims with the newest key under the header type `typ` (the type keeps a
+    /// token of one kind from being accepted as another: see [`crate::access`]).
+    pub fn sign_typed<C: Serialize>(&self, typ: &str, claims: &C) -> String {
         let key = &self.keys[0];
         let header = Header {
             alg: "EdDSA".into(),
-            typ: Some("JWT".into()),
+            typ: Some(typ.into()),
             kid: Some(key.kid.clone()),
         };
         let mut out = B64.encode(serde_json::to_vec(&header).expect("header serialises"));
@@ -409,9 +419,31 @@ impl Verifier {
         Ok(v)
     }
 
-    /// Verifies a token at `now`: its shape, algorithm, key id, signature, claims and expiry,
-    /// in that order (claims are parsed only once the signature holds).
+    /// Verifies a login token at `now`: its shape, algorithm, type, key id, signature, claims
+    /// and expiry, in that order (claims are parsed only once the signature holds). An access
+    /// token (type `at+jwt`) is refused: it is not a login.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let payload = self.verified_payload(token, |typ| {
+            typ.is_none_or(|t| t.eq_ignore_ascii_case(LOGIN_TYP))
+        })?;
+        let claims: Claims =
+            serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed("bad claims"))?;
+        if claims.authtype == AuthType::ApiKey && claims.org.is_none() {
+            return Err(TokenError::Malformed("API-key token without org"));
+        }
+        if now >= claims.exp {
+            return Err(TokenError::Expired { exp: claims.exp });
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token's shape, algorithm, header type (`typ_ok`), key id and signature, and
+    /// returns its decoded claims bytes; the caller parses them and checks expiry.
+    pub(crate) fn verified_payload(
+        &self,
+        token: &str,
+        typ_ok: impl Fn(Option<&str>) -> bool,
+    ) -> Result<Vec<u8>, TokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(TokenError::Missing);
@@ -433,6 +465,9 @@ impl Verifier {
         if header.alg != "EdDSA" {
             return Err(TokenError::Malformed("algorithm is not EdDSA"));
         }
+        if !typ_ok(header.typ.as_deref()) {
+            return Err(TokenError::Malformed("wrong token type"));
+        }
         let kid = header.kid.ok_or(TokenError::Malformed("no key id"))?;
         let public = self
             .keys
@@ -445,18 +480,13 @@ impl Verifier {
         UnparsedPublicKey::new(&ED25519, public)
             .verify(signed.as_bytes(), &sig)
             .map_err(|_| TokenError::BadSignature)?;
-        let claims: Claims = B64
-            .decode(c)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed("bad claims"))?;
-        if claims.authtype == AuthType::ApiKey && claims.org.is_none() {
-            return Err(TokenError::Malformed("API-key token without org"));
-        }
-        if now >= claims.exp {
-            return Err(TokenError::Expired { exp: claims.exp });
-        }
-        Ok(claims)
+        B64.decode(c)
+            .map_err(|_| TokenError::Malformed("bad claims encoding"))
+    }
+
+    /// The key ids it verifies.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
     }
 }
 

@@ -1,0 +1,109 @@
+//! The UUIDs by which the CAMARA APIs name our objects: an edge cloud zone is a cloudlet, an
+//! application is an app, an application instance an app instance. They are derived from the
+//! object's key (a name-based UUID, version 8 of RFC 9562, from SHA-256 of a tagged key), so
+//! the DME, the MC and every restart agree on them without storing a mapping, and a deleted
+//! and re-created object gets its id back.
+
+use sha2::{Digest, Sha256};
+
+use crate::{AppInstKey, AppKey, CloudletKey};
+
+/// The zone id of a cloudlet.
+pub fn zone_id(key: &CloudletKey) -> String {
+    uuid(&["zone", &key.organization, &key.name])
+}
+
+/// The application id of an app.
+pub fn app_id(key: &AppKey) -> String {
+    uuid(&["app", &key.organization, &key.name, &key.version])
+}
+
+/// The application instance id of an app instance.
+pub fn app_inst_id(key: &AppInstKey) -> String {
+    uuid(&["appinst", &key.organization, &key.name])
+}
+
+/// The id as 128 bits, for tables keyed by id (lower-case or upper-case hex, hyphenated).
+pub fn parse(id: &str) -> Option<u128> {
+    let b = id.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: String = id.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+fn uuid(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"edgeplane-camara-id");
+    for p in parts {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80; // version 8
+    b[8] = (b[8] & 0x3f) | 0x80; // variant RFC 9562
+    let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloudlet(org: &str, name: &str) -> CloudletKey {
+        CloudletKey {
+            organization: org.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn ids_are_stable_distinct_and_parse() {
+        let a = zone_id(&cloudlet("tmus", "seattle"));
+        assert_eq!(a, zone_id(&cloudlet("tmus", "seattle")));
+        assert_ne!(a, zone_id(&cloudlet("tmu", "sseattle")));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert!(parse(&a).is_some());
+        assert_eq!(parse(&a), parse(&a.to_uppercase()));
+        let app = AppKey {
+            organization: "tmus".into(),
+            name: "seattle".into(),
+            version: String::new(),
+        };
+        assert_ne!(app_id(&app), a);
+    }
+
+    #[test]
+    fn malformed_ids_do_not_parse() {
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0000000000000000000000000000000000",
+            "g0000000-0000-8000-8000-000000000000",
+            "00000000-0000-8000-8000-00000000000",
+            "00000000+0000-8000-8000-000000000000",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse("00000000-0000-8000-8000-000000000001"),
+            Some(0x0000_0000_0000_8000_8000_0000_0000_0001)
+        );
+    }
+}
