@@ -29,6 +29,13 @@ if ! .venv/bin/python -c 'import grpc, grpc_tools, aioquic' >/dev/null 2>&1; the
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check grpcio==1.85.3 grpcio-tools==1.85.1 aioquic==1.7.2
 fi
+# schemathesis for the CAMARA contract test (tests/camara_contract.rs runs tests/camara/contract.py,
+# whose configuration keys are this version's).
+if [[ "$(.venv/bin/python -c 'import schemathesis; print(schemathesis.__version__)' 2>/dev/null)" != "4.32.5" ]]; then
+  log "installing schemathesis into .venv"
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check schemathesis==4.32.5
+fi
 export EDGEPLANE_PYTHON="$PWD/.venv/bin/python"
 
 # A real etcd for the store conformance suite (and the controller's etcd tests).
