@@ -78,6 +78,18 @@ pub struct McArgs {
     /// Lifetime of an API-key login's token.
     #[arg(long, env = "EDGEPLANE_MC_APIKEY_TOKEN_TTL_SECS", default_value_t = 4 * 3600)]
     pub apikey_token_ttl_secs: i64,
+    /// The OAuth issuer URL (`iss` of access tokens, base of the token endpoint and JWKS in
+    /// the discovery document). Default: `https://<bound address>` (`http://` when serving
+    /// plaintext on loopback).
+    #[arg(long, env = "EDGEPLANE_MC_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Lifetime of an OAuth access token (client-credentials grant, CAMARA APIs).
+    #[arg(
+        long,
+        env = "EDGEPLANE_MC_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 3600
+    )]
+    pub access_token_ttl_secs: i64,
     /// TESTS ONLY: Argon2id cost `M_KIB,T,P` of new password hashes instead of OWASP's
     /// 19456,2,1. Weak hashes; refused unless listening on a loopback address.
     #[arg(long, hide = true, value_name = "M_KIB,T,P")]
@@ -122,6 +134,14 @@ pub fn config(args: &McArgs) -> Result<McConfig, CliError> {
     if args.token_ttl_secs <= 0 || args.apikey_token_ttl_secs <= 0 {
         return bad("--token-ttl-secs and --apikey-token-ttl-secs must be positive");
     }
+    if args.access_token_ttl_secs <= 0 {
+        return bad("--access-token-ttl-secs must be positive");
+    }
+    let issuer = match &args.issuer {
+        Some(url) => issuer_url(url)?,
+        // Replaced by the bound address in `prepare` (the listen port may be 0).
+        None => format!("https://{}", args.listen),
+    };
     let hash = match &args.insecure_password_hash {
         None => HashParams::PRODUCTION,
         Some(_) if !args.listen.ip().is_loopback() => {
@@ -142,8 +162,27 @@ pub fn config(args: &McArgs) -> Result<McConfig, CliError> {
         },
         hash,
         secure_cookies: args.tls_cert.is_some() || args.mtls.mtls_cert.is_some(),
+        issuer,
+        access_ttl_secs: args.access_token_ttl_secs,
         ..McConfig::default()
     })
+}
+
+/// An issuer as given: an absolute http(s) URL without query or fragment; a trailing `/` is
+/// dropped so that `{issuer}/oauth2/token` is well formed.
+fn issuer_url(text: &str) -> Result<String, CliError> {
+    let url = text.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.contains(['?', '#']) && !r.contains(char::is_whitespace) => {
+            Ok(url.to_string())
+        }
+        _ => Err(CliError::Config(format!(
+            "--issuer {text:?}: an absolute http(s) URL without query or fragment is required"
+        ))),
+    }
 }
 
 fn parse_hash_params(text: &str) -> Result<HashParams, CliError> {
@@ -202,7 +241,7 @@ pub struct Prepared {
 
 /// Opens the store, loads the keys, bootstraps the admin, binds the listener.
 pub async fn prepare(args: &McArgs) -> Result<Prepared, CliError> {
-    let config = config(args)?;
+    let mut config = config(args)?;
     let mtls = args.mtls.load()?;
     let tls = api_tls(args, mtls.as_ref())?;
     if tls.is_none() && !args.listen.ip().is_loopback() {
@@ -239,11 +278,18 @@ pub async fn prepare(args: &McArgs) -> Result<Prepared, CliError> {
     if let Some(m) = &mtls {
         m.watch();
     }
-    let regions = Regions::new(store.clone(), client);
-    let state = McState::new(store, regions, keys, config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(io_err(format!("binding {}", args.listen)))?;
+    if args.issuer.is_none() {
+        let addr = listener
+            .local_addr()
+            .map_err(io_err("reading the bound address"))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        config.issuer = format!("{scheme}://{addr}");
+    }
+    let regions = Regions::new(store.clone(), client);
+    let state = McState::new(store, regions, keys, config).await?;
     Ok(Prepared {
         listener,
         tls,

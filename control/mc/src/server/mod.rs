@@ -29,12 +29,15 @@
 //! - `audit`: redaction and the recording middleware.
 //! - `accounts`: login, users, organisations, roles, API keys, audit queries, controllers.
 //! - `region`: the region API proxy (`/api/v1/auth/ctrl/<Method>`).
+//! - `oauth`: the OAuth 2.0 token endpoint (client credentials of an API key), JWKS and
+//!   discovery document; its errors are RFC 6749's `{"error", "error_description"}`.
 
 pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod oauth;
 pub mod region;
 pub mod state;
 
@@ -58,6 +61,7 @@ pub fn router(state: Arc<McState>) -> Router {
     Router::new()
         .merge(accounts::routes())
         .merge(region::routes())
+        .merge(oauth::routes())
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

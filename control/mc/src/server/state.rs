@@ -29,6 +29,10 @@ pub struct McConfig {
     pub max_api_keys: usize,
     /// Whether the `token` cookie gets `Secure` (the API is served over HTTPS).
     pub secure_cookies: bool,
+    /// The OAuth issuer (`iss` of access tokens): the MC's public URL, no trailing slash.
+    pub issuer: String,
+    /// Lifetime of an OAuth access token (client-credentials grant).
+    pub access_ttl_secs: i64,
 }
 
 impl Default for McConfig {
@@ -40,6 +44,8 @@ impl Default for McConfig {
             strength: StrengthPolicy::default(),
             max_api_keys: 10,
             secure_cookies: false,
+            issuer: "https://127.0.0.1:9900".into(),
+            access_ttl_secs: 3600,
         }
     }
 }
@@ -151,26 +157,27 @@ impl McState {
                     key: None,
                 })
             }
-            AuthType::ApiKey => {
-                let gone = || {
-                    ApiError::unauthorized(format!(
-                        "invalid token: API key {} no longer exists",
-                        claims.sub
-                    ))
-                };
-                let (owner, org) = snap.keys.get(&name_key(&claims.sub)).ok_or_else(gone)?;
-                if !snap.users.contains(&name_key(owner)) {
-                    return Err(gone());
-                }
-                Ok(Principal {
-                    name: owner.clone(),
-                    key: Some(KeyPrincipal {
-                        id: claims.sub,
-                        org: org.clone(),
-                    }),
-                })
-            }
+            AuthType::ApiKey => self.key_principal(&claims.sub),
         }
+    }
+
+    /// The principal an API key acts as (login tokens and OAuth access tokens of a key): 401
+    /// when the key, or the user who created it, no longer exists or is locked.
+    pub fn key_principal(&self, key_id: &str) -> Result<Principal, ApiError> {
+        let snap = self.snapshot.load();
+        let gone =
+            || ApiError::unauthorized(format!("invalid token: API key {key_id} no longer exists"));
+        let (owner, org) = snap.keys.get(&name_key(key_id)).ok_or_else(gone)?;
+        if !snap.users.contains(&name_key(owner)) {
+            return Err(gone());
+        }
+        Ok(Principal {
+            name: owner.clone(),
+            key: Some(KeyPrincipal {
+                id: key_id.to_string(),
+                org: org.clone(),
+            }),
+        })
     }
 
     /// An organisation by name (ignoring ASCII case).

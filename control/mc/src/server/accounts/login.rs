@@ -22,7 +22,7 @@ use crate::auth::{
     Claims, Gate, LoginFailures, check_password, hash_password, needs_rehash, valid_name,
     verify_password,
 };
-use crate::model::User;
+use crate::model::{ApiKey, User};
 use crate::server::audit::AuditCtx;
 use crate::server::body::Json;
 use crate::server::error::ApiError;
@@ -207,12 +207,23 @@ async fn after_success(
     Ok(())
 }
 
-async fn key_login(state: &Arc<McState>, id: &str, secret: &str) -> Result<String, ApiError> {
+/// Checks an API key's id and secret: the key, or 401 (the same message for an unknown id and
+/// a wrong secret). Shared by the API-key login and the OAuth token endpoint.
+pub(crate) async fn verify_api_key(
+    state: &McState,
+    id: &str,
+    secret: &str,
+) -> Result<ApiKey, ApiError> {
     let bad = || ApiError::unauthorized("Invalid API key id or secret");
     let key = state.store.api_key(id).await?.ok_or_else(bad)?;
     if !verify_secret(&key.id, secret, &key.secret_hash) {
         return Err(bad());
     }
+    Ok(key)
+}
+
+async fn key_login(state: &Arc<McState>, id: &str, secret: &str) -> Result<String, ApiError> {
+    let key = verify_api_key(state, id, secret).await?;
     let now = McState::now_secs();
     Ok(state.keys.sign(&Claims::api_key(
         &key.id,
