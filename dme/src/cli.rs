@@ -154,6 +154,9 @@ pub struct DmeArgs {
     /// Mutual TLS with the controller's notify endpoint (`edgeplane pki issue --role dme`).
     #[command(flatten)]
     pub mtls: edge_tls::cli::MtlsArgs,
+    /// The CAMARA APIs.
+    #[command(flatten)]
+    pub camara: crate::camara::config::CamaraArgs,
 }
 
 /// Loads everything, binds both listeners, and serves until Ctrl-C.
@@ -202,7 +205,14 @@ pub async fn run_dme(args: DmeArgs) -> Result<()> {
         rate(args.rate_limit_global, args.rate_limit_global_burst),
         rate(args.rate_limit_per_ip, args.rate_limit_per_ip_burst),
     );
-    let dme = Arc::new(Dme::new(tables, keys, config, geoip).with_rate_limiter(limiter));
+    let mut dme = Dme::new(tables, keys, config, geoip).with_rate_limiter(limiter);
+    if let Some(camara) = args
+        .camara
+        .build(dme.geoip(), args.mtls.mtls_ca.as_deref())?
+    {
+        dme = dme.with_camara(camara);
+    }
+    let dme = Arc::new(dme);
     let grpc = TcpListener::bind(&args.grpc_addr)
         .await
         .with_context(|| format!("binding gRPC address {}", args.grpc_addr))?;

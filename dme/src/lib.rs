@@ -22,6 +22,9 @@
 //! - `api_stats`: the API counters (upstream's `dme-api`: requests, errors, found / not found,
 //!   latency histogram per app and RPC), sharded relaxed atomics kept in each app's table;
 //!   served by `rest` as `GET /metrics` in Prometheus text format.
+//! - `camara`: the CAMARA APIs' decisions (edge discovery, location verification and
+//!   retrieval) with the device located by the network; `camara_rest`: their HTTP front,
+//!   merged into `rest`'s router when the DME has a CAMARA configuration.
 //! - `server`: `run(Listeners, dme, shutdown)`: gRPC and REST on TCP, plaintext or TLS, and
 //!   HTTP/3 beside them; `h3`: the QUIC endpoint (REST and gRPC over HTTP/3, the 0-RTT replay
 //!   policy); `h3_client`: a test client; `cli`: the `dme` role.
@@ -29,6 +32,8 @@
 pub mod api_stats;
 #[cfg(any(test, feature = "testing"))]
 pub mod baseline;
+pub mod camara;
+pub mod camara_rest;
 pub mod cli;
 pub mod convert;
 pub mod cookie;

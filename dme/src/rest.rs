@@ -225,7 +225,8 @@ pub fn router(dme: Arc<Dme>) -> Router {
             HttpMethod::PUT,
             HttpMethod::DELETE,
         ]);
-    router
+    let camara = dme.camara().cloned();
+    let router = router
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -234,8 +235,13 @@ pub fn router(dme: Arc<Dme>) -> Router {
                 .into_response()
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CorsIfOrigin(cors))
-        .with_state(dme)
+        .layer(CorsIfOrigin(cors));
+    match camara {
+        Some(camara) => router
+            .with_state(dme.clone())
+            .merge(crate::camara_rest::router(dme, camara)),
+        None => router.with_state(dme),
+    }
 }
 
 /// `router` with `Alt-Svc: <alt_svc>` on every response: the HTTP/3 endpoint's advertisement.

@@ -105,7 +105,7 @@ pub struct Dme {
     tables: ArcSwap<Tables>,
     keys: KeyRing,
     config: DmeConfig,
-    geoip: Option<GeoIp>,
+    geoip: Option<Arc<GeoIp>>,
     limiter: RateLimiter,
     sessions: SessionCache,
     /// Counters of requests whose app is not known (bad cookie, unknown app, refused early).
@@ -113,6 +113,8 @@ pub struct Dme {
     scrapes: Scrapes,
     /// Open edge-events streams and their measurements.
     edge: Hub,
+    /// The CAMARA APIs' configuration, when they are served.
+    camara: Option<Arc<crate::camara::Camara>>,
 }
 
 impl Dme {
@@ -122,12 +124,34 @@ impl Dme {
             keys,
             sessions: SessionCache::new(config.session_cache),
             config,
-            geoip,
+            geoip: geoip.map(Arc::new),
             limiter: RateLimiter::unlimited(),
             unknown: Arc::default(),
             scrapes: Scrapes::default(),
             edge: Hub::default(),
+            camara: None,
         }
+    }
+
+    /// Serves the CAMARA APIs with this configuration.
+    pub fn with_camara(mut self, camara: crate::camara::Camara) -> Self {
+        self.camara = Some(Arc::new(camara));
+        self
+    }
+
+    pub fn camara(&self) -> Option<&Arc<crate::camara::Camara>> {
+        self.camara.as_ref()
+    }
+
+    /// The DME's GeoIP database, if it has one.
+    pub fn geoip(&self) -> Option<&Arc<GeoIp>> {
+        self.geoip.as_ref()
+    }
+
+    /// Whether the rate limits admit one more request from the client (for front ends that
+    /// count their requests elsewhere).
+    pub fn admit_peer(&self, ctx: Ctx) -> bool {
+        self.limiter.admit(ctx.peer)
     }
 
     pub fn config(&self) -> &DmeConfig {
@@ -577,7 +601,7 @@ impl Dme {
 
     /// The device's location as the network sees it, from the configured source.
     fn network_location(&self, tables: &Tables, ctx: Ctx) -> Option<LatLon> {
-        crate::location::network_location(&tables.network_location, self.geoip.as_ref(), ctx.peer)
+        crate::location::network_location(&tables.network_location, self.geoip.as_deref(), ctx.peer)
     }
 
     /// The stub interceptor behaviour for RPCs this DME does not implement yet: the cookie is

@@ -16,6 +16,9 @@ use geodata::{LatLon, SiteIndex};
 
 use crate::api_stats::AppStats;
 
+mod zones;
+pub use zones::{Zone, Zones};
+
 /// Matching knobs taken from the region's settings.
 #[derive(Clone, Debug)]
 pub struct MatchSettings {
@@ -286,6 +289,8 @@ pub struct Tables {
     operator_codes: Arc<HashMap<String, String>>,
     pub settings: MatchSettings,
     pub network_location: NetworkLocation,
+    /// The cloudlets as CAMARA zones, and the apps by CAMARA id.
+    pub zones: Arc<Zones>,
 }
 
 /// A borrowed app key, so lookups from a decoded cookie allocate nothing.
@@ -334,6 +339,7 @@ impl Tables {
             operator_codes: Arc::default(),
             settings: MatchSettings::from_settings(&Settings::default()),
             network_location: NetworkLocation::default(),
+            zones: Arc::default(),
         }
     }
 
@@ -347,6 +353,7 @@ impl Tables {
         operator_codes: Arc<HashMap<String, String>>,
         settings: MatchSettings,
         network_location: NetworkLocation,
+        zones: Arc<Zones>,
         stats_from: Option<&Tables>,
     ) -> Self {
         Self {
@@ -357,6 +364,7 @@ impl Tables {
             operator_codes,
             settings,
             network_location,
+            zones,
         }
     }
 

@@ -11,7 +11,7 @@ use super::Mirror;
 use crate::api_stats::AppStats;
 use crate::tables::{
     AppTable, AuthKey, Bucket, BuildError, CloudletRec, Inst, InstIds, MatchSettings, NO_ID,
-    Tables, Usable, is_usable,
+    Tables, Usable, Zones, is_usable,
 };
 
 impl Mirror {
@@ -51,12 +51,20 @@ impl Mirror {
         self.dirty_all = false;
         self.dirty_apps.clear();
         self.operator_codes_changed = false;
+        let zones = Zones::build(
+            self.objects.cloudlets().map(|c| {
+                let state = self.cloudlet_states.get(&c.key).copied().unwrap_or(c.state);
+                (c, state)
+            }),
+            self.objects.apps().map(|a| &a.key),
+        );
         let tables = Tables::assemble(
             version,
             apps,
             self.last_operator_codes.clone(),
             settings,
             region.network_location,
+            Arc::new(zones),
             prev,
         );
         self.patch_states(&tables);

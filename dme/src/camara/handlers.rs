@@ -1,0 +1,341 @@
+//! The four CAMARA operations on one snapshot: request body (already a JSON object) in, answer
+//! or [`CamaraError`] out. Token and scope checks happen before these run.
+
+use edge_auth::AccessClaims;
+use edge_model::camara_id;
+use geodata::LatLon;
+use serde_json::{Value, json};
+
+use super::Camara;
+use super::area::{self, Area, Verdict};
+use super::device::{self, Identifier, PortRange};
+use super::error::CamaraError;
+use super::json::{Obj, number, opt_int, opt_str, req_array, req_obj};
+use super::locator::{Fix, LocateError};
+use crate::matcher;
+use crate::tables::{Tables, Zone};
+
+/// The device named in the body, located; with the identifier used.
+fn locate(
+    cam: &Camara,
+    body: &Obj,
+    ports: PortRange,
+    now: i64,
+) -> Result<(Identifier, Fix), CamaraError> {
+    let Some(id) = device::parse(body, ports)? else {
+        return Err(CamaraError::unprocessable(
+            "MISSING_IDENTIFIER",
+            "the device cannot be identified from the access token: name it in `device`",
+        ));
+    };
+    match cam.locator.locate(&id, now) {
+        Ok(fix) => Ok((id, fix)),
+        Err(LocateError::NotFound) => Err(CamaraError::unknown_device(
+            "the network does not know the device",
+        )),
+        Err(LocateError::Unsupported(why)) => {
+            Err(CamaraError::unprocessable("UNSUPPORTED_IDENTIFIER", why))
+        }
+    }
+}
+
+/// A zone name as the specs' pattern allows (`^[A-Za-z0-9]([A-Za-z0-9-]{0,53}[A-Za-z0-9])?$`):
+/// other characters become '-', at most 55 characters.
+pub fn zone_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(55)
+        .collect();
+    while s.ends_with('-') {
+        s.pop();
+    }
+    let trimmed = s.trim_start_matches('-').to_string();
+    if trimmed.is_empty() {
+        "zone".into()
+    } else {
+        trimmed
+    }
+}
+
+fn zone_json(z: &Zone) -> Value {
+    json!({
+        "edgeCloudZoneId": z.id,
+        "edgeCloudZoneName": zone_name(&z.key.name),
+        "edgeCloudProvider": zone_name(&z.key.organization),
+    })
+}
+
+/// `POST /simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone`: the active zone nearest
+/// the device's network location, on the operator's network.
+pub fn closest_zone(
+    tables: &Tables,
+    cam: &Camara,
+    body: &Obj,
+    now: i64,
+) -> Result<Value, CamaraError> {
+    let (id, fix) = locate(cam, body, PortRange(1024), now)?;
+    let operator = cam.operator.as_deref();
+    let (zone, _) = tables
+        .zones
+        .nearest(fix.center, operator)
+        .ok_or_else(|| CamaraError::not_found("no edge cloud zone is available for the device"))?;
+    let mut answer = zone_json(zone);
+    answer["device"] = id.to_json();
+    Ok(answer)
+}
+
+/// `POST /application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints`: FindCloudlet
+/// for a device the network locates: the nearest usable instance of the app for the operator's
+/// subscribers, one endpoint per port.
+pub fn app_endpoints(
+    tables: &Tables,
+    cam: &Camara,
+    claims: &AccessClaims,
+    body: &Obj,
+    now: i64,
+) -> Result<Value, CamaraError> {
+    let app_id = opt_str(body, "appId", "appId")?;
+    let list_id = opt_str(body, "applicationEndpointsId", "applicationEndpointsId")?;
+    for (field, v) in [("appId", app_id), ("applicationEndpointsId", list_id)] {
+        if let Some(v) = v {
+            camara_id::parse(v)
+                .ok_or_else(|| CamaraError::invalid(format!("{field} must be a UUID")))?;
+        }
+    }
+    let Some(app_id) = app_id else {
+        if list_id.is_some() {
+            return Err(CamaraError::not_found(
+                "application endpoint lists (Application Endpoint Registration) are not served \
+                 here: give appId",
+            ));
+        }
+        return Err(CamaraError::invalid(
+            "appId or applicationEndpointsId is required",
+        ));
+    };
+    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    let unknown = || CamaraError::not_found(format!("no application {app_id}"));
+    // An app of another organisation is as unknown as a missing one: ids do not leak.
+    let key = tables
+        .zones
+        .app(camara_id::parse(app_id).unwrap_or_default())
+        .filter(|k| k.organization == claims.org)
+        .ok_or_else(unknown)?;
+    let table = tables
+        .app(&crate::tables::AppKeyRef {
+            organization: &key.organization,
+            name: &key.name,
+            version: &key.version,
+        })
+        .ok_or_else(unknown)?;
+    let carrier = tables.translate_carrier(cam.operator.as_deref().unwrap_or(""));
+    let found = if table.app.platform_app {
+        Default::default()
+    } else {
+        matcher::find(
+            table,
+            &tables.settings,
+            carrier,
+            fix.center,
+            1,
+            &mut rand::rng(),
+        )
+    };
+    let best = found.first().ok_or_else(|| {
+        CamaraError::not_found("no instance of the application is available for the device")
+    })?;
+    let zone = tables.zones.of(&best.inst.cloudlet.key).map(zone_json);
+    let fqdn = table.uri(best.inst);
+    let endpoints: Vec<Value> = table
+        .ports(best.inst)
+        .iter()
+        .map(|p| {
+            let mut e = json!({
+                "fqdn": fqdn,
+                "port": p.public_port.clamp(0, 65535),
+                "applicationEndpointDescription": format!("{:?} port {}", p.proto, p.internal_port),
+            });
+            if let Some(z) = &zone {
+                e["edgeCloudZone"] = z.clone();
+            }
+            e
+        })
+        .collect();
+    if endpoints.is_empty() {
+        return Err(CamaraError::not_found(
+            "the application's instance exposes no port",
+        ));
+    }
+    Ok(json!({
+        "applicationEndpoints": endpoints,
+        "appId": app_id,
+        "applicationServerProviderName": zone_name(&key.organization),
+        "device": id.to_json(),
+    }))
+}
+
+fn max_age(body: &Obj, fix: &Fix, now: i64, code: &'static str) -> Result<(), CamaraError> {
+    let Some(max) = opt_int(body, "maxAge", "maxAge")? else {
+        return Ok(());
+    };
+    if max < 0 {
+        return Err(CamaraError::invalid("maxAge must not be negative"));
+    }
+    let age = now.saturating_sub(fix.at).max(0);
+    if age > max {
+        return Err(CamaraError::unprocessable(
+            code,
+            format!("the device's last known location is {age} s old, more than maxAge {max} s"),
+        ));
+    }
+    Ok(())
+}
+
+fn point(o: &Obj, field: &str) -> Result<LatLon, CamaraError> {
+    let lat = number(o, "latitude", &format!("{field}.latitude"), -90.0, 90.0)?;
+    let lon = number(o, "longitude", &format!("{field}.longitude"), -180.0, 180.0)?;
+    LatLon::new(lat, lon).map_err(|e| CamaraError::invalid(format!("{field}: {e}")))
+}
+
+/// The request's `area`: a CIRCLE (3.0), or a POLYGON of 3-15 points (the retrieval API's
+/// shape, accepted here too).
+fn parse_area(body: &Obj) -> Result<Area, CamaraError> {
+    let area = req_obj(body, "area", "area")?;
+    match opt_str(area, "areaType", "area.areaType")? {
+        Some("CIRCLE") => {
+            let center = point(req_obj(area, "center", "area.center")?, "area.center")?;
+            let radius_m = number(area, "radius", "area.radius", 1.0, f64::MAX)?;
+            Ok(Area::Circle { center, radius_m })
+        }
+        Some("POLYGON") => {
+            let boundary = req_array(area, "boundary", "area.boundary")?;
+            if !(3..=15).contains(&boundary.len()) {
+                return Err(CamaraError::invalid(
+                    "area.boundary must have 3 to 15 points",
+                ));
+            }
+            let points = boundary
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let field = format!("area.boundary[{i}]");
+                    match p {
+                        Value::Object(o) => point(o, &field),
+                        _ => Err(CamaraError::invalid(format!("{field} must be an object"))),
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Area::Polygon(points))
+        }
+        Some(other) => Err(CamaraError::invalid(format!(
+            "area.areaType {other:?} is not CIRCLE or POLYGON"
+        ))),
+        None => Err(CamaraError::invalid("area.areaType is required")),
+    }
+}
+
+/// `POST /location-verification/v3/verify`.
+pub fn verify_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, CamaraError> {
+    let area = parse_area(body)?;
+    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    max_age(
+        body,
+        &fix,
+        now,
+        "LOCATION_VERIFICATION.UNABLE_TO_FULFILL_MAX_AGE",
+    )?;
+    let verdict = area::verify(&area, &fix)
+        .map_err(|e| CamaraError::unprocessable("LOCATION_VERIFICATION.INVALID_AREA", e.0))?;
+    let mut answer = json!({
+        "lastLocationTime": rfc3339(fix.at),
+        "device": id.to_json(),
+    });
+    match verdict {
+        Verdict::True => answer["verificationResult"] = json!("TRUE"),
+        Verdict::False => answer["verificationResult"] = json!("FALSE"),
+        Verdict::Partial(rate) => {
+            answer["verificationResult"] = json!("PARTIAL");
+            answer["matchRate"] = json!(rate);
+        }
+    }
+    Ok(answer)
+}
+
+/// `POST /location-retrieval/v0.5/retrieve`: the device's network location as a circle.
+pub fn retrieve_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, CamaraError> {
+    let max_surface = match opt_int(body, "maxSurface", "maxSurface")? {
+        Some(s) if s < 1 => return Err(CamaraError::invalid("maxSurface must be at least 1")),
+        other => other,
+    };
+    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    max_age(
+        body,
+        &fix,
+        now,
+        "LOCATION_RETRIEVAL.UNABLE_TO_FULFILL_MAX_AGE",
+    )?;
+    let surface = std::f64::consts::PI * fix.radius_m * fix.radius_m;
+    if let Some(max) = max_surface
+        && surface > max as f64
+    {
+        return Err(CamaraError::unprocessable(
+            "LOCATION_RETRIEVAL.UNABLE_TO_FULFILL_MAX_SURFACE",
+            format!(
+                "the device's location is known within {surface:.0} m², more than maxSurface {max} m²"
+            ),
+        ));
+    }
+    Ok(json!({
+        "lastLocationTime": rfc3339(fix.at),
+        "area": {
+            "areaType": "CIRCLE",
+            "center": {"latitude": fix.center.lat(), "longitude": fix.center.lon()},
+            "radius": fix.radius_m,
+        },
+        "device": id.to_json(),
+    }))
+}
+
+/// Unix seconds as an RFC 3339 UTC date-time (`2026-12-06T23:57:24Z`).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian; Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_601_444), "2026-12-06T23:57:24Z");
+    }
+
+    #[test]
+    fn zone_names_follow_the_pattern() {
+        assert_eq!(zone_name("berlin-1"), "berlin-1");
+        assert_eq!(zone_name("Berlin_Mitte.1"), "Berlin-Mitte-1");
+        assert_eq!(zone_name("_x_"), "x");
+        assert_eq!(zone_name("__"), "zone");
+        assert_eq!(zone_name(&"a".repeat(80)).len(), 55);
+    }
+}
