@@ -31,11 +31,14 @@
 //! - `region`: the region API proxy (`/api/v1/auth/ctrl/<Method>`).
 //! - `oauth`: the OAuth 2.0 token endpoint (client credentials of an API key), JWKS and
 //!   discovery document; its errors are RFC 6749's `{"error", "error_description"}`.
+//! - `camara`: CAMARA Edge Application Management on the region API (access tokens of
+//!   `oauth`); its errors are CAMARA's `{"status", "code", "message"}`.
 
 pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod camara;
 pub mod error;
 pub mod oauth;
 pub mod region;
@@ -62,6 +65,7 @@ pub fn router(state: Arc<McState>) -> Router {
         .merge(accounts::routes())
         .merge(region::routes())
         .merge(oauth::routes())
+        .merge(camara::routes())
         .fallback(|| async { ApiError::not_found("no such API path") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

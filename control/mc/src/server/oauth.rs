@@ -146,7 +146,7 @@ impl IntoResponse for OAuthError {
 }
 
 /// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte.
-fn form_decode(text: &str) -> Option<String> {
+pub(crate) fn form_decode(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1,0 +1,162 @@
+//! Who calls a CAMARA API: an OAuth access token of this MC (`Authorization: Bearer`, verified
+//! with the MC's own keys, issued by this issuer), turned back into the principal of its API
+//! key so that the region API's authorisation applies unchanged. Also the request body and
+//! query parsers, whose failures are CAMARA's 400.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use edge_auth::AccessClaims;
+use serde::de::DeserializeOwned;
+
+use super::error::CamaraError;
+use crate::server::audit::{AuditCtx, RemoteAddr};
+use crate::server::auth::Principal;
+use crate::server::oauth::form_decode;
+use crate::server::state::McState;
+
+/// An authenticated CAMARA caller.
+pub struct Caller {
+    /// The API key's principal: its owner, acting with the key's permissions only.
+    pub principal: Principal,
+    /// The key's organisation (the application provider).
+    pub org: String,
+    pub claims: AccessClaims,
+    /// The peer address, for the audit log.
+    pub remote: String,
+}
+
+impl Caller {
+    /// 403 PERMISSION_DENIED unless the token carries `scope`.
+    pub fn require(&self, scope: &str) -> Result<(), CamaraError> {
+        if self.claims.has_scope(scope) {
+            return Ok(());
+        }
+        Err(CamaraError::denied(format!(
+            "the access token lacks the scope {scope}"
+        )))
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequestParts<Arc<McState>> for Caller {
+    type Rejection = CamaraError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<McState>,
+    ) -> Result<Caller, CamaraError> {
+        let token = bearer(parts).ok_or_else(|| {
+            CamaraError::unauthenticated("an access token is required (Authorization: Bearer)")
+        })?;
+        let claims = state
+            .keys
+            .verifier()
+            .verify_access(token, McState::now_secs())
+            .map_err(|e| CamaraError::unauthenticated(format!("invalid access token: {e}")))?;
+        if claims.iss != state.config.issuer {
+            return Err(CamaraError::unauthenticated(format!(
+                "invalid access token: issued by {:?}, not this MC",
+                claims.iss
+            )));
+        }
+        let principal = state
+            .key_principal(&claims.sub)
+            .map_err(|e| CamaraError::unauthenticated(e.message))?;
+        let org = principal.key.as_ref().map_or("", |k| &k.org).to_string();
+        if !org.eq_ignore_ascii_case(&claims.org) {
+            return Err(CamaraError::unauthenticated(
+                "invalid access token: its organisation is not its API key's",
+            ));
+        }
+        if let Some(ctx) = parts.extensions.get::<AuditCtx>() {
+            ctx.set_user(principal.audit_name());
+            ctx.add_org(&org);
+        }
+        let remote = parts
+            .extensions
+            .get::<ConnectInfo<RemoteAddr>>()
+            .map(|c| c.0.0.to_string())
+            .unwrap_or_default();
+        Ok(Caller {
+            principal,
+            org,
+            claims,
+            remote,
+        })
+    }
+}
+
+/// A JSON request body; any failure is 400 INVALID_ARGUMENT naming it.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = CamaraError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>, CamaraError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| CamaraError::invalid(format!("cannot read the request body: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| CamaraError::invalid(format!("invalid request body: {e}")))
+    }
+}
+
+/// The query parameters of `raw`, each at most once, among `known` (400 otherwise).
+pub fn query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, CamaraError> {
+    let mut out = HashMap::new();
+    for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = || CamaraError::invalid("query: malformed encoding");
+        let (k, v) = (
+            form_decode(k).ok_or_else(bad)?,
+            form_decode(v).ok_or_else(bad)?,
+        );
+        if !known.contains(&k.as_str()) {
+            return Err(CamaraError::invalid(format!(
+                "unknown query parameter {k:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(CamaraError::invalid(format!(
+                "query parameter {k:?} given more than once"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// A CAMARA id (UUID text) as given in a path, query or body: 400 naming `what` unless it
+/// parses. Compared by value, so upper-case hex matches.
+pub fn parse_id(what: &str, id: &str) -> Result<u128, CamaraError> {
+    edge_model::camara_id::parse(id)
+        .ok_or_else(|| CamaraError::invalid(format!("{what}: {id:?} is not a UUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries() {
+        let q = query(Some("region=eu&status=active"), &["region", "status"]).unwrap();
+        assert_eq!(q["region"], "eu");
+        assert!(query(Some("colour=red"), &["region"]).is_err());
+        assert!(query(Some("region=a&region=b"), &["region"]).is_err());
+        assert!(query(None, &["region"]).unwrap().is_empty());
+    }
+}
