@@ -1,0 +1,293 @@
+//! CAMARA Edge Application Management on the MC over a real region (controller with the fake
+//! platform and MC, mutual TLS between them): an app submitted, read and listed, instantiated
+//! on a zone of GET /edge-cloud-zones (the controller's ShowAppInst has it), terminated and
+//! deleted; another organisation sees nothing of it, a read-only token cannot write, bad and
+//! expired tokens are 401, `x-correlator` is checked and echoed.
+
+#[path = "common/camara.rs"]
+mod camara;
+#[path = "common/mc.rs"]
+#[allow(unused_macros)]
+mod mc_common;
+#[path = "common/mc_region.rs"]
+mod mc_region;
+
+use std::time::{Duration, Instant};
+
+use camara::{Reply, access_token, api_key, call, org_with_manager};
+use mc_common::{Backend, Mc, now};
+use mc_region::{Region, result};
+use serde_json::{Value, json};
+
+const EAM: &str = "/edge-application-management/v0.1alpha1";
+const DEV: &str = "NimbusGames";
+const OTHER: &str = "OtherDevelopers";
+const OP: &str = "TelcoOperatorA";
+
+/// A CAMARA call with a bearer token (and a JSON body when given).
+fn eam(mc: &Mc, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    let auth = format!("Authorization: Bearer {token}");
+    let text = body.map(Value::to_string);
+    let mut args = vec!["-H", &auth];
+    if let Some(t) = &text {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", t]);
+    }
+    call(mc, method, &format!("{EAM}{path}"), &args)
+}
+
+#[track_caller]
+fn camara_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["status"], status, "{}", r.body);
+    assert_eq!(r.body["code"], code, "{}", r.body);
+}
+
+fn manifest(provider: &str) -> Value {
+    json!({
+        "name": "arena_shooter", "appProvider": provider, "version": "2.3",
+        "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
+        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
+        "componentSpec": [{"componentName": "game", "networkInterfaces": [
+            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
+             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+    })
+}
+
+/// The tokens: the developer's (every scope), a read-only one, another organisation's.
+struct Tokens {
+    dev: String,
+    read: String,
+    other: String,
+}
+
+fn setup(r: &Region) -> Tokens {
+    let om = org_with_manager(&r.mc, "opmgr1", OP, "operator");
+    let cloudlet = json!({"key": {"organization": OP, "name": "berlin"}, "platform_type": "fake",
+                          "location": {"latitude": 52.5, "longitude": 13.4}});
+    let (s, b) = r.ctrl(&om, "CreateCloudlet", "cloudlet", cloudlet);
+    assert_eq!((s, result(&b).0), (200, 200), "{b}");
+    let dm = org_with_manager(&r.mc, "devmgr1", DEV, "developer");
+    let om2 = org_with_manager(&r.mc, "devmgr2", OTHER, "developer");
+    let all = [
+        ("apps", "manage"),
+        ("appinsts", "manage"),
+        ("cloudlets", "view"),
+    ];
+    let view = [
+        ("apps", "view"),
+        ("appinsts", "view"),
+        ("cloudlets", "view"),
+    ];
+    let token = |t: &str, org: &str, perms: &[(&str, &str)]| {
+        let (id, secret) = api_key(&r.mc, t, org, perms);
+        access_token(&r.mc, &id, &secret, None)
+    };
+    Tokens {
+        dev: token(&dm, DEV, &all),
+        read: token(&dm, DEV, &view),
+        other: token(&om2, OTHER, &all),
+    }
+}
+
+/// Polls the instance list until `done` holds for it (or 60 s pass).
+fn wait_instances(mc: &Mc, token: &str, query: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = eam(mc, token, "GET", &format!("/appinstances?{query}"), None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        if done(&r.body) || start.elapsed() > Duration::from_secs(60) {
+            return r.body;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn app_lifecycle() {
+    let r = Region::start(Backend::Redb);
+    let t = setup(&r);
+    let mc = &r.mc;
+
+    // Zones: the operator's cloudlet, with the correlator echoed.
+    let auth = format!("Authorization: Bearer {}", t.dev);
+    let zones = call(
+        mc,
+        "GET",
+        &format!("{EAM}/edge-cloud-zones"),
+        &["-H", &auth, "-H", "x-correlator: corr-42:a/b"],
+    );
+    assert_eq!(zones.status, 200, "{}", zones.body);
+    assert_eq!(zones.header("x-correlator").as_deref(), Some("corr-42:a/b"));
+    let zone = zones.body[0].clone();
+    assert_eq!(zone["edgeCloudZoneName"], "berlin", "{}", zones.body);
+    assert_eq!(zone["edgeCloudProvider"], OP);
+    assert_eq!(zone["edgeCloudRegion"], mc_region::REGION);
+    let zone_id = zone["edgeCloudZoneId"].as_str().unwrap().to_string();
+
+    // Submit, read, list.
+    let sub = eam(mc, &t.dev, "POST", "/apps", Some(&manifest(DEV)));
+    assert_eq!(sub.status, 201, "{}", sub.body);
+    let app_id = sub.body["appId"].as_str().unwrap().to_string();
+    let key = edge_model::AppKey {
+        organization: DEV.into(),
+        name: "arena_shooter".into(),
+        version: "2.3".into(),
+    };
+    assert_eq!(app_id, edge_model::camara_id::app_id(&key));
+    camara_error(
+        &eam(mc, &t.dev, "POST", "/apps", Some(&manifest(DEV))),
+        409,
+        "ALREADY_EXISTS",
+    );
+    camara_error(
+        &eam(mc, &t.dev, "POST", "/apps", Some(&manifest(OTHER))),
+        403,
+        "INVALID_TOKEN_CONTEXT",
+    );
+    let got = eam(mc, &t.read, "GET", &format!("/apps/{app_id}"), None);
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(
+        got.body["appManifest"]["appRepo"]["imagePath"],
+        "registry.example/arena:2.3"
+    );
+    let list = eam(mc, &t.read, "GET", "/apps", None);
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1), "{}", list.body);
+    let (s, native) = r.ctrl(&r.admin, "ShowApp", "app", json!({}));
+    assert_eq!(s, 200);
+    assert_eq!(native[0]["access_ports"], "tcp:7777", "{native}");
+
+    // Instantiate on the zone.
+    let new = json!({"name": "arena_berlin", "appId": app_id, "edgeCloudZoneId": zone_id});
+    let inst = eam(mc, &t.dev, "POST", "/appinstances", Some(&new));
+    assert_eq!(inst.status, 202, "{}", inst.body);
+    let inst_id = inst.body["appInstanceId"].as_str().unwrap().to_string();
+    let ikey = edge_model::AppInstKey {
+        organization: DEV.into(),
+        name: "arena_berlin".into(),
+    };
+    assert_eq!(inst_id, edge_model::camara_id::app_inst_id(&ikey));
+    assert!(inst.header("location").unwrap().contains(&inst_id));
+    let listed = wait_instances(mc, &t.read, &format!("appId={app_id}"), |l| {
+        l[0]["status"] == "ready"
+    });
+    assert_eq!(listed[0]["appInstanceId"], inst_id.as_str(), "{listed}");
+    assert_eq!(listed[0]["edgeCloudZoneId"], zone_id.as_str());
+    assert_eq!(listed[0]["status"], "ready", "{listed}");
+    let (_, shown) = r.ctrl(&r.admin, "ShowAppInst", "appinst", json!({}));
+    assert_eq!(shown[0]["key"]["name"], "arena_berlin", "{shown}");
+
+    others_see_nothing(mc, &t, &app_id, &inst_id);
+    refusals(mc, &t, &inst_id);
+    camara_error(
+        &eam(mc, &t.dev, "DELETE", &format!("/apps/{app_id}"), None),
+        409,
+        "ABORTED",
+    );
+
+    // Terminate, then delete the app.
+    let del = eam(
+        mc,
+        &t.dev,
+        "DELETE",
+        &format!("/appinstances/{inst_id}"),
+        None,
+    );
+    assert_eq!(del.status, 202, "{}", del.body);
+    let gone = wait_instances(mc, &t.dev, "", |l| l.as_array().is_some_and(Vec::is_empty));
+    assert_eq!(gone, json!([]));
+    let (_, shown) = r.ctrl(&r.admin, "ShowAppInst", "appinst", json!({}));
+    assert_eq!(shown, json!([]));
+    let del = eam(mc, &t.dev, "DELETE", &format!("/apps/{app_id}"), None);
+    assert_eq!(del.status, 204, "{}", del.body);
+    camara_error(
+        &eam(mc, &t.dev, "GET", &format!("/apps/{app_id}"), None),
+        404,
+        "NOT_FOUND",
+    );
+}
+
+/// Another organisation's token learns nothing of the app or its instance.
+fn others_see_nothing(mc: &Mc, t: &Tokens, app_id: &str, inst_id: &str) {
+    camara_error(
+        &eam(mc, &t.other, "GET", &format!("/apps/{app_id}"), None),
+        404,
+        "NOT_FOUND",
+    );
+    assert_eq!(eam(mc, &t.other, "GET", "/apps", None).body, json!([]));
+    assert_eq!(
+        eam(mc, &t.other, "GET", "/appinstances", None).body,
+        json!([])
+    );
+    camara_error(
+        &eam(
+            mc,
+            &t.other,
+            "DELETE",
+            &format!("/appinstances/{inst_id}"),
+            None,
+        ),
+        404,
+        "NOT_FOUND",
+    );
+    let new = json!({"name": "stolen", "appId": app_id,
+                     "edgeCloudZoneId": "00000000-0000-4000-8000-000000000000"});
+    camara_error(
+        &eam(mc, &t.other, "POST", "/appinstances", Some(&new)),
+        404,
+        "NOT_FOUND",
+    );
+}
+
+fn refusals(mc: &Mc, t: &Tokens, inst_id: &str) {
+    camara_error(
+        &eam(mc, &t.read, "POST", "/apps", Some(&manifest(DEV))),
+        403,
+        "PERMISSION_DENIED",
+    );
+    camara_error(
+        &eam(
+            mc,
+            &t.read,
+            "DELETE",
+            &format!("/appinstances/{inst_id}"),
+            None,
+        ),
+        403,
+        "PERMISSION_DENIED",
+    );
+    camara_error(
+        &eam(mc, "garbage", "GET", "/apps", None),
+        401,
+        "UNAUTHENTICATED",
+    );
+    let none = call(mc, "GET", &format!("{EAM}/apps"), &[]);
+    camara_error(&none, 401, "UNAUTHENTICATED");
+    // A well-signed token that expired.
+    let keys = mc::auth::SigningKeys::load(&mc.signing_keys_file()).unwrap();
+    let claims = json!({"iss": mc.url, "sub": "k", "client_id": "k", "org": DEV,
+        "scope": "edge-application-management:apps:read", "iat": now() - 7200,
+        "exp": now() - 3600, "jti": "j"});
+    let expired = keys.sign_typed("at+jwt", &claims);
+    let r = eam(mc, &expired, "GET", "/apps", None);
+    camara_error(&r, 401, "UNAUTHENTICATED");
+    assert!(
+        r.body["message"].as_str().unwrap().contains("expire"),
+        "{}",
+        r.body
+    );
+    let auth = format!("Authorization: Bearer {}", t.dev);
+    let bad = call(
+        mc,
+        "GET",
+        &format!("{EAM}/apps"),
+        &["-H", &auth, "-H", "x-correlator: not valid!"],
+    );
+    camara_error(&bad, 400, "INVALID_ARGUMENT");
+    let dep = json!({"appDeploymentName": "d", "appId": "x", "edgeCloudZones": []});
+    camara_error(
+        &eam(mc, &t.dev, "POST", "/deployments", Some(&dep)),
+        501,
+        "NOT_IMPLEMENTED",
+    );
+}
