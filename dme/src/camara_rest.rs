@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use edge_auth::{AccessClaims, TokenError, scopes};
+use edge_auth::{AccessClaims, TokenError, VerifiedAccess, scopes};
 
 use crate::camara::json::{self, Obj};
 use crate::camara::{Camara, CamaraError, handlers};
@@ -90,7 +90,7 @@ fn authorise(
     headers: &HeaderMap,
     scope: &str,
     now: i64,
-) -> Result<AccessClaims, CamaraError> {
+) -> Result<Arc<VerifiedAccess>, CamaraError> {
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         CamaraError::unauthenticated("no access token: send Authorization: Bearer <token>")
     })?;
@@ -104,18 +104,18 @@ fn authorise(
         .ok_or_else(|| {
             CamaraError::unauthenticated("the Authorization header is not `Bearer <token>`")
         })?;
-    let claims = cam.keys.verify_access(token, now).map_err(|e| match e {
+    let verified = cam.keys.verify_access(token, now).map_err(|e| match e {
         TokenError::Expired { .. } => {
             CamaraError::unauthenticated("the access token has expired: get a new one")
         }
         other => CamaraError::unauthenticated(format!("the access token is not valid: {other}")),
     })?;
-    if !claims.has_scope(scope) {
+    if !verified.claims.has_scope(scope) {
         return Err(CamaraError::denied(format!(
             "the access token was not granted the scope {scope}"
         )));
     }
-    Ok(claims)
+    Ok(verified)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -136,7 +136,7 @@ fn serve(front: &Front, peer: SocketAddr, headers: &HeaderMap, body: &[u8], op: 
     });
     let echo = correlator.clone().flatten();
     let result = (|| {
-        let claims = authorise(&front.camara, headers, op.scope(), ctx.now)?;
+        let verified = authorise(&front.camara, headers, op.scope(), ctx.now)?;
         if let Some(None) = correlator {
             return Err(CamaraError::invalid(
                 "x-correlator must be at most 256 of letters, digits and -_:;./<>{}",
@@ -151,7 +151,13 @@ fn serve(front: &Front, peer: SocketAddr, headers: &HeaderMap, body: &[u8], op: 
             return Err(CamaraError::too_many("rate limited: retry later"));
         }
         let body = json::body(body)?;
-        op.run(&front.dme.tables(), &front.camara, &claims, &body, ctx.now)
+        op.run(
+            &front.dme.tables(),
+            &front.camara,
+            &verified.claims,
+            &body,
+            ctx.now,
+        )
     })();
     let mut resp = match result {
         Ok(answer) => (

@@ -1,25 +1,17 @@
 //! A cache of verified session cookies, so that a client's repeated requests do not pay for
 //! base64, JSON and HMAC-SHA512 every time (about 1.3 µs, the largest share of FindCloudlet's
-//! own cost). Envoy's JWT filter caches verified tokens for the same reason.
+//! own cost): `edge_auth::cache::TokenCache` (its soundness argument is there) holding the
+//! cookie's session key. Key rings are fixed for the life of a `Dme`, so no entry can outlive
+//! the key that verified it.
 //!
-//! Soundness: an entry is only created after the full verification succeeded, and a hit needs
-//! the presented token to be byte-for-byte the cached one, so a hit accepts exactly what
-//! verification would accept; expiry is still checked on every hit. The slot is chosen from the
-//! token's signature characters, which are HMAC output (uniform) for every cached token, so
-//! slots spread evenly; a forged token can only miss. Key rings are fixed for the life of a
-//! `Dme`, so no entry can outlive the key that verified it.
-//!
-//! Shape: a fixed array of slots, each an atomically swapped pointer (direct-mapped, newest
-//! wins). Readers never lock or allocate; a miss allocates one entry after verifying. An entry
-//! keeps the token and the key's strings back to back in one buffer: a hit then reads two
+//! An entry keeps the token and the key's strings back to back in one buffer: a hit then reads two
 //! allocations (entry and text) instead of nine (entry, token, seven strings), which matters
 //! because with thousands of clients every entry is cold in the cache.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
-
-use std::borrow::Cow;
+use edge_auth::cache::{Cached, TokenCache};
 
 use crate::cookie::SessionKeyRef;
 
@@ -69,10 +61,6 @@ impl Verified {
             .unwrap_or_default()
     }
 
-    fn token(&self) -> &str {
-        self.part(0)
-    }
-
     /// The session key the token carries (without `kid`: the header's key id is what verifies).
     pub fn key(&self) -> SessionKeyRef<'_> {
         SessionKeyRef {
@@ -86,85 +74,45 @@ impl Verified {
     }
 }
 
-/// Verified session cookies by token.
-pub struct SessionCache {
-    slots: Box<[ArcSwapOption<Verified>]>,
+impl Cached for Verified {
+    fn token(&self) -> &str {
+        self.part(0)
+    }
+
+    fn exp(&self) -> i64 {
+        self.exp
+    }
 }
 
-/// Tokens shorter than this are not cached (a real HS512 cookie is a few hundred bytes).
-const MIN_TOKEN: usize = 64;
+/// Verified session cookies by token: the shared [`TokenCache`] of `Verified` entries.
+pub struct SessionCache(TokenCache<Verified>);
 
 impl SessionCache {
     /// A cache of `capacity` slots, rounded up to a power of two; 0 disables caching.
     pub fn new(capacity: usize) -> Self {
-        let n = if capacity == 0 {
-            0
-        } else {
-            capacity.next_power_of_two()
-        };
-        Self {
-            slots: (0..n).map(|_| ArcSwapOption::empty()).collect(),
-        }
+        Self(TokenCache::new(capacity))
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// The two slots a token may occupy (two choices: a token only misses when both are
-    /// taken by others, far rarer than one collision).
-    fn slots(&self, token: &str) -> Option<[&ArcSwapOption<Verified>; 2]> {
-        if self.slots.is_empty() || token.len() < MIN_TOKEN {
-            return None;
-        }
-        // The last 16 characters are signature (96 bits of HMAC output in base64url).
-        let tail = &token.as_bytes()[token.len() - 16..];
-        let (a, b) = tail.split_at(8);
-        let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
-        let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
-        let h = (a ^ b.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mask = self.slots.len() - 1;
-        let (i, j) = ((h >> 40) as usize & mask, (h >> 12) as usize & mask);
-        Some([&self.slots[i], &self.slots[j]])
+        self.0.capacity()
     }
 
     /// The cached verification of exactly `token`, if it has not expired at `now`.
     pub fn get(&self, token: &str, now: i64) -> Option<Arc<Verified>> {
-        for slot in self.slots(token)? {
-            let guard = slot.load();
-            if let Some(v) = &*guard
-                && v.exp > now
-                && v.token() == token
-            {
-                return Some(Arc::clone(v));
-            }
-        }
-        None
+        self.0.get(token, now)
     }
 
-    /// Records a token that has just been verified (signature and expiry): in its first slot if
-    /// that is empty, else in its second (so two tokens sharing a first slot can both stay).
+    /// Records a token that has just been verified (signature and expiry).
     pub fn insert(&self, token: &str, exp: i64, key: &SessionKeyRef<'_>) {
-        let Some([first, second]) = self.slots(token) else {
-            return;
-        };
-        let Some(entry) = Verified::new(token, exp, key) else {
-            return;
-        };
-        let slot = if first.load().is_none() {
-            first
-        } else {
-            second
-        };
-        slot.store(Some(Arc::new(entry)));
+        if let Some(entry) = Verified::new(token, exp, key) {
+            self.0.insert(entry);
+        }
     }
 
     /// Drops every entry (e.g. when tests want the slow path again).
     pub fn clear(&self) {
-        for slot in self.slots.iter() {
-            slot.store(None);
-        }
+        self.0.clear();
     }
 }
 

@@ -18,7 +18,28 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::access::AccessClaims;
+use crate::cache::{Cached, TokenCache};
 use crate::token::{KeyError, TokenError, Verifier};
+
+/// Verified access tokens kept (slots): a busy DME's clients, each a few hundred bytes.
+pub const CACHE_SLOTS: usize = 1 << 14;
+
+/// An access token that verified, with its claims.
+#[derive(Debug)]
+pub struct VerifiedAccess {
+    token: Box<str>,
+    pub claims: AccessClaims,
+}
+
+impl Cached for VerifiedAccess {
+    fn token(&self) -> &str {
+        &self.token
+    }
+
+    fn exp(&self) -> i64 {
+        self.claims.exp
+    }
+}
 
 /// How often a URL source fetches the keys again.
 pub const REFRESH: Duration = Duration::from_secs(300);
@@ -61,9 +82,11 @@ pub enum JwksError {
     Ca(#[from] edge_tls::TlsError),
 }
 
-/// The current public keys, and how to get newer ones.
+/// The current public keys, and how to get newer ones; verified tokens are cached (see
+/// [`crate::cache`]), and the cache is cleared when a key is retired.
 pub struct KeySource {
     current: ArcSwap<Verifier>,
+    cache: TokenCache<VerifiedAccess>,
     /// Woken when a token names an unknown key id (URL sources only).
     refetch: Notify,
     origin: Origin,
@@ -83,6 +106,7 @@ impl KeySource {
     pub fn fixed(verifier: Verifier) -> Arc<KeySource> {
         Arc::new(KeySource {
             current: ArcSwap::from_pointee(verifier),
+            cache: TokenCache::new(CACHE_SLOTS),
             refetch: Notify::new(),
             origin: Origin::Fixed,
         })
@@ -93,6 +117,7 @@ impl KeySource {
         let verifier = read_file(path)?;
         let source = Arc::new(KeySource {
             current: ArcSwap::from_pointee(verifier),
+            cache: TokenCache::new(CACHE_SLOTS),
             refetch: Notify::new(),
             origin: Origin::File(path.to_path_buf()),
         });
@@ -118,6 +143,7 @@ impl KeySource {
         }
         let source = Arc::new(KeySource {
             current: ArcSwap::from_pointee(Verifier::default()),
+            cache: TokenCache::new(CACHE_SLOTS),
             refetch: Notify::new(),
             origin: Origin::Url {
                 url: url.into(),
@@ -133,14 +159,29 @@ impl KeySource {
         self.current.load_full()
     }
 
-    /// Verifies an access token with the current keys; an unknown key id asks a URL source
-    /// to fetch the keys again (the token itself stays refused).
-    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
-        let result = self.current.load().verify_access(token, now);
-        if let Err(TokenError::UnknownKid(_)) = &result {
-            self.refetch.notify_one();
+    /// Verifies an access token with the current keys, or finds it verified in the cache; an
+    /// unknown key id asks a URL source to fetch the keys again (the token itself stays
+    /// refused).
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<Arc<VerifiedAccess>, TokenError> {
+        if let Some(hit) = self.cache.get(token, now) {
+            return Ok(hit);
         }
-        result
+        match self.current.load().verify_access(token, now) {
+            Ok(claims) => {
+                let entry = Arc::new(VerifiedAccess {
+                    token: token.into(),
+                    claims,
+                });
+                self.cache.insert_shared(entry.clone());
+                Ok(entry)
+            }
+            Err(e) => {
+                if let TokenError::UnknownKid(_) = &e {
+                    self.refetch.notify_one();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Fetches (URL) or re-reads (file) the keys now, replacing the current ones on success.
@@ -150,7 +191,12 @@ impl KeySource {
             Origin::File(path) => read_file(path)?,
             Origin::Url { url, tls } => fetch(url, tls.clone()).await?,
         };
-        self.current.store(Arc::new(verifier));
+        let old = self.current.swap(Arc::new(verifier));
+        let new = self.current.load();
+        // Tokens of a retired key must stop verifying now, not when they expire.
+        if old.kids().any(|k| !new.kids().any(|n| n == k)) {
+            self.cache.clear();
+        }
         Ok(())
     }
 }
@@ -341,6 +387,17 @@ mod tests {
         // A broken file keeps the keys there were.
         std::fs::write(&path, "{").unwrap();
         assert!(matches!(source.reload().await, Err(JwksError::Json { .. })));
+        assert!(source.verify_access(&new, 100).is_ok());
+
+        // Retiring the old key: its token, verified (and cached) above, is refused at once.
+        let old_kid = keys.kids()[1].to_string();
+        assert!(keys.retire(&old_kid));
+        std::fs::write(&path, keys.jwks().to_string()).unwrap();
+        source.reload().await.unwrap();
+        assert!(matches!(
+            source.verify_access(&old, 100),
+            Err(TokenError::UnknownKid(_))
+        ));
         assert!(source.verify_access(&new, 100).is_ok());
     }
 
