@@ -112,6 +112,44 @@ def before_load_schema(context, raw_schema: dict) -> None:
             components[section] = _rewrite_uses(components[section], schemas, bases)
 
 
+def _demands_properties(schema, schemas: dict, depth: int = 0) -> bool:
+    """Whether every value the schema accepts is an object with some required property."""
+    if not isinstance(schema, dict) or depth > 10:
+        return False
+    if set(schema) >= {"$ref"}:
+        return _demands_properties(schemas.get(_schema_name(schema["$ref"]) or "", {}), schemas, depth + 1)
+    if schema.get("required"):
+        return True
+    for keyword in ("anyOf", "oneOf"):
+        branches = schema.get(keyword)
+        if isinstance(branches, list) and branches and all(_demands_properties(b, schemas, depth + 1) for b in branches):
+            return True
+    return any(_demands_properties(b, schemas, depth + 1) for b in schema.get("allOf") or [])
+
+
+@schemathesis.hook("before_load_schema")
+def body_required_when_its_schema_requires_properties(context, raw_schema: dict) -> None:
+    """A request body whose schema requires properties is required.
+
+    Application endpoint discovery 0.1.0 leaves `requestBody.required` at its default (false),
+    yet its schema `EndpointDiscoveryInfo` demands `anyOf: [{required: [applicationEndpointsId]},
+    {required: [appId]}]`: the request names the application whose endpoints it wants, and a
+    request without a body names none, so no server can answer it with endpoints. Left as
+    written, schemathesis sends such a request as valid and expects it accepted; marked required,
+    it is sent as invalid and must be rejected (400), which is what CAMARA's "INVALID_ARGUMENT:
+    Client specified an invalid argument, request body or query param" is for.
+    """
+    schemas = (raw_schema.get("components") or {}).get("schemas") or {}
+    for item in (raw_schema.get("paths") or {}).values():
+        for op in item.values():
+            body = op.get("requestBody") if isinstance(op, dict) else None
+            if not isinstance(body, dict) or body.get("required") or "$ref" in body:
+                continue
+            media = (body.get("content") or {}).values()
+            if media and all(_demands_properties(m.get("schema"), schemas) for m in media):
+                body["required"] = True
+
+
 # --- 2. known devices ----------------------------------------------------------------------
 
 
@@ -245,7 +283,14 @@ def after_call(context, case, response) -> None:
     meta = case.meta
     mode = str(meta.generation.mode) if meta is not None else "unknown"
     counts = STATS.setdefault(case.operation.label, {})
-    for key in (mode, f"{mode} {response.status_code}"):
+    status = str(response.status_code)
+    if response.status_code >= 400:
+        try:
+            code = response.json().get("code")
+        except Exception:
+            code = None
+        status += f" {code}" if isinstance(code, str) else ""
+    for key in (mode, f"{mode} {status}"):
         counts[key] = counts.get(key, 0) + 1
     with open(STATS_PATH, "w", encoding="utf-8") as f:
         json.dump(STATS, f, indent=1, sort_keys=True)
