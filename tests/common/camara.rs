@@ -28,10 +28,16 @@ impl Reply {
     }
 }
 
-/// `method` on `path` with extra curl arguments (headers, `--data-binary`, `-u`, ...).
+/// `method` on the MC's `path` with extra curl arguments (headers, `--data-binary`, `-u`, ...).
 pub fn call(mc: &Mc, method: &str, path: &str, args: &[&str]) -> Reply {
-    let headers = mc.dir.path().join(format!(
-        "camara-headers-{}",
+    call_at(&mc.url, &mc.curl_args, method, path, args)
+}
+
+/// `method` on `base` + `path` (any server: the MC, a DME), `curl_args` after `args`.
+pub fn call_at(base: &str, curl_args: &[String], method: &str, path: &str, args: &[&str]) -> Reply {
+    let headers = std::env::temp_dir().join(format!(
+        "camara-headers-{}-{}",
+        std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -41,8 +47,8 @@ pub fn call(mc: &Mc, method: &str, path: &str, args: &[&str]) -> Reply {
         .args(["-sS", "-X", method, "-w", "\n%{http_code}", "-D"])
         .arg(&headers)
         .args(args)
-        .args(&mc.curl_args)
-        .arg(format!("{}{path}", mc.url))
+        .args(curl_args)
+        .arg(format!("{base}{path}"))
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();

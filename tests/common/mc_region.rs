@@ -65,6 +65,7 @@ impl Pki {
 pub struct Controller {
     child: Child,
     pub api: String,
+    pub notify: String,
     _data: tempfile::TempDir,
 }
 
@@ -92,8 +93,15 @@ impl Controller {
             let log = std::fs::read_to_string(data.path().join("controller.log"));
             panic!("controller did not start: {line:?}\n{log:?}");
         };
+        let notify = line
+            .split("notify on ")
+            .nth(1)
+            .and_then(|r| r.split([' ', ',']).next())
+            .unwrap_or_default()
+            .to_string();
         Controller {
             api: api.to_string(),
+            notify,
             child,
             _data: data,
         }

@@ -26,9 +26,14 @@ pub mod scopes {
     pub const EAM_INSTANCES_WRITE: &str = "edge-application-management:instances:write";
     pub const EAM_INSTANCES_DELETE: &str = "edge-application-management:instances:delete";
     pub const EAM_ZONES_READ: &str = "edge-application-management:edge-cloud-zones:read";
+    pub const EAM_CLUSTERS_READ: &str = "edge-application-management:clusters:read";
+    pub const EAM_DEPLOYMENTS_READ: &str = "edge-application-management:deployments:read";
+    pub const EAM_DEPLOYMENTS_WRITE: &str = "edge-application-management:deployments:write";
+    pub const EAM_DEPLOYMENTS_UPDATE: &str = "edge-application-management:deployments:update";
+    pub const EAM_DEPLOYMENTS_DELETE: &str = "edge-application-management:deployments:delete";
 
     /// Every scope, in a stable order.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 16] = [
         SIMPLE_EDGE_DISCOVERY,
         APP_ENDPOINT_DISCOVERY,
         LOCATION_VERIFICATION,
@@ -40,6 +45,11 @@ pub mod scopes {
         EAM_INSTANCES_WRITE,
         EAM_INSTANCES_DELETE,
         EAM_ZONES_READ,
+        EAM_CLUSTERS_READ,
+        EAM_DEPLOYMENTS_READ,
+        EAM_DEPLOYMENTS_WRITE,
+        EAM_DEPLOYMENTS_UPDATE,
+        EAM_DEPLOYMENTS_DELETE,
     ];
 }
 

@@ -1,10 +1,14 @@
 //! The UUIDs by which the CAMARA APIs name our objects: an edge cloud zone is a cloudlet, an
 //! application is an app, an application instance an app instance. They are derived from the
-//! object's key (a name-based UUID, version 8 of RFC 9562, from SHA-256 of a tagged key), so
-//! the DME, the MC and every restart agree on them without storing a mapping, and a deleted
-//! and re-created object gets its id back.
+//! object's key (a name-based UUID, version 5 of RFC 9562, in Edgeplane's namespace), so the
+//! DME, the MC and every restart agree on them without storing a mapping, and a deleted and
+//! re-created object gets its id back. Version 5 because the specs' id pattern admits versions
+//! 1-5 only.
 
-use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Edgeplane's namespace for name-based ids (a random UUID, fixed forever).
+const NAMESPACE: Uuid = Uuid::from_u128(0x6f1e_2c1a_9d4b_4e57_8a3c_5b7d_0e9f_2a61);
 
 use crate::{AppInstKey, AppKey, CloudletKey};
 
@@ -37,27 +41,13 @@ pub fn parse(id: &str) -> Option<u128> {
 }
 
 fn uuid(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"edgeplane-camara-id");
+    let mut name = Vec::new();
     for p in parts {
         // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p.as_bytes());
+        name.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        name.extend_from_slice(p.as_bytes());
     }
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80; // version 8
-    b[8] = (b[8] & 0x3f) | 0x80; // variant RFC 9562
-    let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..]
-    )
+    Uuid::new_v5(&NAMESPACE, &name).hyphenated().to_string()
 }
 
 #[cfg(test)]
@@ -77,7 +67,8 @@ mod tests {
         assert_eq!(a, zone_id(&cloudlet("tmus", "seattle")));
         assert_ne!(a, zone_id(&cloudlet("tmu", "sseattle")));
         assert_eq!(a.len(), 36);
-        assert_eq!(&a[14..15], "8");
+        assert_eq!(&a[14..15], "5");
+        assert_eq!(a, a.to_lowercase());
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
         assert!(parse(&a).is_some());
         assert_eq!(parse(&a), parse(&a.to_uppercase()));
