@@ -8,6 +8,19 @@
 //! and retrieval): `edgeplane dme --standalone examples/region.yaml` with the CAMARA APIs on,
 //! access tokens signed here and verified with the JWKS file written beside them, devices located
 //! by tests/data/camara/devices.feed.
+//!
+//! The MC's Edge Application Management: a region of real processes (controller on the fake
+//! platform and an HTTPS MC, mutual TLS between them) with an operator's zone, and an app and an
+//! instance of the developer's submitted through the API, whose ids the generated cases reuse;
+//! the access token comes from the MC's own `POST /oauth2/token` for an API key.
+
+#[path = "common/camara.rs"]
+mod camara;
+#[path = "common/mc.rs"]
+#[allow(unused_macros)]
+mod mc_common;
+#[path = "common/mc_region.rs"]
+mod mc_region;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -17,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edge_model::AppKey;
 use mc::auth::token::SigningKeys;
+use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// How long one schemathesis run may take (contract.py stops it at this; we wait a little more).
@@ -275,5 +289,102 @@ fn location_retrieval_meets_its_spec() {
         "location-retrieval:read",
         "POST /retrieve",
         &[],
+    );
+}
+
+/// A CAMARA EAM call with a bearer token and a JSON body.
+fn eam(mc: &mc_common::Mc, token: &str, method: &str, path: &str, body: &Value) -> camara::Reply {
+    let auth = format!("Authorization: Bearer {token}");
+    let text = body.to_string();
+    camara::call(
+        mc,
+        method,
+        &format!("/edge-application-management/v0.1alpha1{path}"),
+        &[
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &text,
+        ],
+    )
+}
+
+#[test]
+fn edge_application_management_meets_its_spec() {
+    const OP: &str = "TelcoOperatorA";
+    const DEV: &str = "NimbusGames";
+    let r = mc_region::Region::start(mc_common::Backend::Redb);
+    let om = camara::org_with_manager(&r.mc, "opmgr1", OP, "operator");
+    for (name, lat, lon) in [("berlin", 52.52, 13.405), ("paris", 48.8566, 2.3522)] {
+        let cloudlet = json!({"key": {"organization": OP, "name": name}, "platform_type": "fake",
+                              "location": {"latitude": lat, "longitude": lon}});
+        let (s, b) = r.ctrl(&om, "CreateCloudlet", "cloudlet", cloudlet);
+        assert_eq!((s, mc_region::result(&b).0), (200, 200), "{b}");
+    }
+    let dm = camara::org_with_manager(&r.mc, "devmgr1", DEV, "developer");
+    let perms = [
+        ("apps", "manage"),
+        ("appinsts", "manage"),
+        ("cloudlets", "view"),
+    ];
+    let (id, secret) = camara::api_key(&r.mc, &dm, DEV, &perms);
+    // No scope asked: every scope the key's permissions allow.
+    let token = camara::access_token(&r.mc, &id, &secret, None);
+
+    // Objects that exist, for the generated cases to find: a zone, an app and its instance.
+    let zones = eam(&r.mc, &token, "GET", "/edge-cloud-zones", &Value::Null);
+    assert_eq!(zones.status, 200, "{}", zones.body);
+    let zone = zones.body[0]["edgeCloudZoneId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let manifest = json!({
+        "name": "arena_shooter", "appProvider": DEV, "version": "2.3",
+        "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
+        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
+        "componentSpec": [{"componentName": "game", "networkInterfaces": [
+            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
+             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+    });
+    let app = eam(&r.mc, &token, "POST", "/apps", &manifest);
+    assert_eq!(app.status, 201, "{}", app.body);
+    let app = app.body["appId"].as_str().unwrap().to_owned();
+    let new = json!({"name": "arena_berlin", "appId": app, "edgeCloudZoneId": zone});
+    let inst = eam(&r.mc, &token, "POST", "/appinstances", &new);
+    assert_eq!(inst.status, 202, "{}", inst.body);
+    let inst = inst.body["appInstanceId"].as_str().unwrap().to_owned();
+
+    let known = [
+        format!("path.appId={app}"),
+        format!("query.appId={app}"),
+        format!("body.appId={app}"),
+        format!("path.appInstanceId={inst}"),
+        format!("query.appInstanceId={inst}"),
+        format!("body.edgeCloudZoneId={zone}"),
+        format!("query.edgeCloudZoneId={zone}"),
+        format!("body.appProvider={DEV}"),
+    ];
+    let ca = r.pki.ca();
+    let mut args = vec!["--tls-verify", ca.to_str().unwrap(), "--max-examples", "50"];
+    for k in &known {
+        args.extend(["--known", k.as_str()]);
+    }
+    for op in [
+        "GET /apps",
+        "GET /apps/{appId}",
+        "GET /appinstances",
+        "GET /edge-cloud-zones",
+    ] {
+        args.extend(["--expect-success", op]);
+    }
+    contract(
+        "edge-application-management-0.1.0-alpha.1.yaml",
+        &format!("{}/edge-application-management/v0.1alpha1", r.mc.url),
+        &token,
+        &args,
+        &r.mc.dir.path().join("mc.log"),
     );
 }

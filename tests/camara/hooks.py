@@ -294,3 +294,33 @@ def after_call(context, case, response) -> None:
         counts[key] = counts.get(key, 0) + 1
     with open(STATS_PATH, "w", encoding="utf-8") as f:
         json.dump(STATS, f, indent=1, sort_keys=True)
+
+
+# --- 4. spec defects -------------------------------------------------------------------------
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response) -> bool:
+    """Drops the failures that no server can avoid because the spec contradicts itself; each is
+    matched exactly (operation, status, body and the violated keyword), so anything else about
+    the same response still fails.
+
+    EAM 0.1.0-alpha.1 GET /edge-cloud-zones: its 200 body is `EdgeCloudZones`, `minItems: 1`,
+    while the operation filters by `region` and `status` and documents no status for "no zone
+    matches" (200, 400, 401, 403, 500, 503). A filter that matches nothing can only be answered
+    `200 []` (the list is empty, the request was fine), which breaks `minItems`.
+    """
+    op = case.operation
+    if (
+        op.method.upper() == "GET"
+        and op.path == "/edge-cloud-zones"
+        and getattr(failure, "code", None) == "ST108"
+        and response.status_code == 200
+        and list(getattr(failure, "schema_path", []))[-1:] == ["minItems"]
+    ):
+        try:
+            empty = response.json() == []
+        except Exception:
+            empty = False
+        return not empty
+    return True
