@@ -175,13 +175,18 @@ pub fn app_endpoints(
     }))
 }
 
-fn max_age(body: &Obj, fix: &Fix, now: i64, code: &'static str) -> Result<(), CamaraError> {
-    let Some(max) = opt_int(body, "maxAge", "maxAge")? else {
+/// The request's `maxAge` (seconds; read before the device is located, so a malformed body
+/// is a 400 whatever the device).
+fn read_max_age(body: &Obj) -> Result<Option<i64>, CamaraError> {
+    opt_int(body, "maxAge", "maxAge")
+}
+
+/// Refuses a location older than `max` seconds. Every location is older than a negative age,
+/// so that is refused the same way (the schema allows any integer).
+fn check_age(max: Option<i64>, fix: &Fix, now: i64, code: &'static str) -> Result<(), CamaraError> {
+    let Some(max) = max else {
         return Ok(());
     };
-    if max < 0 {
-        return Err(CamaraError::invalid("maxAge must not be negative"));
-    }
     let age = now.saturating_sub(fix.at).max(0);
     if age > max {
         return Err(CamaraError::unprocessable(
@@ -238,9 +243,10 @@ fn parse_area(body: &Obj) -> Result<Area, CamaraError> {
 /// `POST /location-verification/v3/verify`.
 pub fn verify_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, CamaraError> {
     let area = parse_area(body)?;
+    let max_age = read_max_age(body)?;
     let (id, fix) = locate(cam, body, PortRange(0), now)?;
-    max_age(
-        body,
+    check_age(
+        max_age,
         &fix,
         now,
         "LOCATION_VERIFICATION.UNABLE_TO_FULFILL_MAX_AGE",
@@ -268,9 +274,10 @@ pub fn retrieve_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, Ca
         Some(s) if s < 1 => return Err(CamaraError::invalid("maxSurface must be at least 1")),
         other => other,
     };
+    let max_age = read_max_age(body)?;
     let (id, fix) = locate(cam, body, PortRange(0), now)?;
-    max_age(
-        body,
+    check_age(
+        max_age,
         &fix,
         now,
         "LOCATION_RETRIEVAL.UNABLE_TO_FULFILL_MAX_AGE",
@@ -321,7 +328,81 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::camara::locator::DeviceLocator;
+
+    /// Knows one phone, located an hour before `NOW`.
+    struct OnePhone;
+    const NOW: i64 = 1_800_000_000;
+
+    impl DeviceLocator for OnePhone {
+        fn locate(&self, id: &Identifier, _: i64) -> Result<Fix, LocateError> {
+            match id {
+                Identifier::Phone(p) if p == "+4917012345678" => Ok(Fix {
+                    center: LatLon::new(52.52, 13.405).unwrap(),
+                    radius_m: 500.0,
+                    at: NOW - 3600,
+                }),
+                _ => Err(LocateError::NotFound),
+            }
+        }
+        fn describe(&self) -> String {
+            "one phone".into()
+        }
+    }
+
+    fn cam() -> Camara {
+        Camara {
+            keys: edge_auth::KeySource::fixed(edge_auth::Verifier::default()),
+            locator: Arc::new(OnePhone),
+            operator: None,
+        }
+    }
+
+    fn body(v: Value) -> Obj {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn max_age_is_checked_before_and_after_locating() {
+        let c = cam();
+        let known = json!({"phoneNumber": "+4917012345678"});
+        let unknown = json!({"phoneNumber": "+4917000000000"});
+        // A malformed maxAge is a 400 even for an unknown device.
+        let e = retrieve_location(&c, &body(json!({"device": unknown, "maxAge": "1"})), NOW);
+        assert_eq!(e.unwrap_err().code, "INVALID_ARGUMENT");
+        let e = retrieve_location(&c, &body(json!({"device": unknown})), NOW);
+        assert_eq!(e.unwrap_err().code, "IDENTIFIER_NOT_FOUND");
+        // An hour-old location: fine for maxAge 3600, too old for 60 or a negative age.
+        assert!(
+            retrieve_location(&c, &body(json!({"device": known, "maxAge": 3600})), NOW).is_ok()
+        );
+        for max in [60, -5] {
+            let e = retrieve_location(&c, &body(json!({"device": known, "maxAge": max})), NOW);
+            assert_eq!(
+                e.unwrap_err().code,
+                "LOCATION_RETRIEVAL.UNABLE_TO_FULFILL_MAX_AGE"
+            );
+        }
+        let area = json!({"areaType": "CIRCLE", "center": {"latitude": 52.52, "longitude": 13.405}, "radius": 1000});
+        let e = verify_location(
+            &c,
+            &body(json!({"device": known, "area": area, "maxAge": 0})),
+            NOW,
+        );
+        assert_eq!(
+            e.unwrap_err().code,
+            "LOCATION_VERIFICATION.UNABLE_TO_FULFILL_MAX_AGE"
+        );
+        let ok = verify_location(&c, &body(json!({"device": known, "area": area})), NOW).unwrap();
+        assert_eq!(ok["verificationResult"], "TRUE");
+        assert_eq!(ok["lastLocationTime"], rfc3339(NOW - 3600));
+    }
 
     #[test]
     fn rfc3339_dates() {
