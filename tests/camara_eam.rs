@@ -2,7 +2,10 @@
 //! platform and MC, mutual TLS between them): an app submitted, read and listed, instantiated
 //! on a zone of GET /edge-cloud-zones (the controller's ShowAppInst has it), terminated and
 //! deleted; another organisation sees nothing of it, a read-only token cannot write, bad and
-//! expired tokens are 401, `x-correlator` is checked and echoed.
+//! expired tokens are 401, `x-correlator` is checked and echoed. Clusters: a ClusterInst made
+//! through the region API is listed (the fake platform makes none for an instance), filtered,
+//! and hidden from others; deployments: none can be made (501), so the list is empty and ids
+//! are 404.
 
 #[path = "common/camara.rs"]
 mod camara;
@@ -54,11 +57,13 @@ fn manifest(provider: &str) -> Value {
     })
 }
 
-/// The tokens: the developer's (every scope), a read-only one, another organisation's.
+/// The tokens: the developer's (every scope), a read-only one (no clusters), another
+/// organisation's (every scope); and the developer organisation's manager (a login token).
 struct Tokens {
     dev: String,
     read: String,
     other: String,
+    manager: String,
 }
 
 fn setup(r: &Region) -> Tokens {
@@ -73,6 +78,7 @@ fn setup(r: &Region) -> Tokens {
         ("apps", "manage"),
         ("appinsts", "manage"),
         ("cloudlets", "view"),
+        ("clusterinsts", "view"),
     ];
     let view = [
         ("apps", "view"),
@@ -87,6 +93,7 @@ fn setup(r: &Region) -> Tokens {
         dev: token(&dm, DEV, &all),
         read: token(&dm, DEV, &view),
         other: token(&om2, OTHER, &all),
+        manager: dm,
     }
 }
 
@@ -179,6 +186,8 @@ fn app_lifecycle() {
 
     others_see_nothing(mc, &t, &app_id, &inst_id);
     refusals(mc, &t, &inst_id);
+    clusters(&r, &t, &zone_id);
+    deployments(mc, &t, &app_id, &zone_id);
     camara_error(
         &eam(mc, &t.dev, "DELETE", &format!("/apps/{app_id}"), None),
         409,
@@ -284,10 +293,162 @@ fn refusals(mc: &Mc, t: &Tokens, inst_id: &str) {
         &["-H", &auth, "-H", "x-correlator: not valid!"],
     );
     camara_error(&bad, 400, "INVALID_ARGUMENT");
-    let dep = json!({"appDeploymentName": "d", "appId": "x", "edgeCloudZones": []});
+}
+
+/// `GET /clusters` with `query` as `token`: the list.
+fn list_clusters(mc: &Mc, token: &str, query: &str) -> Value {
+    let r = eam(mc, token, "GET", &format!("/clusters{query}"), None);
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    r.body
+}
+
+/// The developer's cluster is listed as ClusterInfo (the instance made none), with filters;
+/// others see nothing, a token without the clusters scope is refused, bad filters are 400.
+fn clusters(r: &Region, t: &Tokens, zone_id: &str) {
+    let mc = &r.mc;
+    assert_eq!(list_clusters(mc, &t.dev, ""), json!([]));
+    let cl = json!({"key": {"organization": DEV, "name": "arena_pool"},
+                    "cloudlet": {"organization": OP, "name": "berlin"}});
+    let (s, b) = r.ctrl(&t.manager, "CreateClusterInst", "clusterinst", cl);
+    assert_eq!((s, result(&b).0), (200, 200), "{b}");
+
+    let auth = format!("Authorization: Bearer {}", t.dev);
+    let all = call(
+        mc,
+        "GET",
+        &format!("{EAM}/clusters"),
+        &["-H", &auth, "-H", "x-correlator: clusters-1"],
+    );
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.header("x-correlator").as_deref(), Some("clusters-1"));
+    let key = edge_api::pb::ClusterKey {
+        organization: DEV.into(),
+        name: "arena_pool".into(),
+    };
+    let cluster_ref = mc::server::camara::clusters::cluster_ref(&key);
+    assert_eq!(&cluster_ref[14..15], "5", "{cluster_ref}");
+    let expected = json!([{"name": "arena_pool", "provider": DEV, "clusterRef": cluster_ref,
+                           "edgeCloudZoneId": zone_id, "edgeCloudRegion": mc_region::REGION}]);
+    assert_eq!(all.body, expected);
+
+    let elsewhere = "00000000-0000-4000-8000-000000000000";
+    for (query, found) in [
+        (format!("?clusterRef={cluster_ref}"), true),
+        (format!("?edgeCloudZoneId={zone_id}"), true),
+        (format!("?region={}", mc_region::REGION), true),
+        (
+            format!("?region={}&edgeCloudZoneId={zone_id}", mc_region::REGION),
+            true,
+        ),
+        (format!("?clusterRef={elsewhere}"), false),
+        (format!("?edgeCloudZoneId={elsewhere}"), false),
+        ("?region=mars".to_string(), false),
+    ] {
+        let want = if found { expected.clone() } else { json!([]) };
+        assert_eq!(list_clusters(mc, &t.dev, &query), want, "{query}");
+    }
+    let long = format!("?region={}", "r".repeat(65));
+    let upper = format!("?clusterRef={}", cluster_ref.to_uppercase());
+    for query in [
+        "?clusterRef=not-a-uuid",
+        &upper,
+        "?edgeCloudZoneId=",
+        "?colour=red",
+        "?region=eu&region=eu",
+        &long,
+    ] {
+        let r = eam(mc, &t.dev, "GET", &format!("/clusters{query}"), None);
+        camara_error(&r, 400, "INVALID_ARGUMENT");
+    }
+
+    assert_eq!(list_clusters(mc, &t.other, ""), json!([]));
+    camara_error(
+        &eam(mc, &t.read, "GET", "/clusters", None),
+        403,
+        "PERMISSION_DENIED",
+    );
+    let none = call(mc, "GET", &format!("{EAM}/clusters"), &[]);
+    camara_error(&none, 401, "UNAUTHENTICATED");
+}
+
+/// A PATCH with a JSON Merge Patch body.
+fn patch(mc: &Mc, token: &str, id: &str, body: &str) -> Reply {
+    let auth = format!("Authorization: Bearer {token}");
+    let args = [
+        "-H",
+        &auth,
+        "-H",
+        "Content-Type: application/merge-patch+json",
+        "--data-binary",
+        body,
+    ];
+    call(mc, "PATCH", &format!("{EAM}/deployments/{id}"), &args)
+}
+
+/// No deployment can be made (501), so none is listed and every id is 404; malformed ids,
+/// queries and bodies are 400, missing scopes 403.
+fn deployments(mc: &Mc, t: &Tokens, app_id: &str, zone_id: &str) {
+    let dep = json!({"appDeploymentName": "arena_eu", "appId": app_id,
+                     "edgeCloudZones": [zone_id]});
     camara_error(
         &eam(mc, &t.dev, "POST", "/deployments", Some(&dep)),
         501,
         "NOT_IMPLEMENTED",
+    );
+    let bad = json!({"appDeploymentName": "d", "appId": "x", "edgeCloudZones": []});
+    camara_error(
+        &eam(mc, &t.dev, "POST", "/deployments", Some(&bad)),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    camara_error(
+        &eam(mc, &t.read, "POST", "/deployments", Some(&dep)),
+        403,
+        "PERMISSION_DENIED",
+    );
+
+    for query in ["", &format!("?appId={app_id}")] {
+        let r = eam(mc, &t.read, "GET", &format!("/deployments{query}"), None);
+        assert_eq!((r.status, &r.body), (200, &json!([])), "{query}");
+    }
+    for query in ["?appDeploymentId=nope", "?appId=1", "?colour=red"] {
+        let r = eam(mc, &t.read, "GET", &format!("/deployments{query}"), None);
+        camara_error(&r, 400, "INVALID_ARGUMENT");
+    }
+
+    let id = "123e4567-e89b-12d3-a456-426614174000";
+    let path = format!("/deployments/{id}");
+    camara_error(&eam(mc, &t.dev, "DELETE", &path, None), 404, "NOT_FOUND");
+    camara_error(
+        &eam(mc, &t.dev, "DELETE", "/deployments/not-a-uuid", None),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    let rename = r#"{"appDeploymentName": "renamed", "edgeCloudZones": []}"#;
+    camara_error(&patch(mc, &t.dev, id, rename), 404, "NOT_FOUND");
+    for body in [
+        r#"{"appDeploymentName": 7}"#,
+        r#"{"edgeCloudZones": ["x"]}"#,
+        "[]",
+        "",
+    ] {
+        camara_error(&patch(mc, &t.dev, id, body), 400, "INVALID_ARGUMENT");
+    }
+    camara_error(&patch(mc, &t.dev, "123", rename), 400, "INVALID_ARGUMENT");
+    // The spec has no GET of one deployment.
+    let get = eam(mc, &t.dev, "GET", &path, None);
+    assert_eq!(get.status, 405, "{}", get.body);
+    assert!(get.header("allow").is_some_and(|a| a.contains("PATCH")));
+
+    camara_error(
+        &eam(mc, &t.read, "DELETE", &path, None),
+        403,
+        "PERMISSION_DENIED",
+    );
+    camara_error(&patch(mc, &t.read, id, rename), 403, "PERMISSION_DENIED");
+    camara_error(
+        &eam(mc, "garbage", "GET", "/deployments", None),
+        401,
+        "UNAUTHENTICATED",
     );
 }

@@ -44,6 +44,7 @@ fn client_credentials() {
         ("apps", "manage"),
         ("appinsts", "manage"),
         ("cloudlets", "view"),
+        ("clusterinsts", "view"),
     ];
     let (id, secret) = api_key(&mc, &dm, ORG, &full);
     let (vid, vsecret) = api_key(&mc, &dm, ORG, &[("apps", "view")]);
@@ -68,7 +69,7 @@ fn client_credentials() {
     let discovery = call(&mc, "GET", "/.well-known/openid-configuration", &[]);
     let all: Vec<String> = serde_json::from_value(discovery.body["scopes_supported"].clone())
         .expect("scopes_supported");
-    assert_eq!(all.len(), 11, "{}", discovery.body);
+    assert_eq!(all.len(), 16, "{}", discovery.body);
     let mut sorted = all.clone();
     sorted.sort();
     assert_eq!(scopes_of(&r), sorted);
@@ -117,9 +118,80 @@ fn client_credentials() {
         ]
     );
 
+    clusters_and_deployments(&mc, &dm, &verifier);
     refusals(&mc, &id, &secret, (&vid, &vsecret));
     discovery_document(&discovery.body, &mc.url);
     audited_without_secret(&mc, &dm, &secret);
+}
+
+/// The scopes of a token of a new key of `manager` in ORG with `perms`, sorted.
+fn granted(mc: &Mc, manager: &str, perms: &[(&str, &str)], v: &mc::auth::Verifier) -> Vec<String> {
+    let (id, secret) = api_key(mc, manager, ORG, perms);
+    let t = access_token(mc, &id, &secret, None);
+    let mut got: Vec<String> = v
+        .verify_access(&t, now())
+        .unwrap()
+        .scope
+        .split(' ')
+        .map(String::from)
+        .collect();
+    got.sort();
+    got
+}
+
+/// EAM clusters:read needs clusterinsts:view; deployments:read appinsts:view, and
+/// deployments:write, :update and :delete appinsts:manage.
+fn clusters_and_deployments(mc: &Mc, manager: &str, v: &mc::auth::Verifier) {
+    const CLUSTERS: &str = "edge-application-management:clusters:read";
+    const DEPLOY_READ: &str = "edge-application-management:deployments:read";
+    let deploy_change = [
+        "edge-application-management:deployments:delete",
+        "edge-application-management:deployments:update",
+        "edge-application-management:deployments:write",
+    ];
+    assert_eq!(
+        granted(mc, manager, &[("clusterinsts", "view")], v),
+        [CLUSTERS]
+    );
+    assert_eq!(
+        granted(mc, manager, &[("clusterinsts", "manage")], v),
+        [CLUSTERS]
+    );
+    let view = granted(mc, manager, &[("appinsts", "view")], v);
+    assert_eq!(
+        view,
+        [
+            "application-endpoint-discovery:app-endpoints:read",
+            DEPLOY_READ,
+            "edge-application-management:instances:read",
+        ]
+    );
+    let manage = granted(mc, manager, &[("appinsts", "manage")], v);
+    for s in deploy_change.iter().chain([&DEPLOY_READ]) {
+        assert!(manage.iter().any(|g| g == s), "{s} not in {manage:?}");
+    }
+    assert!(!manage.iter().any(|g| g == CLUSTERS), "{manage:?}");
+
+    // Asked for without the permission: refused, naming the scope and the permission.
+    let (id, secret) = api_key(mc, manager, ORG, &[("appinsts", "view")]);
+    let r = token_post(mc, &id, &secret, Some(CLUSTERS));
+    oauth_error(&r, 400, "invalid_scope", "clusterinsts:view");
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains(CLUSTERS)
+    );
+    for s in deploy_change {
+        let r = token_post(mc, &id, &secret, Some(&format!("{DEPLOY_READ} {s}")));
+        oauth_error(&r, 400, "invalid_scope", "appinsts:manage");
+        assert!(r.body["error_description"].as_str().unwrap().contains(s));
+    }
+    let (id, secret) = api_key(mc, manager, ORG, &[("clusterinsts", "view")]);
+    let r = token_post(mc, &id, &secret, Some(DEPLOY_READ));
+    oauth_error(&r, 400, "invalid_scope", "appinsts:view");
+    let r = token_post(mc, &id, &secret, Some(CLUSTERS));
+    assert_eq!(scopes_of(&r), [CLUSTERS]);
 }
 
 fn refusals(mc: &Mc, id: &str, secret: &str, (vid, vsecret): (&str, &str)) {

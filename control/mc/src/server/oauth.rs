@@ -21,6 +21,11 @@
 //! - EAM `apps:read` → `apps:view`; `apps:write`, `apps:delete` → `apps:manage`;
 //!   `instances:read` → `appinsts:view`; `instances:write`, `instances:delete` →
 //!   `appinsts:manage`; `edge-cloud-zones:read` → `cloudlets:view`.
+//! - EAM `clusters:read` → `clusterinsts:view` (a CAMARA cluster is a ClusterInst).
+//! - EAM `deployments:read` → `appinsts:view`; `deployments:write`, `deployments:update`,
+//!   `deployments:delete` → `appinsts:manage`: a deployment is a set of app instances (one app
+//!   on several zones), so it asks for the instance rights. (This MC creates no deployment: see
+//!   `camara::deployments`.)
 //!
 //! No `scope` asked: every scope the key may have (`invalid_scope` if none). A scope asked
 //! that is unknown or not held: `invalid_scope` naming it (no partial grant: the client sees
@@ -78,6 +83,11 @@ pub fn permission(scope: &str) -> Option<(Resource, Action)> {
         s::EAM_INSTANCES_READ => (Resource::AppInsts, Action::View),
         s::EAM_INSTANCES_WRITE | s::EAM_INSTANCES_DELETE => (Resource::AppInsts, Action::Manage),
         s::EAM_ZONES_READ => (Resource::Cloudlets, Action::View),
+        s::EAM_CLUSTERS_READ => (Resource::ClusterInsts, Action::View),
+        s::EAM_DEPLOYMENTS_READ => (Resource::AppInsts, Action::View),
+        s::EAM_DEPLOYMENTS_WRITE | s::EAM_DEPLOYMENTS_UPDATE | s::EAM_DEPLOYMENTS_DELETE => {
+            (Resource::AppInsts, Action::Manage)
+        }
         _ => return None,
     })
 }
@@ -414,6 +424,25 @@ mod tests {
             permission(scopes::EAM_INSTANCES_WRITE),
             Some((Resource::AppInsts, Action::Manage))
         );
+        assert_eq!(
+            permission(scopes::EAM_CLUSTERS_READ),
+            Some((Resource::ClusterInsts, Action::View))
+        );
+        assert_eq!(
+            permission(scopes::EAM_DEPLOYMENTS_READ),
+            Some((Resource::AppInsts, Action::View))
+        );
+        for s in [
+            scopes::EAM_DEPLOYMENTS_WRITE,
+            scopes::EAM_DEPLOYMENTS_UPDATE,
+            scopes::EAM_DEPLOYMENTS_DELETE,
+        ] {
+            assert_eq!(
+                permission(s),
+                Some((Resource::AppInsts, Action::Manage)),
+                "{s}"
+            );
+        }
     }
 
     #[test]

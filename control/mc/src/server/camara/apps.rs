@@ -108,7 +108,7 @@ pub struct AppManifest {
 }
 
 /// `^[A-Za-z][A-Za-z0-9_]{min,63}$` (names, providers, interface ids differ only in `min`).
-fn name_ok(s: &str, min: usize) -> bool {
+pub(super) fn name_ok(s: &str, min: usize) -> bool {
     let mut c = s.chars();
     c.next().is_some_and(|f| f.is_ascii_alphabetic())
         && (min + 1..=64).contains(&s.len())

@@ -72,6 +72,19 @@ impl CamaraError {
         Self::new(status, code, e.message)
     }
 
+    /// The error as one of `statuses` (those the spec lists for the operation): any other
+    /// becomes 500 INTERNAL, keeping its message.
+    pub fn within(self, statuses: &[u16]) -> CamaraError {
+        if statuses.contains(&self.status.as_u16()) {
+            return self;
+        }
+        CamaraError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL",
+            ..self
+        }
+    }
+
     /// Marks the error as already audited.
     pub fn recorded(self) -> CamaraError {
         CamaraError {
@@ -124,5 +137,12 @@ mod tests {
         assert_eq!(code(409), (409, "ALREADY_EXISTS"));
         assert_eq!(code(502), (503, "UNAVAILABLE"));
         assert_eq!(code(500), (500, "INTERNAL"));
+        let e = CamaraError::not_found("gone").within(&[400, 403, 503]);
+        assert_eq!(
+            (e.status.as_u16(), e.code, e.message.as_str()),
+            (500, "INTERNAL", "gone")
+        );
+        let e = CamaraError::denied("no").within(&[400, 403, 503]);
+        assert_eq!(e.code, "PERMISSION_DENIED");
     }
 }

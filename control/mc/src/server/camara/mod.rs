@@ -17,14 +17,15 @@
 //!
 //! # Layout
 //! `auth`: the caller, body and query parsing; `error`: the error body; `apps`, `instances`,
-//! `zones`: the operations; `unsupported`: deployments (POST answers the documented 501) and
-//! clusters.
+//! `zones`, `clusters`: the operations; `deployments`: not implemented (POST answers the
+//! documented 501, so the list is empty and every id is 404).
 
 pub mod apps;
 pub mod auth;
+pub mod clusters;
+pub mod deployments;
 pub mod error;
 pub mod instances;
-pub mod unsupported;
 pub mod zones;
 
 use std::sync::Arc;
@@ -66,14 +67,14 @@ pub fn routes() -> axum::Router<Arc<McState>> {
         )
         .route(&p("/appinstances/{id}"), delete(instances::delete))
         .route(&p("/edge-cloud-zones"), get(zones::list))
-        .route(&p("/clusters"), get(unsupported::clusters))
+        .route(&p("/clusters"), get(clusters::list))
         .route(
             &p("/deployments"),
-            post(unsupported::create_deployment).get(unsupported::deployments),
+            post(deployments::create).get(deployments::list),
         )
         .route(
             &p("/deployments/{id}"),
-            delete(unsupported::deployment).patch(unsupported::deployment),
+            delete(deployments::delete).patch(deployments::update),
         )
         .route(&p("/{*rest}"), any(no_such_path))
         .layer(axum::middleware::from_fn(correlator))
