@@ -324,10 +324,12 @@ fn edge_application_management_meets_its_spec() {
         assert_eq!((s, mc_region::result(&b).0), (200, 200), "{b}");
     }
     let dm = camara::org_with_manager(&r.mc, "devmgr1", DEV, "developer");
+    // Permissions for every EAM scope (the MC maps each scope to one).
     let perms = [
         ("apps", "manage"),
         ("appinsts", "manage"),
         ("cloudlets", "view"),
+        ("clusterinsts", "view"),
     ];
     let (id, secret) = camara::api_key(&r.mc, &dm, DEV, &perms);
     // No scope asked: every scope the key's permissions allow.

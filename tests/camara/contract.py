@@ -204,6 +204,8 @@ def main() -> int:
     )
     parser.add_argument("--tls-verify", type=Path, help="the CA bundle for an https base URL")
     parser.add_argument("--max-examples", type=int, default=50)
+    # CAMARA_SEED / CAMARA_MAX_EXAMPLES in the environment override the test's choice, to explore
+    # other inputs: CAMARA_SEED=4 cargo test --test camara_contract.
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--timeout", type=int, default=300, help="seconds before schemathesis is stopped")
     parser.add_argument(
@@ -214,6 +216,10 @@ def main() -> int:
         help='an operation ("POST /path") that must answer 2xx to some positive case',
     )
     args = parser.parse_args()
+    if os.environ.get("CAMARA_SEED"):
+        args.seed = int(os.environ["CAMARA_SEED"])
+    if os.environ.get("CAMARA_MAX_EXAMPLES"):
+        args.max_examples = int(os.environ["CAMARA_MAX_EXAMPLES"])
 
     try:
         import schemathesis
