@@ -11,6 +11,8 @@
 //! generated password is written to `DATA_DIR/mc-admin-password` (0600) and printed once.
 //! The DME's client endpoints stay plaintext on loopback, for the SDKs and `curl` examples.
 
+mod local_dme;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -195,21 +197,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
         stop.clone(),
     );
 
-    let engine = dme::subscriber::spawn_local(dme::subscriber::SubscriberConfig {
-        addrs: notify_addrs.clone(),
-        tls: Some(pki.client(edge_tls::Role::Dme)?),
-        name: "dme-local".into(),
-    });
     let (g, h) = (
         bind(&args.dme_grpc_addr, "DME gRPC").await?,
         bind(&args.dme_http_addr, "DME REST").await?,
     );
     let (grpc_addr, http_addr) = (g.local_addr()?, h.local_addr()?);
-    let dme_task = tokio::spawn(dme::server::run(
-        dme::server::Listeners::plaintext(g, h),
-        engine,
-        stopped(stop.clone()),
-    ));
 
     let dns_addr: SocketAddr = args
         .dns_addr
@@ -232,6 +224,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
         stopped(stop.clone()),
     )
     .await?;
+    let engine = local_dme::start(
+        &args.store.data_dir,
+        &pki.dir.join(edge_tls::pki::CA_CERT_FILE),
+        pki.client(edge_tls::Role::Dme)?,
+        notify_addrs.clone(),
+        mc.addr,
+    )?;
+    let dme_task = tokio::spawn(dme::server::run(
+        dme::server::Listeners::plaintext(g, h),
+        engine,
+        stopped(stop.clone()),
+    ));
 
     let platforms: Platforms = Arc::default();
     let started = async {

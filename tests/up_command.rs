@@ -36,6 +36,7 @@ async fn up_serves_the_example_region() {
         }
     });
     let mut grpc = None;
+    let mut rest = None;
     let mut mc = None;
     let mut password = None;
     let mut applied = false;
@@ -49,6 +50,9 @@ async fn up_serves_the_example_region() {
         if let Some(addr) = line.trim().strip_prefix("DME gRPC") {
             grpc = Some(addr.trim().to_string());
         }
+        if let Some(addr) = line.trim().strip_prefix("DME REST") {
+            rest = Some(addr.trim().to_string());
+        }
         if let Some(url) = line.trim().strip_prefix("MC (users)") {
             mc = Some(url.trim().to_string());
         }
@@ -60,7 +64,13 @@ async fn up_serves_the_example_region() {
         }
     }
     let (mc, password) = (mc.expect("the MC's address"), password.expect("a password"));
-    check_mc(dir.path(), &mc, &password);
+    let admin = check_mc(dir.path(), &mc, &password);
+    check_camara(
+        dir.path(),
+        &mc,
+        &admin,
+        &rest.expect("the DME's REST address"),
+    );
     assert!(applied, "the example document was applied");
     assert!(
         local_applied,
@@ -113,26 +123,58 @@ async fn up_serves_the_example_region() {
     }
 }
 
+/// curl `url` with the region CA, a JSON or form body and an optional bearer token.
+fn curl(data: &std::path::Path, url: &str, body: &str, token: Option<&str>) -> serde_json::Value {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(data.join("pki/ca.pem"))
+        .args(["-d", body])
+        .arg(url);
+    if !body.starts_with("grant_type") {
+        c.args(["-H", "content-type: application/json"]);
+    }
+    if let Some(t) = token {
+        c.args(["-H", &format!("authorization: Bearer {t}")]);
+    }
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+}
+
+/// The CAMARA APIs of `up`'s DME: an access token from the MC for an API key of the example's
+/// developer, and Simple Edge Discovery for a subscriber of the example feed in Munich.
+fn check_camara(data: &std::path::Path, mc: &str, admin: &str, dme: &str) {
+    let key = curl(
+        data,
+        &format!("{mc}/api/v1/auth/user/create/apikey"),
+        r#"{"org":"NimbusGames","permissions":[{"resource":"apps","action":"view"}]}"#,
+        Some(admin),
+    );
+    let (id, secret) = (key["id"].as_str().unwrap(), key["apikey"].as_str().unwrap());
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    let token = curl(data, &format!("{mc}/oauth2/token"), &form, None);
+    let token = token["access_token"].as_str().expect("an access token");
+    let zone = curl(
+        data,
+        &format!("http://{dme}/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone"),
+        r#"{"device":{"phoneNumber":"+4989123456789"}}"#,
+        Some(token),
+    );
+    assert_eq!(zone["edgeCloudZoneName"], "munich-1", "{zone}");
+    assert!(data.join("devices.feed").exists());
+}
+
 /// The MC `up` runs: its admin password is in a 0600 file, it logs the admin in over HTTPS
-/// (certificate of the region PKI) and knows the region's controller.
-fn check_mc(data: &std::path::Path, mc: &str, password: &str) {
+/// (certificate of the region PKI) and knows the region's controller. Returns the admin's
+/// token.
+fn check_mc(data: &std::path::Path, mc: &str, password: &str) -> String {
     use std::os::unix::fs::PermissionsExt;
     let file = data.join("mc-admin-password");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{}", file.display());
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
     let curl = |path: &str, body: String, token: Option<&str>| {
-        let mut c = Command::new("curl");
-        c.args(["-sS", "--max-time", "10", "--cacert"])
-            .arg(data.join("pki/ca.pem"))
-            .args(["-H", "content-type: application/json", "-d", &body])
-            .arg(format!("{mc}{path}"));
-        if let Some(t) = token {
-            c.args(["-H", &format!("authorization: Bearer {t}")]);
-        }
-        let out = c.output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        curl(data, &format!("{mc}{path}"), &body, token)
     };
     let login = curl(
         "/api/v1/login",
@@ -155,4 +197,5 @@ fn check_mc(data: &std::path::Path, mc: &str, password: &str) {
     assert!(apps.to_string().contains("arena-shooter"), "{apps}");
     let orgs = curl("/api/v1/auth/org/show", "{}".into(), Some(token));
     assert!(orgs.to_string().contains("NimbusGames"), "{orgs}");
+    token.to_string()
 }

@@ -256,10 +256,13 @@ async fn refresh_url(source: Arc<KeySource>) {
         }
         last = Some(Instant::now());
         match source.reload().await {
-            Ok(()) => tracing::debug!("fetched the MC's JWKS"),
-            Err(e) => tracing::warn!(error = %e, "keeping the previous keys"),
+            Ok(()) => {
+                tracing::debug!("fetched the MC's JWKS");
+                let _ = tokio::time::timeout(REFRESH, source.refetch.notified()).await;
+            }
+            // Not reachable yet (it may be starting): try again soon, not in REFRESH.
+            Err(e) => tracing::warn!(error = %e, "keeping the previous keys; retrying"),
         }
-        let _ = tokio::time::timeout(REFRESH, source.refetch.notified()).await;
     }
 }
 
