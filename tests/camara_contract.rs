@@ -375,10 +375,13 @@ fn edge_application_management_meets_its_spec() {
         args.extend(["--known", k.as_str()]);
     }
     for op in [
+        "POST /apps",
         "GET /apps",
         "GET /apps/{appId}",
         "GET /appinstances",
         "GET /edge-cloud-zones",
+        "GET /clusters",
+        "GET /deployments",
     ] {
         args.extend(["--expect-success", op]);
     }
