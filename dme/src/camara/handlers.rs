@@ -15,14 +15,13 @@ use super::locator::{Fix, LocateError};
 use crate::matcher;
 use crate::tables::{Tables, Zone};
 
-/// The device named in the body, located; with the identifier used.
+/// The device the body named (already parsed), located; with the identifier used.
 fn locate(
     cam: &Camara,
-    body: &Obj,
-    ports: PortRange,
+    device: Option<Identifier>,
     now: i64,
 ) -> Result<(Identifier, Fix), CamaraError> {
-    let Some(id) = device::parse(body, ports)? else {
+    let Some(id) = device else {
         return Err(CamaraError::unprocessable(
             "MISSING_IDENTIFIER",
             "the device cannot be identified from the access token: name it in `device`",
@@ -74,7 +73,7 @@ pub fn closest_zone(
     body: &Obj,
     now: i64,
 ) -> Result<Value, CamaraError> {
-    let (id, fix) = locate(cam, body, PortRange(1024), now)?;
+    let (id, fix) = locate(cam, device::parse(body, PortRange(1024))?, now)?;
     let operator = cam.operator.as_deref();
     let (zone, _) = tables
         .zones
@@ -103,6 +102,8 @@ pub fn app_endpoints(
                 .ok_or_else(|| CamaraError::invalid(format!("{field} must be a UUID")))?;
         }
     }
+    // The device too is checked before anything is looked up: a malformed body is a 400.
+    let device = device::parse(body, PortRange(0))?;
     let Some(app_id) = app_id else {
         if list_id.is_some() {
             return Err(CamaraError::not_found(
@@ -114,7 +115,7 @@ pub fn app_endpoints(
             "appId or applicationEndpointsId is required",
         ));
     };
-    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    let (id, fix) = locate(cam, device, now)?;
     let unknown = || CamaraError::not_found(format!("no application {app_id}"));
     // An app of another organisation is as unknown as a missing one: ids do not leak.
     let key = tables
@@ -244,7 +245,7 @@ fn parse_area(body: &Obj) -> Result<Area, CamaraError> {
 pub fn verify_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, CamaraError> {
     let area = parse_area(body)?;
     let max_age = read_max_age(body)?;
-    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    let (id, fix) = locate(cam, device::parse(body, PortRange(0))?, now)?;
     check_age(
         max_age,
         &fix,
@@ -275,7 +276,7 @@ pub fn retrieve_location(cam: &Camara, body: &Obj, now: i64) -> Result<Value, Ca
         other => other,
     };
     let max_age = read_max_age(body)?;
-    let (id, fix) = locate(cam, body, PortRange(0), now)?;
+    let (id, fix) = locate(cam, device::parse(body, PortRange(0))?, now)?;
     check_age(
         max_age,
         &fix,

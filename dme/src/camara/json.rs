@@ -9,17 +9,51 @@ use super::error::CamaraError;
 
 pub type Obj = Map<String, Value>;
 
-/// The body as a JSON object.
+/// The body as a JSON object. A top-level integer too large for 64 bits (the schemas' integers
+/// have no bound) is kept as the nearest 64-bit one instead of becoming a float: every use
+/// here saturates (an age or a surface beyond 2^63 means "any").
 pub fn body(bytes: &[u8]) -> Result<Obj, CamaraError> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(CamaraError::invalid(
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(CamaraError::invalid(format!(
-            "the request body is not JSON: {e}"
-        ))),
+    let mut m = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Err(CamaraError::invalid(
+                "the request body must be a JSON object",
+            ));
+        }
+        Err(e) => {
+            return Err(CamaraError::invalid(format!(
+                "the request body is not JSON: {e}"
+            )));
+        }
+    };
+    let big = |v: &Value| matches!(v, Value::Number(n) if n.is_f64());
+    if m.values().any(big) {
+        // Only then: the raw text tells an integer literal from a float.
+        let raw: std::collections::HashMap<String, &serde_json::value::RawValue> =
+            serde_json::from_slice(bytes).unwrap_or_default();
+        for (k, v) in &mut m {
+            if big(v)
+                && let Some(n) = raw.get(k).and_then(|r| big_integer(r.get()))
+            {
+                *v = Value::from(n);
+            }
+        }
     }
+    Ok(m)
+}
+
+/// A JSON integer literal (no fraction, no exponent) beyond 64 bits, saturated.
+fn big_integer(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(if t.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -60,6 +94,7 @@ pub fn opt_int(m: &Obj, key: &str, field: &str) -> Result<Option<i64>, CamaraErr
     match m.get(key) {
         None => Ok(None),
         Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+        // Above i64::MAX but within u64: saturate like larger ones.
         Some(Value::Number(n)) if n.is_u64() => Ok(Some(i64::MAX)),
         Some(v) => Err(wrong(field, "an integer", v)),
     }
@@ -94,5 +129,25 @@ pub fn req_array<'a>(m: &'a Obj, key: &str, field: &str) -> Result<&'a [Value], 
         None => Err(CamaraError::invalid(format!("{field} is required"))),
         Some(Value::Array(a)) => Ok(a),
         Some(v) => Err(wrong(field, "an array", v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_of_any_size_stay_integers() {
+        let m = body(
+            br#"{"a": -13772938704263891926074529939456, "b": 100000000000000000000000,
+            "c": 1e30, "d": 2.5, "e": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(opt_int(&m, "a", "a").unwrap(), Some(i64::MIN));
+        assert_eq!(opt_int(&m, "b", "b").unwrap(), Some(i64::MAX));
+        // An exponent or a fraction is a number, not an integer (JSON Schema draft 4).
+        assert!(opt_int(&m, "c", "c").is_err());
+        assert!(opt_int(&m, "d", "d").is_err());
+        assert_eq!(opt_int(&m, "e", "e").unwrap(), Some(7));
     }
 }
