@@ -105,3 +105,52 @@ impl DeviceLocator for GeoIpLocator {
         format!("geoip ({})", self.0.database_type())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mmdb_writer::{Value, Writer};
+
+    use super::*;
+
+    fn city(lat: f64, lon: f64) -> Value {
+        Value::map([(
+            "location",
+            Value::map([
+                ("latitude", Value::from(lat)),
+                ("longitude", Value::from(lon)),
+            ]),
+        )])
+    }
+
+    #[test]
+    fn geoip_locates_addresses_only() {
+        let mut w = Writer::new("GeoIP2-City");
+        w.insert_value(
+            "203.0.113.0/24"
+                .parse::<mmdb_writer::ipnet::IpNet>()
+                .unwrap(),
+            city(48.8534, 2.3488),
+        )
+        .unwrap();
+        let db = GeoIp::from_bytes(w.to_bytes().unwrap()).unwrap();
+        let loc = GeoIpLocator(Arc::new(db));
+        let v4 = |a: &str| Identifier::Ipv4 {
+            public: a.parse().unwrap(),
+            private: None,
+            port: Some(5000),
+        };
+        let fix = loc.locate(&v4("203.0.113.9"), 77).unwrap();
+        assert_eq!(
+            (fix.center.lat(), fix.at, fix.radius_m),
+            (48.8534, 77, GEOIP_RADIUS_M)
+        );
+        assert_eq!(
+            loc.locate(&v4("198.51.100.1"), 77),
+            Err(LocateError::NotFound)
+        );
+        assert!(matches!(
+            loc.locate(&Identifier::Phone("+33612345678".into()), 77),
+            Err(LocateError::Unsupported(_))
+        ));
+    }
+}
