@@ -2,7 +2,9 @@
 //! platform and MC, mutual TLS between them): an app submitted, read and listed, instantiated
 //! on a zone of GET /edge-cloud-zones (the controller's ShowAppInst has it), terminated and
 //! deleted; another organisation sees nothing of it, a read-only token cannot write, bad and
-//! expired tokens are 401, `x-correlator` is checked and echoed. Clusters: a ClusterInst made
+//! expired tokens are 401, `x-correlator` is checked and echoed. Bodies with members the
+//! schemas do not name are accepted; ids naming nothing in a body, and query parameters that
+//! break their schemas, are 400. Clusters: a ClusterInst made
 //! through the region API is listed (the fake platform makes none for an instance), filtered,
 //! and hidden from others; deployments: none can be made (501), so the list is empty and ids
 //! are 404.
@@ -132,8 +134,12 @@ fn app_lifecycle() {
     assert_eq!(zone["edgeCloudRegion"], mc_region::REGION);
     let zone_id = zone["edgeCloudZoneId"].as_str().unwrap().to_string();
 
-    // Submit, read, list.
-    let sub = eam(mc, &t.dev, "POST", "/apps", Some(&manifest(DEV)));
+    // Submit (members the schema does not name are ignored, at every level), read, list.
+    let mut extended = manifest(DEV);
+    extended["colour"] = json!({"hue": 1});
+    extended["appRepo"]["/"] = json!({});
+    extended["componentSpec"][0]["networkInterfaces"][0]["lorem"] = json!(null);
+    let sub = eam(mc, &t.dev, "POST", "/apps", Some(&extended));
     assert_eq!(sub.status, 201, "{}", sub.body);
     let app_id = sub.body["appId"].as_str().unwrap().to_string();
     let key = edge_model::AppKey {
@@ -164,8 +170,9 @@ fn app_lifecycle() {
     assert_eq!(s, 200);
     assert_eq!(native[0]["access_ports"], "tcp:7777", "{native}");
 
-    // Instantiate on the zone.
-    let new = json!({"name": "arena_berlin", "appId": app_id, "edgeCloudZoneId": zone_id});
+    // Instantiate on the zone (an unknown member ignored).
+    let new = json!({"name": "arena_berlin", "appId": app_id, "edgeCloudZoneId": zone_id,
+                     "lorem ipsum": {}});
     let inst = eam(mc, &t.dev, "POST", "/appinstances", Some(&new));
     assert_eq!(inst.status, 202, "{}", inst.body);
     let inst_id = inst.body["appInstanceId"].as_str().unwrap().to_string();
@@ -185,6 +192,7 @@ fn app_lifecycle() {
     assert_eq!(shown[0]["key"]["name"], "arena_berlin", "{shown}");
 
     others_see_nothing(mc, &t, &app_id, &inst_id);
+    invalid_arguments(mc, &t, &app_id, &zone_id);
     refusals(mc, &t, &inst_id);
     clusters(&r, &t, &zone_id);
     deployments(mc, &t, &app_id, &zone_id);
@@ -239,13 +247,66 @@ fn others_see_nothing(mc: &Mc, t: &Tokens, app_id: &str, inst_id: &str) {
         404,
         "NOT_FOUND",
     );
+    // createAppInstance documents no 404: an appId naming nothing (here: nothing of this
+    // organisation) is 400, named.
     let new = json!({"name": "stolen", "appId": app_id,
                      "edgeCloudZoneId": "00000000-0000-4000-8000-000000000000"});
-    camara_error(
-        &eam(mc, &t.other, "POST", "/appinstances", Some(&new)),
-        404,
-        "NOT_FOUND",
+    let r = eam(mc, &t.other, "POST", "/appinstances", Some(&new));
+    camara_error(&r, 400, "INVALID_ARGUMENT");
+    assert!(
+        r.body["message"].as_str().unwrap().starts_with("appId"),
+        "{}",
+        r.body
     );
+}
+
+/// Bodies naming nothing and query parameters breaking their schemas are 400 naming the
+/// member or parameter.
+fn invalid_arguments(mc: &Mc, t: &Tokens, app_id: &str, zone_id: &str) {
+    let nowhere = "00000000-0000-4000-8000-000000000000";
+    for (app, zone, named) in [
+        ("00000000-0000-1000-8000-000000000000", zone_id, "appId"),
+        (app_id, nowhere, "edgeCloudZoneId"),
+        (app_id, "not-a-zone", "edgeCloudZoneId"),
+        (&app_id.to_uppercase(), zone_id, "appId"),
+    ] {
+        let new = json!({"name": "arena_nowhere", "appId": app, "edgeCloudZoneId": zone});
+        let r = eam(mc, &t.dev, "POST", "/appinstances", Some(&new));
+        camara_error(&r, 400, "INVALID_ARGUMENT");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.starts_with(named), "{new}: {}", r.body);
+    }
+    let nulled = json!({"name": "arena_null", "appId": app_id, "edgeCloudZoneId": zone_id,
+                        "kubernetesClusterRef": null});
+    camara_error(
+        &eam(mc, &t.dev, "POST", "/appinstances", Some(&nulled)),
+        400,
+        "INVALID_ARGUMENT",
+    );
+    let long = "0".repeat(65);
+    for (path, named) in [
+        (format!("/appinstances?region={long}"), "region"),
+        (format!("/edge-cloud-zones?region={long}"), "region"),
+        (
+            format!("/appinstances?appId={}", app_id.to_uppercase()),
+            "appId",
+        ),
+        ("/appinstances?appInstanceId=x".to_string(), "appInstanceId"),
+        ("/edge-cloud-zones?status=busy".to_string(), "status"),
+    ] {
+        let r = eam(mc, &t.dev, "GET", &path, None);
+        camara_error(&r, 400, "INVALID_ARGUMENT");
+        let message = r.body["message"].as_str().unwrap();
+        assert!(message.starts_with(named), "{path}: {}", r.body);
+    }
+    let most = "0".repeat(64);
+    for path in [
+        format!("/appinstances?region={most}"),
+        format!("/edge-cloud-zones?region={most}"),
+    ] {
+        let r = eam(mc, &t.dev, "GET", &path, None);
+        assert_eq!((r.status, &r.body), (200, &json!([])), "{path}");
+    }
 }
 
 fn refusals(mc: &Mc, t: &Tokens, inst_id: &str) {

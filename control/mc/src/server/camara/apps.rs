@@ -1,6 +1,6 @@
 //! `/apps`: an AppManifest is a region's App. Name, version and the token's organisation make
 //! its key; `appId` is `camara_id::app_id(key)`. Package types: CONTAINER → docker, HELM →
-//! helm, QCOW2 and OVA → vm, CSAR → 400 (no such deployment here). `appRepo.imagePath` is the
+//! helm, QCOW2 and OVA → vm, CSAR → 501 (no such deployment here; the spec documents 501). `appRepo.imagePath` is the
 //! image path; the external network interfaces of `componentSpec` are its access ports (TCP
 //! `tcp:P`, UDP `udp:P`, ANY both). What an App cannot keep (interface ids, internal ports,
 //! `requiredResources`, `operatingSystem`, repository credentials) is listed in the README.
@@ -14,9 +14,9 @@ use edge_api::pb::{self, object::Obj};
 use edge_auth::scopes;
 use edge_model::camara_id;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::auth::{Body, Caller, parse_id};
+use super::auth::{Body, Caller, non_null, spec_id};
 use super::error::CamaraError;
 use super::{BASE, Wait, mutate, regions, self_recorded, show};
 use crate::server::region::forward::Mutation;
@@ -40,19 +40,44 @@ pub enum RepoType {
     Private,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthType {
+    Docker,
+    HttpBasic,
+    HttpBearer,
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AppRepo {
     #[serde(rename = "type")]
     pub kind: RepoType,
     pub image_path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub credentials: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_type: Option<AuthType>,
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub checksum: Option<String>,
 }
 
@@ -73,7 +98,7 @@ pub enum Visibility {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NetworkInterface {
     pub interface_id: String,
     pub protocol: Protocol,
@@ -82,26 +107,35 @@ pub struct NetworkInterface {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Component {
     pub component_name: String,
     pub network_interfaces: Vec<NetworkInterface>,
 }
 
-/// The spec's AppManifest (unknown fields refused; `requiredResources` and
-/// `operatingSystem` checked for shape only).
+/// The spec's AppManifest. Unknown members are ignored at every level (no schema of it says
+/// `additionalProperties: false`); `null` is refused for optional members as for required
+/// ones. `requiredResources` and `operatingSystem` are checked for shape only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AppManifest {
-    /// Ignored when submitted: the platform makes the id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Checked against the id pattern, then ignored when submitted: the platform makes the id.
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub app_id: Option<String>,
     pub name: String,
     pub app_provider: String,
     pub version: String,
     pub package_type: PackageType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operating_system: Option<Value>,
+    #[serde(
+        default,
+        deserialize_with = "non_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub operating_system: Option<Map<String, Value>>,
     pub app_repo: AppRepo,
     pub required_resources: Value,
     pub component_spec: Vec<Component>,
@@ -122,6 +156,73 @@ fn interface_id_ok(s: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `operatingSystem`: its four members, each one of the spec's values.
+fn check_os(os: &Map<String, Value>) -> Result<(), CamaraError> {
+    const MEMBERS: [(&str, &[&str]); 4] = [
+        ("architecture", &["x86_64", "x86"]),
+        ("family", &["RHEL", "UBUNTU", "COREOS", "WINDOWS", "OTHER"]),
+        (
+            "version",
+            &[
+                "OS_VERSION_UBUNTU_2204_LTS",
+                "OS_VERSION_RHEL_8",
+                "OS_MS_WINDOWS_2022",
+                "OTHER",
+            ],
+        ),
+        (
+            "license",
+            &["OS_LICENSE_TYPE_FREE", "OS_LICENSE_TYPE_ON_DEMAND", "OTHER"],
+        ),
+    ];
+    for (member, allowed) in MEMBERS {
+        if !os
+            .get(member)
+            .and_then(Value::as_str)
+            .is_some_and(|v| allowed.contains(&v))
+        {
+            return Err(CamaraError::invalid(format!(
+                "operatingSystem.{member}: required, one of {}",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The schema's `maxLength`s and `maxItems` the types do not already hold.
+fn check_lengths(m: &AppManifest) -> Result<(), CamaraError> {
+    let long = |s: &Option<String>, max: usize| s.as_ref().is_some_and(|s| s.chars().count() > max);
+    let repo = &m.app_repo;
+    for (field, value, max) in [
+        ("appRepo.userName", &repo.user_name, 64),
+        ("appRepo.credentials", &repo.credentials, 2048),
+        ("appRepo.checksum", &repo.checksum, 128),
+    ] {
+        if long(value, max) {
+            return Err(CamaraError::invalid(format!(
+                "{field}: at most {max} characters"
+            )));
+        }
+    }
+    if m.component_spec.len() > 100 {
+        return Err(CamaraError::invalid("componentSpec: at most 100 items"));
+    }
+    for c in &m.component_spec {
+        if c.component_name.chars().count() > 64 {
+            return Err(CamaraError::invalid(
+                "componentSpec[].componentName: at most 64 characters",
+            ));
+        }
+        if c.network_interfaces.len() > 100 {
+            return Err(CamaraError::invalid(
+                "componentSpec[].networkInterfaces: at most 100 items",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The access ports of the external interfaces (`tcp:80,udp:7000`), in order, without repeats.
@@ -171,25 +272,22 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
             m.name
         )));
     }
-    if !m.app_provider.eq_ignore_ascii_case(org) {
-        return Err(CamaraError::token_context(format!(
-            "appProvider {:?} is not the access token's organisation {org}",
+    if !name_ok(&m.app_provider, 7) {
+        return Err(CamaraError::invalid(format!(
+            "appProvider {:?}: must match ^[A-Za-z][A-Za-z0-9_]{{7,63}}$",
             m.app_provider
         )));
     }
-    if m.version.is_empty() || m.version.len() > 64 {
+    if let Some(id) = &m.app_id {
+        spec_id("appId", id)?;
+    }
+    if m.version.is_empty() || m.version.chars().count() > 64 {
         return Err(CamaraError::invalid("version: 1 to 64 characters"));
     }
-    let deployment = match m.package_type {
-        PackageType::Container => pb::DeploymentKind::Docker,
-        PackageType::Helm => pb::DeploymentKind::Helm,
-        PackageType::Qcow2 | PackageType::Ova => pb::DeploymentKind::Vm,
-        PackageType::Csar => {
-            return Err(CamaraError::invalid(
-                "packageType CSAR is not supported (CONTAINER, HELM, QCOW2 or OVA)",
-            ));
-        }
-    };
+    if let Some(os) = &m.operating_system {
+        check_os(os)?;
+    }
+    check_lengths(m)?;
     let kind = m
         .required_resources
         .get("infraKind")
@@ -203,13 +301,7 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
         ));
     }
     let repo = &m.app_repo;
-    if repo.user_name.is_some() || repo.credentials.is_some() {
-        // An App has nowhere to keep a secret; it must not end up in the image path.
-        return Err(CamaraError::invalid(
-            "appRepo: credentials for private repositories are not supported",
-        ));
-    }
-    if repo.image_path.is_empty() || repo.image_path.len() > 2048 {
+    if repo.image_path.is_empty() || repo.image_path.chars().count() > 2048 {
         return Err(CamaraError::invalid(
             "appRepo.imagePath: 1 to 2048 characters",
         ));
@@ -222,6 +314,30 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
             )));
         }
     }
+    let access_ports = access_ports(&m.component_spec)?;
+    // Then: a request wrong in shape is 400 whoever sends it, and 501 only when well formed.
+    if !m.app_provider.eq_ignore_ascii_case(org) {
+        return Err(CamaraError::token_context(format!(
+            "appProvider {:?} is not the access token's organisation {org}",
+            m.app_provider
+        )));
+    }
+    let deployment = match m.package_type {
+        PackageType::Container => pb::DeploymentKind::Docker,
+        PackageType::Helm => pb::DeploymentKind::Helm,
+        PackageType::Qcow2 | PackageType::Ova => pb::DeploymentKind::Vm,
+        PackageType::Csar => {
+            return Err(CamaraError::not_implemented(
+                "packageType CSAR is not supported (CONTAINER, HELM, QCOW2 or OVA)",
+            ));
+        }
+    };
+    if repo.user_name.is_some() || repo.credentials.is_some() {
+        // An App has nowhere to keep a secret; it must not end up in the image path.
+        return Err(CamaraError::not_implemented(
+            "appRepo: credentials for private repositories are not supported",
+        ));
+    }
     Ok(pb::App {
         key: Some(pb::AppKey {
             organization: org.to_string(),
@@ -230,7 +346,7 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
         }),
         deployment: deployment as i32,
         image_path: repo.image_path.clone(),
-        access_ports: access_ports(&m.component_spec)?,
+        access_ports,
         ..Default::default()
     })
 }
@@ -331,7 +447,7 @@ pub async fn find(
     caller: &Caller,
     id: &str,
 ) -> Result<(pb::App, Vec<crate::model::Controller>), CamaraError> {
-    let want = parse_id("appId", id)?;
+    let want = spec_id("appId", id)?;
     apps_of(state, caller)
         .await?
         .into_iter()
@@ -339,11 +455,27 @@ pub async fn find(
         .ok_or_else(|| CamaraError::not_found(format!("application {id} not found")))
 }
 
+/// The statuses the spec lists for each operation (any other error becomes 500).
+const SUBMIT: [u16; 7] = [400, 401, 403, 409, 500, 501, 503];
+const LIST: [u16; 5] = [400, 401, 403, 500, 503];
+const GET_ONE: [u16; 6] = [400, 401, 403, 404, 500, 503];
+const DELETE: [u16; 7] = [400, 401, 403, 404, 409, 500, 503];
+
 /// `POST /apps`: the App in every registered region; 201 `{appId}`.
 pub async fn submit(
     State(state): State<Arc<McState>>,
     caller: Caller,
     Body(m): Body<AppManifest>,
+) -> Result<Response, CamaraError> {
+    submit_app(state, caller, m)
+        .await
+        .map_err(|e| e.within(&SUBMIT))
+}
+
+async fn submit_app(
+    state: Arc<McState>,
+    caller: Caller,
+    m: AppManifest,
 ) -> Result<Response, CamaraError> {
     caller.require(scopes::EAM_APPS_WRITE)?;
     let app = to_app(&m, &caller.org)?;
@@ -417,9 +549,13 @@ pub async fn list(
     State(state): State<Arc<McState>>,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
-    caller.require(scopes::EAM_APPS_READ)?;
-    let list: Vec<AppManifest> = apps_of(&state, &caller)
-        .await?
+    let list = async {
+        caller.require(scopes::EAM_APPS_READ)?;
+        apps_of(&state, &caller).await
+    };
+    let list: Vec<AppManifest> = list
+        .await
+        .map_err(|e| e.within(&LIST))?
         .iter()
         .map(|(a, _)| from_app(a))
         .collect();
@@ -432,8 +568,11 @@ pub async fn get_one(
     Path(app_id): Path<String>,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
-    caller.require(scopes::EAM_APPS_READ)?;
-    let (app, _) = find(&state, &caller, &app_id).await?;
+    let found = async {
+        caller.require(scopes::EAM_APPS_READ)?;
+        find(&state, &caller, &app_id).await
+    };
+    let (app, _) = found.await.map_err(|e| e.within(&GET_ONE))?;
     Ok(axum::Json(json!({"appManifest": from_app(&app)})).into_response())
 }
 
@@ -441,6 +580,16 @@ pub async fn get_one(
 pub async fn delete(
     State(state): State<Arc<McState>>,
     Path(app_id): Path<String>,
+    caller: Caller,
+) -> Result<Response, CamaraError> {
+    delete_app(state, app_id, caller)
+        .await
+        .map_err(|e| e.within(&DELETE))
+}
+
+async fn delete_app(
+    state: Arc<McState>,
+    app_id: String,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
     caller.require(scopes::EAM_APPS_DELETE)?;
@@ -541,7 +690,64 @@ mod tests {
         let mut m = manifest();
         m.component_spec[0].network_interfaces[0].interface_id = "a b".into();
         assert!(err(m, "NimbusGames").message.contains("interfaceId"));
-        let unknown = serde_json::from_value::<AppManifest>(json!({"colour": 1}));
-        assert!(unknown.is_err());
+        let mut m = manifest();
+        m.app_id = Some("642F6105-7015-4af1-a4d1-e1ecb8437abc".into());
+        assert!(err(m, "NimbusGames").message.starts_with("appId"));
+        let mut m = manifest();
+        m.package_type = PackageType::Csar;
+        m.app_repo.image_path.clear();
+        assert_eq!(
+            err(m, "NimbusGames").code,
+            "INVALID_ARGUMENT",
+            "400 before 501"
+        );
+        assert!(serde_json::from_value::<AppManifest>(json!({"colour": 1})).is_err());
+    }
+
+    /// Unknown members are ignored at every level; `null` is refused where a type is given.
+    #[test]
+    fn manifests_are_parsed_as_their_schema() {
+        let parse = |v: Value| serde_json::from_value::<AppManifest>(v);
+        let mut v = serde_json::to_value(manifest()).unwrap();
+        v["colour"] = json!({});
+        v["appRepo"]["/"] = json!({});
+        v["componentSpec"][0]["x"] = json!(1);
+        v["componentSpec"][0]["networkInterfaces"][0]["y"] = json!(null);
+        assert_eq!(parse(v).unwrap(), manifest());
+        for (path, value) in [
+            ("/appRepo/checksum", json!(null)),
+            ("/appRepo/authType", json!("KERBEROS")),
+            ("/appRepo/type", json!(null)),
+            ("/operatingSystem", json!(null)),
+            ("/operatingSystem", json!("UBUNTU")),
+            ("/appId", json!(null)),
+            ("/version", json!(2.3)),
+        ] {
+            let mut v = serde_json::to_value(manifest()).unwrap();
+            let (parent, last) = path.rsplit_once('/').unwrap();
+            let target = if parent.is_empty() {
+                &mut v
+            } else {
+                v.pointer_mut(parent).unwrap()
+            };
+            target[last] = value.clone();
+            assert!(parse(v).is_err(), "{path}: {value}");
+        }
+        let mut m = manifest();
+        let os = json!({"architecture": "x86_64", "family": "UBUNTU",
+                        "version": "OS_VERSION_UBUNTU_2204_LTS", "license": "OTHER"});
+        m.operating_system = os.as_object().cloned();
+        to_app(&m, "NimbusGames").unwrap();
+        m.operating_system.as_mut().unwrap()["family"] = json!("DOS");
+        let e = to_app(&m, "NimbusGames").unwrap_err();
+        assert!(e.message.starts_with("operatingSystem.family"), "{e}");
+        let mut m = manifest();
+        m.app_repo.checksum = Some("c".repeat(129));
+        assert!(
+            to_app(&m, "NimbusGames")
+                .unwrap_err()
+                .message
+                .contains("checksum")
+        );
     }
 }

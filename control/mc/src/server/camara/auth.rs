@@ -12,6 +12,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use edge_auth::AccessClaims;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::error::CamaraError;
 use crate::server::audit::{AuditCtx, RemoteAddr};
@@ -115,6 +116,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// For an optional member (`#[serde(default, deserialize_with = "non_null")]`): absent is
+/// `None`, `null` is refused like any value not of the member's type (the schemas give a type
+/// and never `nullable`). Unknown members are ignored everywhere (no schema forbids them).
+pub fn non_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// The query parameters of `raw`, each at most once, among `known` (400 otherwise).
 pub fn query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String>, CamaraError> {
     let mut out = HashMap::new();
@@ -140,17 +150,27 @@ pub fn query(raw: Option<&str>, known: &[&str]) -> Result<HashMap<String, String
     Ok(out)
 }
 
-/// A CAMARA id (UUID text) as given in a path, query or body: 400 naming `what` unless it
-/// parses. Compared by value, so upper-case hex matches.
-pub fn parse_id(what: &str, id: &str) -> Result<u128, CamaraError> {
-    edge_model::camara_id::parse(id)
-        .ok_or_else(|| CamaraError::invalid(format!("{what}: {id:?} is not a UUID")))
+/// The `region` query parameter, if given: an `EdgeCloudRegion` (a string of at most 64
+/// characters; no pattern). 400 otherwise.
+pub fn region_param(q: &HashMap<String, String>) -> Result<Option<&str>, CamaraError> {
+    const MAX_LEN: usize = 64;
+    match q.get("region") {
+        Some(r) if r.chars().count() > MAX_LEN => Err(CamaraError::invalid(format!(
+            "region: at most {MAX_LEN} characters"
+        ))),
+        r => Ok(r.map(String::as_str)),
+    }
+}
+
+/// The id query parameter `name`, if given, checked with [`spec_id`].
+pub fn id_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u128>, CamaraError> {
+    q.get(name).map(|v| spec_id(name, v)).transpose()
 }
 
 /// The spec's id pattern (AppId, AppDeploymentId, EdgeCloudZoneId, KubernetesClusterRef, ...):
 /// `^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, i.e. lower-case
-/// hex of an RFC 9562 UUID of version 1 to 5. 400 naming `what` otherwise. (`parse_id` also
-/// takes upper-case hex and any version, as the older operations always did.)
+/// hex of an RFC 9562 UUID of version 1 to 5. 400 naming `what` otherwise. Every id of a path,
+/// query or body is checked with it (the ids this MC makes are version 5, lower case).
 pub fn spec_id(what: &str, id: &str) -> Result<u128, CamaraError> {
     let b = id.as_bytes();
     let ok = b.len() == 36
@@ -180,6 +200,24 @@ mod tests {
         assert!(query(Some("colour=red"), &["region"]).is_err());
         assert!(query(Some("region=a&region=b"), &["region"]).is_err());
         assert!(query(None, &["region"]).unwrap().is_empty());
+        let q = query(Some(&format!("region={}", "r".repeat(64))), &["region"]).unwrap();
+        assert_eq!(region_param(&q).unwrap().map(str::len), Some(64));
+        let q = query(Some(&format!("region={}", "0".repeat(65))), &["region"]).unwrap();
+        let e = region_param(&q).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "INVALID_ARGUMENT"));
+        assert!(e.message.starts_with("region"), "{e}");
+        let q = query(
+            Some("appId=642F6105-7015-4af1-a4d1-e1ecb8437abc"),
+            &["appId"],
+        )
+        .unwrap();
+        assert!(
+            id_param(&q, "appId")
+                .unwrap_err()
+                .message
+                .starts_with("appId")
+        );
+        assert_eq!(id_param(&q, "appInstanceId").unwrap(), None);
     }
 
     #[test]

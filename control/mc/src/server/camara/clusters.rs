@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::apps::name_ok;
-use super::auth::{Caller, query, spec_id};
+use super::auth::{Caller, id_param, query, region_param};
 use super::error::CamaraError;
 use super::zones::zone_id;
 use super::{regions, show};
@@ -95,14 +95,11 @@ async fn list_clusters(
 ) -> Result<Vec<Value>, CamaraError> {
     caller.require(scopes::EAM_CLUSTERS_READ)?;
     let q = query(raw, &["region", "clusterRef", "edgeCloudZoneId"])?;
-    let region = q.get("region").map(String::as_str);
-    if region.is_some_and(|r| r.chars().count() > MAX_LEN) {
-        return Err(CamaraError::invalid(format!(
-            "region: at most {MAX_LEN} characters"
-        )));
-    }
-    let want = |field: &str| q.get(field).map(|v| spec_id(field, v)).transpose();
-    let (cluster, zone) = (want("clusterRef")?, want("edgeCloudZoneId")?);
+    let region = region_param(&q)?;
+    let (cluster, zone) = (
+        id_param(&q, "clusterRef")?,
+        id_param(&q, "edgeCloudZoneId")?,
+    );
     let matches = |v: &Value, field: &str, want: Option<u128>| {
         want.is_none_or(|w| v[field].as_str().and_then(edge_model::camara_id::parse) == Some(w))
     };
@@ -124,6 +121,7 @@ async fn list_clusters(
 
 #[cfg(test)]
 mod tests {
+    use super::super::auth::spec_id;
     use super::*;
 
     fn cluster(org: &str, name: &str, state: pb::TrackedState) -> pb::ClusterInst {

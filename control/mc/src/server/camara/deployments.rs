@@ -80,16 +80,22 @@ fn check_fields(o: &Map<String, Value>, required: &[&str]) -> Result<(), CamaraE
         }
     }
     if let Some(v) = o.get("subscriptionRequest") {
-        let sink = v.get("sink").and_then(Value::as_str);
-        if !v.is_object()
-            || !sink.is_some_and(|s| {
-                s.len() > 8 && s.chars().count() <= 2048 && s.starts_with("https://")
-            })
-        {
-            return Err(CamaraError::invalid(
-                "subscriptionRequest: an object whose sink is an https URI of at most 2048 characters",
-            ));
-        }
+        check_subscription(v)?;
+    }
+    Ok(())
+}
+
+/// A `SubscriptionRequest` (of a deployment or an instance): an object whose `sink` is an https
+/// URI of at most 2048 characters.
+pub(super) fn check_subscription(v: &Value) -> Result<(), CamaraError> {
+    let sink = v.get("sink").and_then(Value::as_str);
+    if !v.is_object()
+        || !sink
+            .is_some_and(|s| s.len() > 8 && s.chars().count() <= 2048 && s.starts_with("https://"))
+    {
+        return Err(CamaraError::invalid(
+            "subscriptionRequest: an object whose sink is an https URI of at most 2048 characters",
+        ));
     }
     Ok(())
 }

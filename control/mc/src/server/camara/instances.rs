@@ -19,25 +19,31 @@ use edge_model::camara_id;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Body, Caller, parse_id, query};
+use super::auth::{Body, Caller, id_param, non_null, query, region_param, spec_id};
 use super::error::CamaraError;
 use super::zones::zone_id;
-use super::{BASE, Wait, apps, mutate, regions, self_recorded, show, zones};
+use super::{BASE, Wait, apps, deployments, mutate, regions, self_recorded, show, zones};
 use crate::model::Controller;
 use crate::server::region::forward::Mutation;
 use crate::server::state::McState;
 
+/// The body of `POST /appinstances` (unknown members ignored, `null` refused).
 #[derive(Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NewInstance {
     name: String,
     app_id: String,
     edge_cloud_zone_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     kubernetes_cluster_ref: Option<String>,
-    #[serde(default)]
-    subscription_request: Option<Value>,
+    #[serde(default, deserialize_with = "non_null")]
+    subscription_request: Option<serde_json::Map<String, Value>>,
 }
+
+/// The statuses the spec lists for each operation (any other error becomes 500).
+const CREATE: [u16; 7] = [400, 401, 403, 409, 500, 501, 503];
+const LIST: [u16; 5] = [400, 401, 403, 500, 503];
+const DELETE: [u16; 6] = [400, 401, 403, 404, 500, 503];
 
 /// CAMARA's status of an instance state.
 pub fn status(state: i32) -> &'static str {
@@ -128,6 +134,7 @@ async fn instances(
     Ok(out)
 }
 
+/// Checks the body against its schema (400), then refuses what is not implemented (501).
 fn check_new(n: &NewInstance) -> Result<(), CamaraError> {
     let mut c = n.name.chars();
     let ok = c.next().is_some_and(|f| f.is_ascii_alphabetic())
@@ -138,6 +145,14 @@ fn check_new(n: &NewInstance) -> Result<(), CamaraError> {
             "name {:?}: must match ^[A-Za-z][A-Za-z0-9_]{{1,63}}$",
             n.name
         )));
+    }
+    spec_id("appId", &n.app_id)?;
+    spec_id("edgeCloudZoneId", &n.edge_cloud_zone_id)?;
+    if let Some(r) = &n.kubernetes_cluster_ref {
+        spec_id("kubernetesClusterRef", r)?;
+    }
+    if let Some(s) = &n.subscription_request {
+        deployments::check_subscription(&Value::Object(s.clone()))?;
     }
     if n.subscription_request.is_some() {
         return Err(CamaraError::not_implemented(
@@ -152,16 +167,48 @@ fn check_new(n: &NewInstance) -> Result<(), CamaraError> {
     Ok(())
 }
 
+/// A 404 about something the body names as 400 naming `what`: createAppInstance documents no
+/// 404, and an id naming nothing is "an invalid argument, request body or query param".
+fn named_nothing(what: &'static str) -> impl FnOnce(CamaraError) -> CamaraError {
+    move |e| {
+        if e.status != StatusCode::NOT_FOUND {
+            return e;
+        }
+        CamaraError {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_ARGUMENT",
+            message: format!("{what}: {}", e.message),
+            ..e
+        }
+    }
+}
+
 /// `POST /appinstances`: 202 with the instance (instantiating) once the controller took it.
+/// An `appId` or `edgeCloudZoneId` naming nothing the caller has is 400 (the operation
+/// documents no 404).
 pub async fn create(
     State(state): State<Arc<McState>>,
     caller: Caller,
     Body(n): Body<NewInstance>,
 ) -> Result<Response, CamaraError> {
+    create_instance(state, caller, n)
+        .await
+        .map_err(|e| e.within(&CREATE))
+}
+
+async fn create_instance(
+    state: Arc<McState>,
+    caller: Caller,
+    n: NewInstance,
+) -> Result<Response, CamaraError> {
     caller.require(scopes::EAM_INSTANCES_WRITE)?;
     check_new(&n)?;
-    let (app, app_regions) = apps::find(&state, &caller, &n.app_id).await?;
-    let zone = zones::find(&state, &caller, &n.edge_cloud_zone_id).await?;
+    let (app, app_regions) = apps::find(&state, &caller, &n.app_id)
+        .await
+        .map_err(named_nothing("appId"))?;
+    let zone = zones::find(&state, &caller, &n.edge_cloud_zone_id)
+        .await
+        .map_err(named_nothing("edgeCloudZoneId"))?;
     if !app_regions.iter().any(|c| c.region == zone.region.region) {
         return Err(CamaraError::invalid(format!(
             "application {} is not in region {} of zone {}: submit it again",
@@ -183,7 +230,10 @@ pub async fn create(
     });
     let op = format!("{BASE}/appinstances");
     let accepted = (Wait::Accepted, "ALREADY_EXISTS");
-    mutate(&state, &caller, zone.region, m, (&op, &request), accepted).await?;
+    // The controller's 404: the app or the cloudlet went away meanwhile.
+    mutate(&state, &caller, zone.region, m, (&op, &request), accepted)
+        .await
+        .map_err(named_nothing("appId or edgeCloudZoneId"))?;
     let id = id_of(&inst);
     let mut body = info(&inst);
     body["status"] = json!("instantiating");
@@ -204,14 +254,22 @@ pub async fn list(
     RawQuery(raw): RawQuery,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
+    list_instances(&state, raw.as_deref(), &caller)
+        .await
+        .map(|l| axum::Json(l).into_response())
+        .map_err(|e| e.within(&LIST))
+}
+
+async fn list_instances(
+    state: &McState,
+    raw: Option<&str>,
+    caller: &Caller,
+) -> Result<Vec<Value>, CamaraError> {
     caller.require(scopes::EAM_INSTANCES_READ)?;
-    let q = query(raw.as_deref(), &["appId", "appInstanceId", "region"])?;
-    let app = q.get("appId").map(|a| parse_id("appId", a)).transpose()?;
-    let id = q
-        .get("appInstanceId")
-        .map(|a| parse_id("appInstanceId", a))
-        .transpose()?;
-    let list: Vec<Value> = instances(&state, &caller, q.get("region").map(String::as_str))
+    let q = query(raw, &["appId", "appInstanceId", "region"])?;
+    let region = region_param(&q)?;
+    let (app, id) = (id_param(&q, "appId")?, id_param(&q, "appInstanceId")?);
+    let list: Vec<Value> = instances(state, caller, region)
         .await?
         .iter()
         .map(|(i, _)| info(i))
@@ -222,22 +280,38 @@ pub async fn list(
             matches(app, "appId") && matches(id, "appInstanceId")
         })
         .collect();
-    Ok(axum::Json(list).into_response())
+    Ok(list)
 }
 
-/// `DELETE /appinstances/{appInstanceId}`: 202 once the controller took the delete.
+/// `DELETE /appinstances/{appInstanceId}`: 202 once the controller took the delete (at once
+/// when the instance is already terminating).
 pub async fn delete(
     State(state): State<Arc<McState>>,
     Path(id): Path<String>,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
+    delete_instance(state, id, caller)
+        .await
+        .map_err(|e| e.within(&DELETE))
+}
+
+async fn delete_instance(
+    state: Arc<McState>,
+    id: String,
+    caller: Caller,
+) -> Result<Response, CamaraError> {
     caller.require(scopes::EAM_INSTANCES_DELETE)?;
-    let want = parse_id("appInstanceId", &id)?;
+    let want = spec_id("appInstanceId", &id)?;
     let (inst, c) = instances(&state, &caller, None)
         .await?
         .into_iter()
         .find(|(i, _)| camara_id::parse(&id_of(i)) == Some(want))
         .ok_or_else(|| CamaraError::not_found(format!("application instance {id} not found")))?;
+    if status(inst.state) == "terminating" {
+        // Already being deleted: the controller would refuse (409, which the operation does
+        // not document); the delete asked for is under way.
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
     let m = Mutation::Delete(pb::ObjectKey {
         key: inst.key.clone().map(pb::object_key::Key::AppInst),
     });
@@ -257,6 +331,42 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_instances() {
+        const ID: &str = "642f6105-7015-4af1-a4d1-e1ecb8437abc";
+        let parse = |v: Value| serde_json::from_value::<NewInstance>(v);
+        let check =
+            |v: Value| check_new(&parse(v).unwrap()).map_err(|e| (e.status.as_u16(), e.code));
+        let base = json!({"name": "arena", "appId": ID, "edgeCloudZoneId": ID});
+        let mut extra = base.clone();
+        extra["lorem ipsum"] = json!({});
+        assert_eq!(check(extra), Ok(()));
+        for bad in [
+            json!({"kubernetesClusterRef": null}),
+            json!({"subscriptionRequest": null}),
+        ] {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(bad.as_object().unwrap().clone());
+            assert!(parse(v).is_err(), "{bad}");
+        }
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            check(b)
+        };
+        let invalid = Err((400, "INVALID_ARGUMENT"));
+        let unimplemented = Err((501, "NOT_IMPLEMENTED"));
+        assert_eq!(with("appId", json!(ID.to_uppercase())), invalid);
+        assert_eq!(with("edgeCloudZoneId", json!("x")), invalid);
+        assert_eq!(with("kubernetesClusterRef", json!("x")), invalid);
+        assert_eq!(with("kubernetesClusterRef", json!(ID)), unimplemented);
+        assert_eq!(with("subscriptionRequest", json!({})), invalid);
+        let sub = json!({"sink": "https://sink.example/x"});
+        assert_eq!(with("subscriptionRequest", sub), unimplemented);
+    }
 
     #[test]
     fn statuses_and_endpoints() {

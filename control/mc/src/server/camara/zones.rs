@@ -13,7 +13,7 @@ use edge_auth::scopes;
 use edge_model::camara_id;
 use serde_json::{Value, json};
 
-use super::auth::{Caller, parse_id, query};
+use super::auth::{Caller, query, region_param, spec_id};
 use super::error::CamaraError;
 use super::{regions, show};
 use crate::model::Controller;
@@ -103,7 +103,7 @@ pub async fn zones(
 
 /// The zone with id `id` (404 if none).
 pub async fn find(state: &McState, caller: &Caller, id: &str) -> Result<Zone, CamaraError> {
-    let want = parse_id("edgeCloudZoneId", id)?;
+    let want = spec_id("edgeCloudZoneId", id)?;
     zones(state, caller, None)
         .await?
         .into_iter()
@@ -117,21 +117,35 @@ pub async fn list(
     RawQuery(raw): RawQuery,
     caller: Caller,
 ) -> Result<Response, CamaraError> {
+    list_zones(&state, raw.as_deref(), &caller)
+        .await
+        .map(|l| axum::Json(l).into_response())
+        .map_err(|e| e.within(&DOCUMENTED))
+}
+
+/// The statuses the spec lists for `getEdgeCloudZones`, errors otherwise being 500.
+const DOCUMENTED: [u16; 5] = [400, 401, 403, 500, 503];
+
+async fn list_zones(
+    state: &McState,
+    raw: Option<&str>,
+    caller: &Caller,
+) -> Result<Vec<Value>, CamaraError> {
     caller.require(scopes::EAM_ZONES_READ)?;
-    let q = query(raw.as_deref(), &["region", "status"])?;
+    let q = query(raw, &["region", "status"])?;
+    let region = region_param(&q)?;
     let want = q.get("status").map(String::as_str);
     if want.is_some_and(|s| !matches!(s, "active" | "inactive" | "unknown")) {
         return Err(CamaraError::invalid(
             "status: one of active, inactive, unknown",
         ));
     }
-    let list: Vec<Value> = zones(&state, &caller, q.get("region").map(String::as_str))
+    Ok(zones(state, caller, region)
         .await?
         .iter()
         .filter(|z| want.is_none_or(|s| z.status == s))
         .map(Zone::to_json)
-        .collect();
-    Ok(axum::Json(list).into_response())
+        .collect())
 }
 
 #[cfg(test)]
