@@ -281,8 +281,8 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
     if let Some(id) = &m.app_id {
         spec_id("appId", id)?;
     }
-    if m.version.is_empty() || m.version.chars().count() > 64 {
-        return Err(CamaraError::invalid("version: 1 to 64 characters"));
+    if m.version.chars().count() > 64 {
+        return Err(CamaraError::invalid("version: at most 64 characters"));
     }
     if let Some(os) = &m.operating_system {
         check_os(os)?;
@@ -301,9 +301,9 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
         ));
     }
     let repo = &m.app_repo;
-    if repo.image_path.is_empty() || repo.image_path.chars().count() > 2048 {
+    if repo.image_path.chars().count() > 2048 {
         return Err(CamaraError::invalid(
-            "appRepo.imagePath: 1 to 2048 characters",
+            "appRepo.imagePath: at most 2048 characters",
         ));
     }
     for i in m.component_spec.iter().flat_map(|c| &c.network_interfaces) {
@@ -336,6 +336,17 @@ pub fn to_app(m: &AppManifest, org: &str) -> Result<pb::App, CamaraError> {
         // An App has nowhere to keep a secret; it must not end up in the image path.
         return Err(CamaraError::not_implemented(
             "appRepo: credentials for private repositories are not supported",
+        ));
+    }
+    // The schema allows both empty; an App's key needs a version, an App an image.
+    if m.version.is_empty() {
+        return Err(CamaraError::not_implemented(
+            "version: an empty version is not supported",
+        ));
+    }
+    if repo.image_path.is_empty() {
+        return Err(CamaraError::not_implemented(
+            "appRepo.imagePath: an empty image path is not supported",
         ));
     }
     Ok(pb::App {
@@ -695,12 +706,18 @@ mod tests {
         assert!(err(m, "NimbusGames").message.starts_with("appId"));
         let mut m = manifest();
         m.package_type = PackageType::Csar;
-        m.app_repo.image_path.clear();
+        m.app_repo.checksum = Some("c".repeat(129));
         assert_eq!(
             err(m, "NimbusGames").code,
             "INVALID_ARGUMENT",
             "400 before 501"
         );
+        let mut m = manifest();
+        m.version.clear();
+        assert_eq!(err(m, "NimbusGames").code, "NOT_IMPLEMENTED");
+        let mut m = manifest();
+        m.version = "v".repeat(65);
+        assert_eq!(err(m, "NimbusGames").code, "INVALID_ARGUMENT");
         assert!(serde_json::from_value::<AppManifest>(json!({"colour": 1})).is_err());
     }
 
