@@ -351,20 +351,32 @@ fn edge_application_management_meets_its_spec() {
             {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
              "visibilityType": "VISIBILITY_EXTERNAL"}]}]
     });
-    let app = eam(&r.mc, &token, "POST", "/apps", &manifest);
-    assert_eq!(app.status, 201, "{}", app.body);
-    let app = app.body["appId"].as_str().unwrap().to_owned();
-    let new = json!({"name": "arena_berlin", "appId": app, "edgeCloudZoneId": zone});
-    let inst = eam(&r.mc, &token, "POST", "/appinstances", &new);
-    assert_eq!(inst.status, 202, "{}", inst.body);
-    let inst = inst.body["appInstanceId"].as_str().unwrap().to_owned();
+    let submit = |name: &str| {
+        let mut m = manifest.clone();
+        m["name"] = json!(name);
+        let app = eam(&r.mc, &token, "POST", "/apps", &m);
+        assert_eq!(app.status, 201, "{}", app.body);
+        app.body["appId"].as_str().unwrap().to_owned()
+    };
+    let instantiate = |name: &str, app: &str, zone: &str| {
+        let new = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
+        let inst = eam(&r.mc, &token, "POST", "/appinstances", &new);
+        assert_eq!(inst.status, 202, "{}", inst.body);
+        inst.body["appInstanceId"].as_str().unwrap().to_owned()
+    };
+    let app = submit("arena_shooter");
+    let inst = instantiate("arena_berlin", &app, &zone);
+    // For the DELETE operations: objects of their own, so the ones above outlive the run.
+    let victim_app = submit("arena_victim");
+    let victim_inst = instantiate("arena_victim_berlin", &app, &zone);
 
     let known = [
-        format!("path.appId={app}"),
+        format!("getApp:path.appId={app}"),
+        format!("deleteApp:path.appId={victim_app}"),
         format!("query.appId={app}"),
         format!("body.appId={app}"),
-        format!("path.appInstanceId={inst}"),
         format!("query.appInstanceId={inst}"),
+        format!("deleteAppInstance:path.appInstanceId={victim_inst}"),
         format!("body.edgeCloudZoneId={zone}"),
         format!("query.edgeCloudZoneId={zone}"),
         format!("body.appProvider={DEV}"),
@@ -376,6 +388,7 @@ fn edge_application_management_meets_its_spec() {
     }
     for op in [
         "POST /apps",
+        "POST /appinstances",
         "GET /apps",
         "GET /apps/{appId}",
         "GET /appinstances",

@@ -123,20 +123,20 @@ def config(args, spec: dict) -> str:
     if args.tls_verify:
         tables[0][1]["tls-verify"] = str(args.tls_verify)
     # Known values (ids of objects that exist) replace generated ones in about half the cases
-    # where a parameter or body property of that name is generated.
-    known: dict[str, list[str]] = {}
+    # where a parameter or body property of that name is generated; `OPID:` in front limits one
+    # to that operation (so a DELETE gets an object of its own to delete).
+    known: dict[tuple[str, str], list[str]] = {}
     for item in args.known:
         key, _, value = item.partition("=")
-        known.setdefault(key, []).append(value)
-    for i, (key, values) in enumerate(sorted(known.items())):
+        opid, _, key = key.rpartition(":")
+        known.setdefault((opid, key), []).append(value)
+    global_bindings, op_bindings = {}, {}
+    for i, ((opid, key), values) in enumerate(sorted(known.items())):
         tables.append((f"dictionaries.known{i}", {"values": values}))
-    if known:
-        tables.append(
-            (
-                "parameters",
-                {key: {"dictionary": f"known{i}", "probability": 0.5} for i, key in enumerate(sorted(known))},
-            )
-        )
+        binding = {"dictionary": f"known{i}", "probability": 0.5}
+        (op_bindings.setdefault(opid, {}) if opid else global_bindings)[key] = binding
+    if global_bindings:
+        tables.append(("parameters", global_bindings))
     def resolve(p: dict) -> dict:
         ref = p.get("$ref", "")
         return spec.get("components", {}).get("parameters", {}).get(ref.rsplit("/", 1)[-1], {}) if ref else p
@@ -151,8 +151,9 @@ def config(args, spec: dict) -> str:
     if not has_parameters:
         tables.append(("checks.negative_data_rejection", {"expected-statuses": STRICT_NEGATIVE_STATUSES}))
     for method, op in spec_operations(spec):
-        positive = POSITIVE_STATUSES + (["422"] if op.get("operationId") in ACCEPTS_422 else [])
-        checks = {}
+        opid = op.get("operationId")
+        positive = POSITIVE_STATUSES + (["422"] if opid in ACCEPTS_422 else [])
+        extra = {}
         if "501" in (op.get("responses") or {}):
             # EAM 0.1.0-alpha.1 documents Generic501 NOT_IMPLEMENTED on submitApp,
             # createAppInstance and createAppDeployment, and CAMARA's rule (in every spec's
@@ -161,12 +162,18 @@ def config(args, spec: dict) -> str:
             # optional part (status callbacks, deployments) unimplemented and say so, for a valid
             # request too. Only on those operations, and only 501.
             positive = positive + ["501"]
-            checks["operations.checks.not_a_server_error"] = {"expected-statuses": ["2xx", "3xx", "4xx", "501"]}
+            extra["operations.checks.not_a_server_error"] = {"expected-statuses": ["2xx", "3xx", "4xx", "501"]}
         if positive != POSITIVE_STATUSES:
-            checks["operations.checks.positive_data_acceptance"] = {"expected-statuses": positive}
-        if checks:
-            tables.append(("[[operations]]", {"include-operation-id": op["operationId"]}))
-            tables.extend(checks.items())
+            extra["operations.checks.positive_data_acceptance"] = {"expected-statuses": positive}
+        if opid in op_bindings:
+            # The operation's own bindings replace the global ones of the same key; the global
+            # ones it does not override still apply.
+            extra["operations.parameters"] = {**global_bindings, **op_bindings.pop(opid)}
+        if extra:
+            tables.append(("[[operations]]", {"include-operation-id": opid}))
+            tables.extend(extra.items())
+    if op_bindings:
+        raise SystemExit(f"contract.py: --known for operations the spec does not have: {sorted(op_bindings)}")
     return toml(tables)
 
 
@@ -269,6 +276,8 @@ def main() -> int:
         "CAMARA_FEED": str(args.feed or ""),
         "CAMARA_APP_IDS": ",".join(args.app_id),
         "CAMARA_STATS": str(stats),
+        "CAMARA_BASE_URL": args.base_url,
+        "CAMARA_TLS_VERIFY": str(args.tls_verify or ""),
         "COLUMNS": "120",
     }
     try:
