@@ -1,6 +1,8 @@
 //! The requests a load test sends: RegisterClient and FindCloudlet over gRPC (tonic clients on
 //! shared HTTP/2 channels) and REST (one HTTP/1.1 keep-alive connection per caller, one request
-//! in flight on it, as wrk does), and FindCloudlet against the transport floor.
+//! in flight on it, as wrk does), FindCloudlet against the transport floor, and the CAMARA
+//! discovery calls (Simple Edge Discovery, Application Endpoint Discovery) over the same REST
+//! stack, with a bearer access token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,15 +114,38 @@ impl Caller for GrpcRegister {
     }
 }
 
-/// One REST endpoint under load: a path, request bodies (one per virtual client) and the start
-/// of a successful reply body.
+/// What a successful reply body must hold.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect {
+    /// Start with these bytes (pbjson writes fields in field order, so `status` is first in
+    /// both RegisterClient's and FindCloudlet's replies).
+    Prefix(&'static [u8]),
+    /// Contain these bytes somewhere (the CAMARA answers are `serde_json::Value`s, whose member
+    /// order is not the spec's).
+    Contains(&'static [u8]),
+}
+
+impl Expect {
+    pub fn matches(self, body: &[u8]) -> bool {
+        match self {
+            Expect::Prefix(p) => body.starts_with(p),
+            Expect::Contains(needle) => {
+                !needle.is_empty() && body.windows(needle.len()).any(|w| w == needle)
+            }
+        }
+    }
+}
+
+/// One REST endpoint under load: a path, request bodies (one per virtual client), extra request
+/// headers, `Authorization` values (one drawn per request, when there are any) and what a
+/// successful reply body holds.
 #[derive(Clone)]
 pub struct RestCall {
     pub path: &'static str,
     pub bodies: Arc<[Bytes]>,
-    /// A 2xx reply must start with this (pbjson writes fields in field order, so `status` is
-    /// first in both RegisterClient's and FindCloudlet's replies).
-    pub expect_prefix: &'static [u8],
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub auth: Arc<[http::HeaderValue]>,
+    pub expect: Expect,
 }
 
 /// One HTTP/1.1 keep-alive connection carrying one request at a time.
@@ -167,9 +192,21 @@ impl Caller for Rest {
             .await
             .map_err(|_| "http connection closed".to_string())?;
         let body = self.call.bodies[self.rng.random_range(0..self.call.bodies.len())].clone();
-        let req = http::Request::post(self.call.path)
+        let mut req = http::Request::post(self.call.path)
             .header(http::header::HOST, &self.host)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        for (name, value) in &self.call.headers {
+            req = req.header(name, value);
+        }
+        match self.call.auth.len() {
+            0 => {}
+            1 => req = req.header(http::header::AUTHORIZATION, &self.call.auth[0]),
+            n => {
+                let v = &self.call.auth[self.rng.random_range(0..n)];
+                req = req.header(http::header::AUTHORIZATION, v);
+            }
+        }
+        let req = req
             .body(Full::new(body))
             .map_err(|e| format!("request: {e}"))?;
         let resp = sender
@@ -188,7 +225,7 @@ impl Caller for Rest {
         if !status.is_success() {
             return Err(format!("http {}", status.as_u16()));
         }
-        if body.starts_with(self.call.expect_prefix) {
+        if self.call.expect.matches(&body) {
             Ok(())
         } else {
             Err("http 200 with unexpected body".into())
@@ -200,3 +237,7 @@ impl Caller for Rest {
 pub const FIND_FOUND_PREFIX: &[u8] = br#"{"status":"FIND_FOUND""#;
 /// JSON prefix of a successful RegisterClient reply.
 pub const RS_SUCCESS_PREFIX: &[u8] = br#"{"status":"RS_SUCCESS""#;
+/// In a Simple Edge Discovery answer (a 200 that names a zone).
+pub const SED_ZONE: &[u8] = br#""edgeCloudZoneId":""#;
+/// In an Application Endpoint Discovery answer (a 200 with at least one endpoint).
+pub const AED_ENDPOINTS: &[u8] = br#""applicationEndpoints":[{"#;

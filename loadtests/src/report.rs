@@ -1,5 +1,6 @@
 //! Per-run results and the closing summary of `dme-load`: scenarios, one line per run, medians
-//! over rounds, FindCloudlet/floor ratios of throughput and of server CPU per request.
+//! over rounds, FindCloudlet/floor and CAMARA/FindCloudlet ratios of throughput and of server
+//! CPU per request.
 
 use clap::ValueEnum;
 
@@ -14,6 +15,10 @@ pub enum Scenario {
     RestFind,
     GrpcRegister,
     RestRegister,
+    /// CAMARA Simple Edge Discovery (retrieve-closest-edge-cloud-zone) over REST.
+    RestSed,
+    /// CAMARA Application Endpoint Discovery (retrieve-optimal-app-endpoints) over REST.
+    RestAed,
 }
 
 impl Scenario {
@@ -25,6 +30,8 @@ impl Scenario {
             Self::RestFind => "rest-find",
             Self::GrpcRegister => "grpc-register",
             Self::RestRegister => "rest-register",
+            Self::RestSed => "rest-sed",
+            Self::RestAed => "rest-aed",
         }
     }
 }
@@ -114,45 +121,77 @@ pub fn summary(rounds: usize, scenarios: &[Scenario], runs: &[(usize, Run)]) {
                 )),
         );
     }
-    for (find, floor, what) in [
-        (Scenario::GrpcFind, Scenario::GrpcFloor, "gRPC"),
-        (Scenario::RestFind, Scenario::RestFloor, "REST"),
-    ] {
-        if of(find).next().is_none() || of(floor).next().is_none() {
+    // (numerator, denominator, stack, their names, target of the throughput ratio)
+    let ratios = [
+        (
+            Scenario::GrpcFind,
+            Scenario::GrpcFloor,
+            "gRPC",
+            "FindCloudlet",
+            "floor",
+            0.85,
+        ),
+        (
+            Scenario::RestFind,
+            Scenario::RestFloor,
+            "REST",
+            "FindCloudlet",
+            "floor",
+            0.85,
+        ),
+        (
+            Scenario::RestSed,
+            Scenario::RestFind,
+            "REST",
+            "SED",
+            "FindCloudlet",
+            0.9,
+        ),
+        (
+            Scenario::RestAed,
+            Scenario::RestFind,
+            "REST",
+            "AED",
+            "FindCloudlet",
+            0.9,
+        ),
+    ];
+    for (num, den, what, num_name, den_name, target) in ratios {
+        if of(num).next().is_none() || of(den).next().is_none() {
             continue;
         }
-        let ratio = med(find, &|r| r.report.rps()) / med(floor, &|r| r.report.rps());
-        // Per-round ratios too: floor and FindCloudlet of one round ran back to back.
-        let per_round: Vec<f64> = of(find)
+        let ratio = med(num, &|r| r.report.rps()) / med(den, &|r| r.report.rps());
+        // Per-round ratios too: the two runs of one round ran close together.
+        let per_round: Vec<f64> = of(num)
             .filter_map(|(round, f)| {
-                of(floor)
+                of(den)
                     .find(|(r2, _)| r2 == round)
-                    .map(|(_, fl)| f.report.rps() / fl.report.rps())
+                    .map(|(_, d)| f.report.rps() / d.report.rps())
             })
             .collect();
         let listed = per_round
             .iter()
             .map(|r| format!("{r:.3}"))
             .collect::<Vec<_>>();
-        let p99 = med(find, &|r| r.report.q(0.99) as f64);
+        let p99 = med(num, &|r| r.report.q(0.99) as f64);
         // Server CPU per request is steadier than throughput on a shared machine; its inverse
         // ratio is the throughput ratio a server-bound run would show.
         let cpu = |s: Scenario| med(s, &|r| r.server_us.unwrap_or(f64::NAN));
-        let cpu_ratio = cpu(floor) / cpu(find);
+        let cpu_ratio = cpu(den) / cpu(num);
         if cpu_ratio.is_finite() {
             println!(
-                "  {what} server CPU per request: floor {:.1} µs, FindCloudlet {:.1} µs \
-                 (floor/FindCloudlet = {cpu_ratio:.2})",
-                cpu(floor),
-                cpu(find)
+                "  {what} server CPU per request: {den_name} {:.1} µs, {num_name} {:.1} µs \
+                 ({den_name}/{num_name} = {cpu_ratio:.2})",
+                cpu(den),
+                cpu(num)
             );
         }
         println!(
-            "  {what} FindCloudlet / floor = {ratio:.3} (per round: {}; median {:.3}); \
-             FindCloudlet p99 under load {p99:.0} µs; target >= 0.85: {}",
+            "  {what} {num_name} / {den_name} = {ratio:.3} (per round: {}; median {:.3}); \
+             {num_name} p99 under load {p99:.0} µs; target >= {target}: {}",
             listed.join(", "),
             median(per_round.clone()),
-            if ratio >= 0.85 { "met" } else { "NOT met" }
+            if ratio >= target { "met" } else { "NOT met" }
         );
     }
 }

@@ -6,6 +6,14 @@
 //! messages answered by a handler that does nothing, on the same server stack), interleaved with
 //! the DME runs, and prints FindCloudlet/floor ratios of the medians.
 //!
+//! The CAMARA discovery calls run beside FindCloudlet on the same REST stack (scenarios
+//! `rest-sed`, Simple Edge Discovery, and `rest-aed`, Application Endpoint Discovery): each
+//! request names the device of a random virtual client (its own IPv4 address, or phone number
+//! with `--camara-device phone`), which the operator feed (`dme::camara::feed::FeedLocator`,
+//! one `/32` entry per client) places at that client's location, with a bearer access token
+//! signed as the MC signs them (one token per connection). The summary prints SED/FindCloudlet
+//! and AED/FindCloudlet ratios of the medians.
+//!
 //! By default it starts its own DME (a synthetic region: one app with `--instances` instances at
 //! world cities) and the floor servers on 127.0.0.1 in a separate tokio runtime
 //! (`--server-workers`, default 1), pinned to `--server-cpus` while the client runtime is pinned
@@ -28,12 +36,18 @@ use clap::Parser;
 use dme::cookie::KeyRing;
 use dme::{Ctx, Dme, DmeConfig, Tables};
 use dme_api::proto::{FindCloudletReply, FindCloudletRequest};
+use edge_auth::{ACCESS_TYP, AccessClaims, SigningKeys, scopes};
 use edge_model::AppKey;
 use edgeplane_benches::{CARRIERS, RegionSpec, World, region};
+use geodata::LatLon;
 use loadtests::callers::{
-    self, FIND_FOUND_PREFIX, FindTarget, GrpcFind, GrpcRegister, RS_SUCCESS_PREFIX, Rest, RestCall,
+    self, AED_ENDPOINTS, Expect, FIND_FOUND_PREFIX, FindTarget, GrpcFind, GrpcRegister,
+    RS_SUCCESS_PREFIX, Rest, RestCall, SED_ZONE,
 };
-use loadtests::clients::{Target, find_request, register_request, virtual_clients};
+use loadtests::clients::{
+    CamaraDevice, Target, camara_bodies, feed_text, find_request, people, register_request,
+    virtual_clients,
+};
 use loadtests::engine::{self, Plan};
 use loadtests::floor;
 use loadtests::report::{self, Run, Scenario, threads_cpu_ns};
@@ -114,6 +128,30 @@ struct Args {
     /// Carriers of a running DME's region (clients draw one each).
     #[arg(long, value_delimiter = ',', default_values_t = CARRIERS.map(String::from))]
     carriers: Vec<String>,
+    /// CAMARA calls: how a request names its device (each virtual client has its own).
+    #[arg(long, value_enum, default_value_t = CamaraDevice::Ipv4)]
+    camara_device: CamaraDevice,
+    /// In-process DME: the operator whose network locates the devices (the carrier CAMARA
+    /// discovery matches for); "" for none (every operator's cloudlets).
+    #[arg(long, default_value = CARRIERS[0])]
+    camara_operator: String,
+    /// CAMARA calls: send an `x-correlator` header (the DME checks and echoes it).
+    #[arg(long)]
+    x_correlator: bool,
+    /// Write the operator feed of the virtual clients' devices to this file (for a running
+    /// DME's `--camara-feed`; the in-process DME uses its own copy).
+    #[arg(long)]
+    feed_out: Option<std::path::PathBuf>,
+    /// A running DME: the CAMARA access token to send (scopes of SED and AED, the app's
+    /// organisation); the in-process DME's tokens are minted here.
+    #[arg(long)]
+    camara_token: Option<String>,
+    /// In-process DME: distinct access tokens. 0 (default): one per REST connection, as API
+    /// clients that each keep their token. N > 0: N tokens, each request drawing one at random
+    /// (N far above the DME's verified-token cache, if it has one, makes nearly every request
+    /// verify a signature).
+    #[arg(long, default_value_t = 0)]
+    camara_tokens: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -136,11 +174,41 @@ fn main() -> anyhow::Result<()> {
         pin_current(&args.client_cpus);
     }
     let world = World::load()?;
-    let target = if args.grpc.is_none() && args.http.is_none() {
-        start_local(&server_rt, &world, &args)?
+    let local = args.grpc.is_none() && args.http.is_none();
+    let carriers = if local {
+        CARRIERS.map(String::from).to_vec()
+    } else {
+        args.carriers.clone()
+    };
+    anyhow::ensure!(!carriers.is_empty(), "--carriers is empty");
+    anyhow::ensure!(
+        args.clients < 0x00ff_fffe,
+        "--clients: at most {} (one 10.x.y.z address each)",
+        0x00ff_fffe
+    );
+    let people = people(&carriers, &world, args.clients, args.seed);
+    let feed = feed_text(&people, args.camara_device);
+    if let Some(path) = &args.feed_out {
+        std::fs::write(path, &feed).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote the device feed ({} entries) to {}",
+            people.len(),
+            path.display()
+        );
+    }
+    let target = if local {
+        start_local(&server_rt, &world, &args, &feed)?
     } else {
         external(&args)?
     };
+    let camara = args
+        .scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::RestSed | Scenario::RestAed));
+    anyhow::ensure!(
+        !camara || !target.camara_tokens.is_empty(),
+        "scenarios rest-sed and rest-aed against a running DME need --camara-token"
+    );
     println!(
         "dme-load: {} CPUs; server runtime {} worker(s){}; client runtime {} worker(s){}",
         cpus,
@@ -168,7 +236,7 @@ fn main() -> anyhow::Result<()> {
         args.rounds,
         args.clients
     );
-    let result = client_rt.block_on(drive(&args, &world, &target));
+    let result = client_rt.block_on(drive(&args, &people, &target));
     drop(target);
     server_rt.shutdown_timeout(Duration::from_secs(2));
     client_rt.shutdown_timeout(Duration::from_secs(2));
@@ -206,17 +274,58 @@ fn local_ctx() -> Ctx {
     Ctx::now(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
 }
 
-/// Builds the synthetic region, starts the DME and the floor servers in `rt`.
-fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Target> {
+/// Access tokens as the MC's client-credentials grant issues them, one per REST connection
+/// (distinct clients), for the app's organisation, with the SED and AED scopes.
+fn mint_tokens(keys: &SigningKeys, org: &str, n: usize) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (0..n.max(1))
+        .map(|i| {
+            keys.sign_typed(
+                ACCESS_TYP,
+                &AccessClaims {
+                    iss: "https://127.0.0.1:9900".into(),
+                    sub: format!("dme-load-key-{i}"),
+                    client_id: format!("dme-load-key-{i}"),
+                    org: org.into(),
+                    scope: format!(
+                        "{} {}",
+                        scopes::SIMPLE_EDGE_DISCOVERY,
+                        scopes::APP_ENDPOINT_DISCOVERY
+                    ),
+                    iat: now,
+                    exp: now + 24 * 3600,
+                    jti: format!("dme-load-{i}"),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Builds the synthetic region, starts the DME (with the CAMARA APIs on the device feed `feed`)
+/// and the floor servers in `rt`.
+fn start_local(rt: &Runtime, world: &World, args: &Args, feed: &str) -> anyhow::Result<Target> {
     let t = std::time::Instant::now();
     let tables = Tables::from_deployment(&region(world, &RegionSpec::one_app(args.instances)), 1)?;
-    let dme = Arc::new(Dme::new(
-        tables,
-        KeyRing::random(),
-        DmeConfig::default(),
-        None,
-    ));
     let app = dme::fixture::app_key();
+    let signing = SigningKeys::generate().map_err(|e| anyhow::anyhow!("token keys: {e}"))?;
+    let mut feed_file = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut feed_file, feed.as_bytes())?;
+    let feed_path = feed_file.into_temp_path();
+    let locator = {
+        // The feed's watcher is a task on the server runtime, as in the DME.
+        let _rt = rt.enter();
+        dme::camara::feed::FeedLocator::open(&feed_path)?
+    };
+    let camara = dme::camara::Camara {
+        keys: edge_auth::KeySource::fixed(signing.verifier().clone()),
+        locator,
+        operator: (!args.camara_operator.is_empty()).then(|| args.camara_operator.clone()),
+    };
+    let dme = Arc::new(
+        Dme::new(tables, KeyRing::random(), DmeConfig::default(), None).with_camara(camara),
+    );
     // The floor answers with a real FindCloudlet reply, so both carry the same bytes.
     let cookie = dme
         .register_client(&register_request(&app), local_ctx())
@@ -275,14 +384,41 @@ fn start_local(rt: &Runtime, world: &World, args: &Args) -> anyhow::Result<Targe
         addrs[2],
         addrs[3]
     );
+    println!(
+        "CAMARA: device feed of {} entries ({:?}), operator {}, access tokens Ed25519 (key {})",
+        args.clients.max(1),
+        args.camara_device,
+        if args.camara_operator.is_empty() {
+            "(none)"
+        } else {
+            &args.camara_operator
+        },
+        signing.signing_kid()
+    );
     Ok(Target {
         grpc: Some(addrs[0]),
         http: Some(addrs[1]),
         floor_grpc: Some(addrs[2]),
         floor_http: Some(addrs[3]),
+        camara_tokens: {
+            let t = std::time::Instant::now();
+            let n = if args.camara_tokens == 0 {
+                args.http_connections
+            } else {
+                args.camara_tokens
+            };
+            let tokens = mint_tokens(&signing, &app.organization, n);
+            println!(
+                "minted {} access tokens in {:.1?}",
+                tokens.len(),
+                t.elapsed()
+            );
+            tokens
+        },
         app,
         carriers: CARRIERS.map(String::from).to_vec(),
         stop: Some(stop),
+        feed_file: Some(feed_path),
     })
 }
 
@@ -304,7 +440,16 @@ fn external(args: &Args) -> anyhow::Result<Target> {
         },
         carriers: args.carriers.clone(),
         stop: None,
+        camara_tokens: args.camara_token.clone().into_iter().collect(),
+        feed_file: None,
     })
+}
+
+/// REST request bodies, one per virtual client.
+struct Bodies {
+    find: Arc<[Bytes]>,
+    sed: Arc<[Bytes]>,
+    aed: Arc<[Bytes]>,
 }
 
 async fn run_one(
@@ -312,7 +457,7 @@ async fn run_one(
     target: &Target,
     scenario: Scenario,
     reqs: &Arc<[FindCloudletRequest]>,
-    bodies: &Arc<[Bytes]>,
+    bodies: &Bodies,
 ) -> anyhow::Result<Option<Run>> {
     let plan = Plan {
         warmup: Duration::from_secs_f64(args.warmup),
@@ -337,8 +482,41 @@ async fn run_one(
     };
     let find_call = RestCall {
         path: "/v1/findcloudlet",
-        bodies: bodies.clone(),
-        expect_prefix: FIND_FOUND_PREFIX,
+        bodies: bodies.find.clone(),
+        headers: Vec::new(),
+        auth: Arc::new([]),
+        expect: Expect::Prefix(FIND_FOUND_PREFIX),
+    };
+    // CAMARA: connection i is API client i, with its own token; or, with --camara-tokens N,
+    // every request draws one of the N.
+    let bearer = |t: &String| http::HeaderValue::from_str(&format!("Bearer {t}"));
+    let shared: Arc<[http::HeaderValue]> = if args.camara_tokens > 0 {
+        target
+            .camara_tokens
+            .iter()
+            .map(bearer)
+            .collect::<Result<_, _>>()?
+    } else {
+        Arc::new([])
+    };
+    let camara = |addr: SocketAddr, call: RestCall| {
+        (0..args.http_connections.max(1))
+            .map(|i| {
+                let mut call = call.clone();
+                call.auth = if shared.is_empty() {
+                    let token = &target.camara_tokens[i % target.camara_tokens.len()];
+                    Arc::new([bearer(token)?])
+                } else {
+                    shared.clone()
+                };
+                if args.x_correlator {
+                    let id = http::HeaderValue::from_str(&format!("dme-load-{i}"))?;
+                    call.headers
+                        .push((http::HeaderName::from_static("x-correlator"), id));
+                }
+                anyhow::Ok(Rest::new(addr, call, seed(i)))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
     };
     let (srv0, cli0) = (threads_cpu_ns("srv"), threads_cpu_ns("cli"));
     let report = match scenario {
@@ -381,9 +559,37 @@ async fn run_one(
             let call = RestCall {
                 path: "/v1/registerclient",
                 bodies: reg_body,
-                expect_prefix: RS_SUCCESS_PREFIX,
+                headers: Vec::new(),
+                auth: Arc::new([]),
+                expect: Expect::Prefix(RS_SUCCESS_PREFIX),
             };
             engine::run(rest(addr, call), plan).await
+        }
+        Scenario::RestSed | Scenario::RestAed => {
+            let Some(addr) = target.http else {
+                return Ok(None);
+            };
+            if target.camara_tokens.is_empty() {
+                return Ok(None);
+            }
+            let call = if scenario == Scenario::RestSed {
+                RestCall {
+                    path: "/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone",
+                    bodies: bodies.sed.clone(),
+                    headers: Vec::new(),
+                    auth: Arc::new([]),
+                    expect: Expect::Contains(SED_ZONE),
+                }
+            } else {
+                RestCall {
+                    path: "/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints",
+                    bodies: bodies.aed.clone(),
+                    headers: Vec::new(),
+                    auth: Arc::new([]),
+                    expect: Expect::Contains(AED_ENDPOINTS),
+                }
+            };
+            engine::run(camara(addr, call)?, plan).await
         }
     };
     let elapsed_ok = report.ok.max(1) as f64;
@@ -401,16 +607,21 @@ async fn run_one(
     }))
 }
 
-async fn drive(args: &Args, world: &World, target: &Target) -> anyhow::Result<()> {
+async fn drive(args: &Args, people: &[(String, LatLon)], target: &Target) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
-    let reqs: Arc<[FindCloudletRequest]> = virtual_clients(target, world, args.clients, args.seed)
+    let reqs: Arc<[FindCloudletRequest]> = virtual_clients(target, people)
         .await
         .context("registering the virtual clients")?
         .into();
-    let bodies: Arc<[Bytes]> = reqs
-        .iter()
-        .map(|r| serde_json::to_vec(r).map(Bytes::from))
-        .collect::<Result<_, _>>()?;
+    let app_id = edge_model::camara_id::app_id(&target.app);
+    let bodies = Bodies {
+        find: reqs
+            .iter()
+            .map(|r| serde_json::to_vec(r).map(Bytes::from))
+            .collect::<Result<_, _>>()?,
+        sed: camara_bodies(people.len(), args.camara_device, None)?.into(),
+        aed: camara_bodies(people.len(), args.camara_device, Some(&app_id))?.into(),
+    };
     println!(
         "registered {} virtual clients in {:.1?}",
         reqs.len(),
