@@ -407,3 +407,21 @@ def filter_failure(context, failure, case, response) -> bool:
         )
         return not names_nothing
     return True
+
+
+@schemathesis.hook
+def after_network_error(context, case, request) -> None:
+    """With CAMARA_TRACE: the request that got no answer at all (the connection closed, reset or
+    timed out), as sent."""
+    trace = os.environ.get("CAMARA_TRACE")
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            line = {
+                "network_error": True,
+                "operation": case.operation.label,
+                "method": request.method,
+                "url": request.url,
+                "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+                "body": request.body.decode("utf-8", "backslashreplace") if isinstance(request.body, bytes) else request.body,
+            }
+            f.write(json.dumps(line, default=str) + "\n")
