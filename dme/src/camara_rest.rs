@@ -53,12 +53,14 @@ impl Op {
         claims: &AccessClaims,
         body: &Obj,
         now: i64,
-    ) -> Result<serde_json::Value, CamaraError> {
+    ) -> Result<Vec<u8>, CamaraError> {
         match self {
             Op::ClosestZone => handlers::closest_zone(tables, cam, body, now),
             Op::AppEndpoints => handlers::app_endpoints(tables, cam, claims, body, now),
-            Op::Verify => handlers::verify_location(cam, body, now),
-            Op::Retrieve => handlers::retrieve_location(cam, body, now),
+            Op::Verify => handlers::verify_location(cam, body, now).map(|v| v.to_string().into()),
+            Op::Retrieve => {
+                handlers::retrieve_location(cam, body, now).map(|v| v.to_string().into())
+            }
         }
     }
 }
@@ -165,7 +167,7 @@ fn serve(front: &Front, peer: SocketAddr, headers: &HeaderMap, body: &[u8], op: 
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            answer.to_string(),
+            answer,
         )
             .into_response(),
         Err(e) => e.into_response(),

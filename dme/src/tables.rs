@@ -17,7 +17,7 @@ use geodata::{LatLon, SiteIndex};
 use crate::api_stats::AppStats;
 
 mod zones;
-pub use zones::{Zone, Zones};
+pub use zones::{Zone, Zones, zone_name};
 
 /// Matching knobs taken from the region's settings.
 #[derive(Clone, Debug)]

@@ -136,6 +136,22 @@ fn ipv4(o: &Obj, ports: PortRange) -> Result<Identifier, CamaraError> {
     })
 }
 
+impl serde::Serialize for Identifier {
+    /// As the answer's `device`: this identifier alone.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            Identifier::Phone(p) => m.serialize_entry("phoneNumber", p)?,
+            Identifier::Ipv6(a) => m.serialize_entry("ipv6Address", a)?,
+            Identifier::Ipv4 { .. } => {
+                m.serialize_entry("ipv4Address", &self.to_json()["ipv4Address"])?
+            }
+        }
+        m.end()
+    }
+}
+
 impl Identifier {
     /// The answer's `device`: this identifier alone.
     pub fn to_json(&self) -> Value {

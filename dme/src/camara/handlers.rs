@@ -1,9 +1,11 @@
 //! The four CAMARA operations on one snapshot: request body (already a JSON object) in, answer
 //! or [`CamaraError`] out. Token and scope checks happen before these run.
 
+use axum::http::StatusCode;
 use edge_auth::AccessClaims;
 use edge_model::camara_id;
 use geodata::LatLon;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Camara;
@@ -13,7 +15,7 @@ use super::error::CamaraError;
 use super::json::{Obj, number, opt_int, opt_str, req_array, req_obj};
 use super::locator::{Fix, LocateError};
 use crate::matcher;
-use crate::tables::{Tables, Zone};
+use crate::tables::{Tables, Zone, zone_name};
 
 /// The device the body named (already parsed), located; with the identifier used.
 fn locate(
@@ -38,30 +40,43 @@ fn locate(
     }
 }
 
-/// A zone name as the specs' pattern allows (`^[A-Za-z0-9]([A-Za-z0-9-]{0,53}[A-Za-z0-9])?$`):
-/// other characters become '-', at most 55 characters.
-pub fn zone_name(name: &str) -> String {
-    let mut s: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(55)
-        .collect();
-    while s.ends_with('-') {
-        s.pop();
-    }
-    let trimmed = s.trim_start_matches('-').to_string();
-    if trimmed.is_empty() {
-        "zone".into()
-    } else {
-        trimmed
-    }
+/// Simple Edge Discovery's answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClosestZone<'a> {
+    edge_cloud_zone_id: &'a str,
+    edge_cloud_zone_name: &'a str,
+    edge_cloud_provider: &'a str,
+    device: &'a Identifier,
 }
 
-fn zone_json(z: &Zone) -> Value {
-    json!({
-        "edgeCloudZoneId": z.id,
-        "edgeCloudZoneName": zone_name(&z.key.name),
-        "edgeCloudProvider": zone_name(&z.key.organization),
+/// One of Application Endpoint Discovery's endpoints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint<'a> {
+    fqdn: &'a str,
+    port: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edge_cloud_zone: Option<&'a Zone>,
+}
+
+/// Application Endpoint Discovery's answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoints<'a> {
+    application_endpoints: Vec<Endpoint<'a>>,
+    app_id: &'a str,
+    application_server_provider_name: String,
+    device: &'a Identifier,
+}
+
+fn encode<T: Serialize>(answer: &T) -> Result<Vec<u8>, CamaraError> {
+    serde_json::to_vec(answer).map_err(|e| {
+        CamaraError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            format!("encoding the answer: {e}"),
+        )
     })
 }
 
@@ -72,16 +87,19 @@ pub fn closest_zone(
     cam: &Camara,
     body: &Obj,
     now: i64,
-) -> Result<Value, CamaraError> {
+) -> Result<Vec<u8>, CamaraError> {
     let (id, fix) = locate(cam, device::parse(body, PortRange(1024))?, now)?;
     let operator = cam.operator.as_deref();
     let (zone, _) = tables
         .zones
         .nearest(fix.center, operator)
         .ok_or_else(|| CamaraError::not_found("no edge cloud zone is available for the device"))?;
-    let mut answer = zone_json(zone);
-    answer["device"] = id.to_json();
-    Ok(answer)
+    encode(&ClosestZone {
+        edge_cloud_zone_id: &zone.id,
+        edge_cloud_zone_name: &zone.name,
+        edge_cloud_provider: &zone.provider,
+        device: &id,
+    })
 }
 
 /// `POST /application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints`: FindCloudlet
@@ -93,7 +111,7 @@ pub fn app_endpoints(
     claims: &AccessClaims,
     body: &Obj,
     now: i64,
-) -> Result<Value, CamaraError> {
+) -> Result<Vec<u8>, CamaraError> {
     let app_id = opt_str(body, "appId", "appId")?;
     let list_id = opt_str(body, "applicationEndpointsId", "applicationEndpointsId")?;
     for (field, v) in [("appId", app_id), ("applicationEndpointsId", list_id)] {
@@ -146,21 +164,15 @@ pub fn app_endpoints(
     let best = found.first().ok_or_else(|| {
         CamaraError::not_found("no instance of the application is available for the device")
     })?;
-    let zone = tables.zones.of(&best.inst.cloudlet.key).map(zone_json);
+    let zone = tables.zones.of(&best.inst.cloudlet.key);
     let fqdn = table.uri(best.inst);
-    let endpoints: Vec<Value> = table
+    let endpoints: Vec<Endpoint<'_>> = table
         .ports(best.inst)
         .iter()
-        .map(|p| {
-            let mut e = json!({
-                "fqdn": fqdn,
-                "port": p.public_port.clamp(0, 65535),
-                "applicationEndpointDescription": format!("{:?} port {}", p.proto, p.internal_port),
-            });
-            if let Some(z) = &zone {
-                e["edgeCloudZone"] = z.clone();
-            }
-            e
+        .map(|p| Endpoint {
+            fqdn,
+            port: p.public_port.clamp(0, 65535),
+            edge_cloud_zone: zone,
         })
         .collect();
     if endpoints.is_empty() {
@@ -168,16 +180,15 @@ pub fn app_endpoints(
             "the application's instance exposes no port",
         ));
     }
-    Ok(json!({
-        "applicationEndpoints": endpoints,
-        "appId": app_id,
-        "applicationServerProviderName": zone_name(&key.organization),
-        "device": id.to_json(),
-    }))
+    encode(&Endpoints {
+        application_endpoints: endpoints,
+        app_id,
+        application_server_provider_name: zone_name(&key.organization),
+        device: &id,
+    })
 }
 
 /// The request's `maxAge` (seconds; read before the device is located, so a malformed body
-/// is a 400 whatever the device).
 fn read_max_age(body: &Obj) -> Result<Option<i64>, CamaraError> {
     opt_int(body, "maxAge", "maxAge")
 }
@@ -410,14 +421,5 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_796_601_444), "2026-12-06T23:57:24Z");
-    }
-
-    #[test]
-    fn zone_names_follow_the_pattern() {
-        assert_eq!(zone_name("berlin-1"), "berlin-1");
-        assert_eq!(zone_name("Berlin_Mitte.1"), "Berlin-Mitte-1");
-        assert_eq!(zone_name("_x_"), "x");
-        assert_eq!(zone_name("__"), "zone");
-        assert_eq!(zone_name(&"a".repeat(80)).len(), 55);
     }
 }

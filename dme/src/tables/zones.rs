@@ -3,27 +3,40 @@
 //! snapshot (there are hundreds of cloudlets and thousands of apps, not millions), so a
 //! cloudlet's state is as current as the snapshot's.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use edge_model::{AppKey, Cloudlet, CloudletKey, CloudletState, MaintenanceState, camara_id};
 use geodata::{LatLon, SiteIndex};
 
-/// A cloudlet seen as an edge cloud zone.
-#[derive(Debug)]
+/// A cloudlet seen as an edge cloud zone, with the strings an answer names it by made once.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Zone {
+    #[serde(skip)]
     pub key: CloudletKey,
     /// [`camara_id::zone_id`] of the cloudlet.
+    #[serde(rename = "edgeCloudZoneId")]
     pub id: String,
+    /// The cloudlet's name as the specs' pattern allows ([`zone_name`]).
+    #[serde(rename = "edgeCloudZoneName")]
+    pub name: String,
+    /// The operator's name, likewise.
+    #[serde(rename = "edgeCloudProvider")]
+    pub provider: String,
+    #[serde(skip)]
     pub location: LatLon,
     /// READY and not under maintenance: a zone that may be offered.
+    #[serde(skip)]
     pub active: bool,
 }
 
-/// Every zone, an index of the active ones, and the apps by id.
+/// Every zone, indexes of the active ones (all, and per operator), and the apps by id.
 #[derive(Debug)]
 pub struct Zones {
     list: Vec<Zone>,
+    by_key: HashMap<CloudletKey, u32>,
     active: SiteIndex<u32>,
+    by_operator: HashMap<String, SiteIndex<u32>>,
     apps: HashMap<u128, AppKey>,
 }
 
@@ -31,9 +44,31 @@ impl Default for Zones {
     fn default() -> Self {
         Zones {
             list: Vec::new(),
+            by_key: HashMap::new(),
             active: SiteIndex::build(std::iter::empty()),
+            by_operator: HashMap::new(),
             apps: HashMap::new(),
         }
+    }
+}
+
+/// A name as the specs' zone and provider pattern allows
+/// (`^[A-Za-z0-9]([A-Za-z0-9-]{0,53}[A-Za-z0-9])?$`): other characters become '-', at most
+/// 55 characters.
+pub fn zone_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(55)
+        .collect();
+    while s.ends_with('-') {
+        s.pop();
+    }
+    let trimmed = s.trim_start_matches('-').to_string();
+    if trimmed.is_empty() {
+        "zone".into()
+    } else {
+        trimmed
     }
 }
 
@@ -47,6 +82,8 @@ impl Zones {
             .map(|(c, state)| Zone {
                 key: c.key.clone(),
                 id: camara_id::zone_id(&c.key),
+                name: zone_name(&c.key.name),
+                provider: zone_name(&c.key.organization),
                 location: c.location,
                 active: state == CloudletState::Ready
                     && c.maintenance_state != MaintenanceState::UnderMaintenance,
@@ -54,32 +91,48 @@ impl Zones {
             .collect();
         // Key order, so ties in distance fall the same way in every snapshot.
         list.sort_by(|a, b| a.key.cmp(&b.key));
-        let active = SiteIndex::build(
-            (0u32..)
-                .zip(&list)
-                .filter(|(_, z)| z.active)
-                .map(|(i, z)| (z.location, i)),
-        );
+        let active = || (0u32..).zip(&list).filter(|(_, z)| z.active);
+        let mut per_operator: HashMap<String, Vec<(LatLon, u32)>> = HashMap::new();
+        for (i, z) in active() {
+            per_operator
+                .entry(z.key.organization.clone())
+                .or_default()
+                .push((z.location, i));
+        }
+        let by_operator = per_operator
+            .into_iter()
+            .map(|(op, sites)| (op, SiteIndex::build(sites)))
+            .collect();
+        let all = SiteIndex::build(active().map(|(i, z)| (z.location, i)));
+        let by_key = (0u32..)
+            .zip(&list)
+            .map(|(i, z)| (z.key.clone(), i))
+            .collect();
         let apps = apps
             .filter_map(|k| Some((camara_id::parse(&camara_id::app_id(k))?, k.clone())))
             .collect();
-        Zones { list, active, apps }
+        Zones {
+            list,
+            by_key,
+            active: all,
+            by_operator,
+            apps,
+        }
     }
 
     /// The active zone nearest `at`, of `operator` when given; with its distance in km.
     pub fn nearest(&self, at: LatLon, operator: Option<&str>) -> Option<(&Zone, f64)> {
-        let (&i, km) = self.active.nearest(at, |&i| {
-            operator.is_none_or(|op| self.list[i as usize].key.organization == op)
-        })?;
+        let index = match operator {
+            Some(op) => self.by_operator.get(op)?,
+            None => &self.active,
+        };
+        let (&i, km) = index.nearest(at, |_| true)?;
         Some((&self.list[i as usize], km))
     }
 
     /// The zone of a cloudlet.
     pub fn of(&self, key: &CloudletKey) -> Option<&Zone> {
-        self.list
-            .binary_search_by(|z| z.key.cmp(key))
-            .ok()
-            .map(|i| &self.list[i])
+        self.by_key.get(key).map(|&i| &self.list[i as usize])
     }
 
     /// The app whose CAMARA id is `id`.
@@ -93,5 +146,19 @@ impl Zones {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_names_follow_the_pattern() {
+        assert_eq!(zone_name("berlin-1"), "berlin-1");
+        assert_eq!(zone_name("Berlin_Mitte.1"), "Berlin-Mitte-1");
+        assert_eq!(zone_name("_x_"), "x");
+        assert_eq!(zone_name("__"), "zone");
+        assert_eq!(zone_name(&"a".repeat(80)).len(), 55);
     }
 }
