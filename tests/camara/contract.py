@@ -244,6 +244,11 @@ def main() -> int:
         print("contract.py: CAMARA_TOKEN (the bearer access token) is not set")
         return 2
 
+    args.spec, args.workdir = args.spec.resolve(), args.workdir.resolve()
+    if args.feed:
+        args.feed = args.feed.resolve()
+    if args.tls_verify:
+        args.tls_verify = args.tls_verify.resolve()
     spec = yaml.safe_load(args.spec.read_text(encoding="utf-8"))
     args.workdir.mkdir(parents=True, exist_ok=True)
     cfg = args.workdir / "schemathesis.toml"
@@ -281,7 +286,8 @@ def main() -> int:
         "COLUMNS": "120",
     }
     try:
-        code = subprocess.run(cmd, env=env, check=False, timeout=args.timeout).returncode
+        # In the work directory: schemathesis and hypothesis leave caches where they run.
+        code = subprocess.run(cmd, env=env, cwd=args.workdir, check=False, timeout=args.timeout).returncode
     except subprocess.TimeoutExpired:
         print(f"contract.py: schemathesis still running after {args.timeout} s: stopped")
         return 1
