@@ -14,10 +14,17 @@ pub struct CamaraError {
 
 impl CamaraError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        // ErrorInfo's message is at most 512 characters in the newer specs: a message quoting
+        // a long value is cut.
+        if let Some((at, _)) = message.char_indices().nth(511) {
+            message.truncate(at);
+            message.push('…');
+        }
         CamaraError {
             status,
             code,
-            message: message.into(),
+            message,
         }
     }
 

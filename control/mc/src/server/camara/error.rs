@@ -27,7 +27,7 @@ impl CamaraError {
         CamaraError {
             status,
             code,
-            message: message.into(),
+            message: bounded(message.into()),
             recorded: false,
         }
     }
@@ -119,9 +119,27 @@ impl IntoResponse for CamaraError {
     }
 }
 
+/// ErrorInfo's `message` is at most 512 characters: a message quoting a long value is cut.
+pub fn bounded(mut message: String) -> String {
+    const MAX: usize = 512;
+    if let Some((at, _)) = message.char_indices().nth(MAX - 1) {
+        message.truncate(at);
+        message.push('…');
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_to_512_characters() {
+        let m = bounded(format!("bad value {}", "é".repeat(2000)));
+        assert_eq!(m.chars().count(), 512);
+        assert!(m.ends_with('…'));
+        assert_eq!(bounded("short".into()), "short");
+    }
 
     #[test]
     fn mc_errors_map_to_camara_codes() {

@@ -98,6 +98,9 @@ async fn correlator(req: Request, next: Next) -> Response {
     if let Some(v) = &given
         && !valid_correlator(v.as_bytes())
     {
+        // Read the body first (bounded): a reply before the client finished sending would
+        // reset a connection still carrying a large body, and the client would see no 400.
+        let _ = axum::body::to_bytes(req.into_body(), crate::server::MAX_BODY).await;
         return CamaraError::invalid("x-correlator: must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$")
             .into_response();
     }
