@@ -16,6 +16,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use edge_auth::camara::{X_CORRELATOR, valid_correlator};
 use edge_auth::{AccessClaims, TokenError, VerifiedAccess, scopes};
 
 use crate::camara::json::{self, Obj};
@@ -25,8 +26,6 @@ use crate::tables::Tables;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// The correlator header.
-pub const X_CORRELATOR: &str = "x-correlator";
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -79,13 +78,6 @@ const ROUTES: [(&str, Op); 4] = [
     ("/location-retrieval/v0.5/retrieve", Op::Retrieve),
 ];
 
-/// `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`
-fn valid_correlator(v: &str) -> bool {
-    v.len() <= 256
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(&b))
-}
-
 /// The token's claims if it is valid and holds `scope`.
 fn authorise(
     cam: &Camara,
@@ -133,7 +125,7 @@ fn serve(front: &Front, peer: SocketAddr, headers: &HeaderMap, body: &[u8], op: 
     let correlator = headers.get(X_CORRELATOR).map(|v| {
         v.to_str()
             .ok()
-            .filter(|s| valid_correlator(s))
+            .filter(|s| valid_correlator(s.as_bytes()))
             .map(|_| v.clone())
     });
     let echo = correlator.clone().flatten();
@@ -212,19 +204,4 @@ pub fn router(dme: Arc<Dme>, camara: Arc<Camara>) -> Router {
     router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(front)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn correlators() {
-        assert!(valid_correlator(""));
-        assert!(valid_correlator("b4333c46-49c0-4f62-80d7-f0ef930f1c46"));
-        assert!(valid_correlator("a:b;c./<>{}_"));
-        assert!(!valid_correlator("has space"));
-        assert!(!valid_correlator("ü"));
-        assert!(!valid_correlator(&"a".repeat(257)));
-    }
 }

@@ -14,17 +14,10 @@ pub struct CamaraError {
 
 impl CamaraError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        let mut message: String = message.into();
-        // ErrorInfo's message is at most 512 characters in the newer specs: a message quoting
-        // a long value is cut.
-        if let Some((at, _)) = message.char_indices().nth(511) {
-            message.truncate(at);
-            message.push('…');
-        }
         CamaraError {
             status,
             code,
-            message,
+            message: edge_auth::camara::bounded_message(message.into()),
         }
     }
 
@@ -64,11 +57,7 @@ impl CamaraError {
     }
 
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "message": self.message,
-        })
+        edge_auth::camara::error_body(self.status.as_u16(), self.code, &self.message)
     }
 }
 

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::server::audit::SelfRecorded;
 use crate::server::error::{ApiError, ErrorMessage};
@@ -27,7 +26,7 @@ impl CamaraError {
         CamaraError {
             status,
             code,
-            message: bounded(message.into()),
+            message: edge_auth::camara::bounded_message(message.into()),
             recorded: false,
         }
     }
@@ -108,8 +107,7 @@ impl From<McStoreError> for CamaraError {
 
 impl IntoResponse for CamaraError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"status": self.status.as_u16(), "code": self.code, "message": self.message});
+        let body = edge_auth::camara::error_body(self.status.as_u16(), self.code, &self.message);
         let mut resp = (self.status, Json(body)).into_response();
         resp.extensions_mut().insert(ErrorMessage(self.message));
         if self.recorded {
@@ -119,27 +117,9 @@ impl IntoResponse for CamaraError {
     }
 }
 
-/// ErrorInfo's `message` is at most 512 characters: a message quoting a long value is cut.
-pub fn bounded(mut message: String) -> String {
-    const MAX: usize = 512;
-    if let Some((at, _)) = message.char_indices().nth(MAX - 1) {
-        message.truncate(at);
-        message.push('…');
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_messages_are_cut_to_512_characters() {
-        let m = bounded(format!("bad value {}", "é".repeat(2000)));
-        assert_eq!(m.chars().count(), 512);
-        assert!(m.ends_with('…'));
-        assert_eq!(bounded("short".into()), "short");
-    }
 
     #[test]
     fn mc_errors_map_to_camara_codes() {

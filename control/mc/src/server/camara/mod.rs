@@ -47,7 +47,7 @@ use super::state::McState;
 use crate::model::Controller;
 
 pub const BASE: &str = "/edge-application-management/v0.1alpha1";
-const CORRELATOR: &str = "x-correlator";
+use edge_auth::camara::X_CORRELATOR as CORRELATOR;
 
 /// How long an instance's create or delete is waited for before 202 is answered: long enough
 /// for the controller to accept or refuse it (its refusals come at once), not for the CRM.
@@ -84,19 +84,12 @@ async fn no_such_path() -> CamaraError {
     CamaraError::not_found("no such path in Edge Application Management v0.1alpha1")
 }
 
-/// The spec's `x-correlator` pattern: `^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$`.
-fn valid_correlator(v: &[u8]) -> bool {
-    v.len() <= 256
-        && v.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(c))
-}
-
 /// Checks `x-correlator` and echoes it in the response (an invalid one is refused, not
 /// echoed).
 async fn correlator(req: Request, next: Next) -> Response {
     let given: Option<HeaderValue> = req.headers().get(CORRELATOR).cloned();
     if let Some(v) = &given
-        && !valid_correlator(v.as_bytes())
+        && !edge_auth::camara::valid_correlator(v.as_bytes())
     {
         // Read the body first (bounded): a reply before the client finished sending would
         // reset a connection still carrying a large body, and the client would see no 400.
@@ -197,19 +190,4 @@ async fn mutate(
 fn self_recorded(mut resp: Response) -> Response {
     resp.extensions_mut().insert(super::audit::SelfRecorded);
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn correlators() {
-        assert!(valid_correlator(b"b4333c46-49c0-4f62-80d7-f0ef930f1c46"));
-        assert!(valid_correlator(b"a:b;c./<>{}_"));
-        assert!(valid_correlator(b""));
-        assert!(!valid_correlator(b"has space"));
-        assert!(!valid_correlator(b"quote\""));
-        assert!(!valid_correlator(&[b'a'; 257]));
-    }
 }
