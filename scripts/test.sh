@@ -69,7 +69,7 @@ fi
 # Crates depend on each other only in the documented direction (README "Crates"), and these
 # crates' top-level modules import each other without cycles.
 log "layering"
-python3 scripts/check_layers.py dataplane dme dme/api geodata control/api control/controller control/edgectl control/crm control/dns control/shepherd control/mc tls quiclb
+python3 scripts/check_layers.py dataplane dme dme/api geodata control/api control/controller control/edgectl control/crm control/dns control/shepherd control/mc control/auth tls quiclb
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
