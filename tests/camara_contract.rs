@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edge_model::AppKey;
 use mc::auth::token::SigningKeys;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// How long one schemathesis run may take (contract.py stops it at this; we wait a little more).
@@ -292,25 +292,6 @@ fn location_retrieval_meets_its_spec() {
     );
 }
 
-/// A CAMARA EAM call with a bearer token and a JSON body.
-fn eam(mc: &mc_common::Mc, token: &str, method: &str, path: &str, body: &Value) -> camara::Reply {
-    let auth = format!("Authorization: Bearer {token}");
-    let text = body.to_string();
-    camara::call(
-        mc,
-        method,
-        &format!("/edge-application-management/v0.1alpha1{path}"),
-        &[
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &text,
-        ],
-    )
-}
-
 #[test]
 fn edge_application_management_meets_its_spec() {
     const OP: &str = "TelcoOperatorA";
@@ -336,31 +317,23 @@ fn edge_application_management_meets_its_spec() {
     let token = camara::access_token(&r.mc, &id, &secret, None);
 
     // Objects that exist, for the generated cases to find: a zone, an app and its instance.
-    let zones = eam(&r.mc, &token, "GET", "/edge-cloud-zones", &Value::Null);
+    let zones = camara::eam(&r.mc, &token, "GET", "/edge-cloud-zones", None);
     assert_eq!(zones.status, 200, "{}", zones.body);
     let zone = zones.body[0]["edgeCloudZoneId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let manifest = json!({
-        "name": "arena_shooter", "appProvider": DEV, "version": "2.3",
-        "packageType": "CONTAINER",
-        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
-        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
-        "componentSpec": [{"componentName": "game", "networkInterfaces": [
-            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
-             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
-    });
+    let manifest = camara::manifest(DEV);
     let submit = |name: &str| {
         let mut m = manifest.clone();
         m["name"] = json!(name);
-        let app = eam(&r.mc, &token, "POST", "/apps", &m);
+        let app = camara::eam(&r.mc, &token, "POST", "/apps", Some(&m));
         assert_eq!(app.status, 201, "{}", app.body);
         app.body["appId"].as_str().unwrap().to_owned()
     };
     let instantiate = |name: &str, app: &str, zone: &str| {
         let new = json!({"name": name, "appId": app, "edgeCloudZoneId": zone});
-        let inst = eam(&r.mc, &token, "POST", "/appinstances", &new);
+        let inst = camara::eam(&r.mc, &token, "POST", "/appinstances", Some(&new));
         assert_eq!(inst.status, 202, "{}", inst.body);
         inst.body["appInstanceId"].as_str().unwrap().to_owned()
     };

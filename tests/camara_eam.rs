@@ -19,45 +19,16 @@ mod mc_region;
 
 use std::time::{Duration, Instant};
 
-use camara::{Reply, access_token, api_key, call, org_with_manager};
+use camara::{
+    EAM, Reply, access_token, api_key, call, camara_error, eam, manifest, org_with_manager,
+};
 use mc_common::{Backend, Mc, now};
 use mc_region::{Region, result};
 use serde_json::{Value, json};
 
-const EAM: &str = "/edge-application-management/v0.1alpha1";
 const DEV: &str = "NimbusGames";
 const OTHER: &str = "OtherDevelopers";
 const OP: &str = "TelcoOperatorA";
-
-/// A CAMARA call with a bearer token (and a JSON body when given).
-fn eam(mc: &Mc, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Authorization: Bearer {token}");
-    let text = body.map(Value::to_string);
-    let mut args = vec!["-H", &auth];
-    if let Some(t) = &text {
-        args.extend(["-H", "Content-Type: application/json", "--data-binary", t]);
-    }
-    call(mc, method, &format!("{EAM}{path}"), &args)
-}
-
-#[track_caller]
-fn camara_error(r: &Reply, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.body["status"], status, "{}", r.body);
-    assert_eq!(r.body["code"], code, "{}", r.body);
-}
-
-fn manifest(provider: &str) -> Value {
-    json!({
-        "name": "arena_shooter", "appProvider": provider, "version": "2.3",
-        "packageType": "CONTAINER",
-        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
-        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
-        "componentSpec": [{"componentName": "game", "networkInterfaces": [
-            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
-             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
-    })
-}
 
 /// The tokens: the developer's (every scope), a read-only one (no clusters), another
 /// organisation's (every scope); and the developer organisation's manager (a login token).

@@ -21,16 +21,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use camara::{Reply, access_token, api_key, call, call_at, org_with_manager};
+use camara::{
+    Reply, access_token, api_key, call_at, camara_error, eam, manifest, org_with_manager,
+};
 use edge_auth::{ACCESS_TYP, AccessClaims, SigningKeys, scopes};
 use edge_model::{CloudletKey, camara_id};
-use mc_common::{Backend, Mc, now};
+use mc_common::{Backend, now};
 use mc_region::{Region, result};
 use serde_json::{Value, json};
 
 const DEV: &str = "NimbusGames";
 const OP: &str = "TelcoOperatorA";
-const EAM: &str = "/edge-application-management/v0.1alpha1";
 const SED: &str = "/simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone";
 const AED: &str = "/application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints";
 const VERIFY: &str = "/location-verification/v3/verify";
@@ -130,16 +131,6 @@ fn post(dme: &Dme, token: &str, path: &str, body: &Value) -> Reply {
     r
 }
 
-fn eam(mc: &Mc, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Authorization: Bearer {token}");
-    let text = body.map(Value::to_string);
-    let mut args = vec!["-H", &auth];
-    if let Some(t) = &text {
-        args.extend(["-H", "Content-Type: application/json", "--data-binary", t]);
-    }
-    call(mc, method, &format!("{EAM}{path}"), &args)
-}
-
 /// A plain REST call of the DME's native API (what an SDK sends).
 fn native(dme: &Dme, rpc: &str, body: &Value) -> Value {
     let r = call_at(
@@ -151,13 +142,6 @@ fn native(dme: &Dme, rpc: &str, body: &Value) -> Value {
     );
     assert_eq!(r.status, 200, "{rpc}: {}", r.body);
     r.body
-}
-
-#[track_caller]
-fn error(r: &Reply, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.body["status"], status, "{}", r.body);
-    assert_eq!(r.body["code"], code, "{}", r.body);
 }
 
 fn phone(p: &str) -> Value {
@@ -183,18 +167,6 @@ fn setup_cloudlets(r: &Region) {
         let (s, b) = r.ctrl(&op, "CreateCloudlet", "cloudlet", c);
         assert_eq!((s, result(&b).0), (200, 200), "{b}");
     }
-}
-
-fn manifest() -> Value {
-    json!({
-        "name": "arena_shooter", "appProvider": DEV, "version": "2.3",
-        "packageType": "CONTAINER",
-        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
-        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
-        "componentSpec": [{"componentName": "game", "networkInterfaces": [
-            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
-             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
-    })
 }
 
 /// Polls AED for `device` until `done` holds for the reply (or 60 s pass).
@@ -259,7 +231,7 @@ fn discovery_follows_the_region_and_matches_find_cloudlet() {
     let dme = start_dme(&r);
 
     // EAM: submit the app, instantiate it in both zones.
-    let sub = eam(&r.mc, &token, "POST", "/apps", Some(&manifest()));
+    let sub = eam(&r.mc, &token, "POST", "/apps", Some(&manifest(DEV)));
     assert_eq!(sub.status, 201, "{}", sub.body);
     let app_id = sub.body["appId"].as_str().unwrap().to_string();
     let mut inst_ids = Vec::new();
@@ -350,7 +322,7 @@ fn discovery_follows_the_region_and_matches_find_cloudlet() {
     let gone = wait_aed(&dme, &token, &app_id, &phone(BERLIN_PHONE), |r| {
         r.status == 404
     });
-    error(&gone, 404, "NOT_FOUND");
+    camara_error(&gone, 404, "NOT_FOUND");
 }
 
 /// A circle a few km across around (lat, lon).
@@ -402,7 +374,7 @@ fn location_apis(dme: &Dme, token: &str) {
         RETRIEVE,
         &json!({"device": ip("10.20.7.7"), "maxSurface": 1000}),
     );
-    error(
+    camara_error(
         &small,
         422,
         "LOCATION_RETRIEVAL.UNABLE_TO_FULFILL_MAX_SURFACE",
@@ -412,18 +384,18 @@ fn location_apis(dme: &Dme, token: &str) {
 fn refusals(r: &Region, dme: &Dme, id: &str, secret: &str, app_id: &str) {
     let token = access_token(&r.mc, id, secret, Some(scopes::SIMPLE_EDGE_DISCOVERY));
     // Unknown devices: never a guess.
-    error(
+    camara_error(
         &post(dme, &token, SED, &json!({"device": phone("+4930000000")})),
         404,
         "IDENTIFIER_NOT_FOUND",
     );
-    error(
+    camara_error(
         &post(dme, &token, SED, &json!({"device": ip("192.0.2.1")})),
         404,
         "IDENTIFIER_NOT_FOUND",
     );
     // Two-legged: the device must be named.
-    error(
+    camara_error(
         &post(dme, &token, SED, &json!({})),
         422,
         "MISSING_IDENTIFIER",
@@ -435,7 +407,7 @@ fn refusals(r: &Region, dme: &Dme, id: &str, secret: &str, app_id: &str) {
         AED,
         &json!({"appId": app_id, "device": phone(BERLIN_PHONE)}),
     );
-    error(&aed, 403, "PERMISSION_DENIED");
+    camara_error(&aed, 403, "PERMISSION_DENIED");
     // An expired token signed by the MC's own key.
     let keys = SigningKeys::load(&r.mc.dir.path().join("data/mc-signing-keys.json")).unwrap();
     let t = now();
@@ -453,14 +425,14 @@ fn refusals(r: &Region, dme: &Dme, id: &str, secret: &str, app_id: &str) {
         },
     );
     let e = post(dme, &expired, SED, &json!({"device": phone(BERLIN_PHONE)}));
-    error(&e, 401, "UNAUTHENTICATED");
+    camara_error(&e, 401, "UNAUTHENTICATED");
     assert!(
         e.body["message"].as_str().unwrap().contains("expired"),
         "{}",
         e.body
     );
     // A login token is not an access token.
-    error(
+    camara_error(
         &post(
             dme,
             "not.a.token",

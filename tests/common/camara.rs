@@ -117,3 +117,38 @@ pub fn org_with_manager(mc: &Mc, user: &str, org: &str, kind: &str) -> String {
     assert_eq!(s, 200, "org create: {b}");
     t
 }
+
+/// The base path of Edge Application Management on the MC.
+pub const EAM: &str = "/edge-application-management/v0.1alpha1";
+
+/// An EAM call on the MC with a bearer token (and a JSON body when given).
+pub fn eam(mc: &Mc, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    let auth = format!("Authorization: Bearer {token}");
+    let text = body.map(Value::to_string);
+    let mut args = vec!["-H", &auth];
+    if let Some(t) = &text {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", t]);
+    }
+    call(mc, method, &format!("{EAM}{path}"), &args)
+}
+
+/// Asserts a CAMARA error answer: the HTTP status, and the body's status and code.
+#[track_caller]
+pub fn camara_error(r: &Reply, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["status"], status, "{}", r.body);
+    assert_eq!(r.body["code"], code, "{}", r.body);
+}
+
+/// The test app's manifest (one TCP port), submitted by `provider`.
+pub fn manifest(provider: &str) -> Value {
+    json!({
+        "name": "arena_shooter", "appProvider": provider, "version": "2.3",
+        "packageType": "CONTAINER",
+        "appRepo": {"type": "PUBLICREPO", "imagePath": "registry.example/arena:2.3"},
+        "requiredResources": {"infraKind": "container", "numCPU": "1", "memory": 512},
+        "componentSpec": [{"componentName": "game", "networkInterfaces": [
+            {"interfaceId": "game_tcp", "protocol": "TCP", "port": 7777,
+             "visibilityType": "VISIBILITY_EXTERNAL"}]}]
+    })
+}
