@@ -58,6 +58,9 @@ pub struct CloudletRec {
     pub location: LatLon,
     pub state: CloudletState,
     pub maintenance: MaintenanceState,
+    /// The cloudlet as a CAMARA `EdgeCloudZone` object ([`Zone::json`]), ready to copy into
+    /// an answer.
+    pub zone: Option<Arc<serde_json::value::RawValue>>,
 }
 
 /// One app instance, compact: strings and port lists that repeat across instances (the

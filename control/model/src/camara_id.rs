@@ -28,16 +28,24 @@ pub fn app_inst_id(key: &AppInstKey) -> String {
 }
 
 /// The id as 128 bits, for tables keyed by id (lower-case or upper-case hex, hyphenated).
+/// Read in place: the DME parses one on every Application Endpoint Discovery request.
 pub fn parse(id: &str) -> Option<u128> {
     let b = id.as_bytes();
-    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+    if b.len() != 36 {
         return None;
     }
-    let hex: String = id.chars().filter(|&c| c != '-').collect();
-    if hex.len() != 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-        return None;
+    let mut v: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = char::from(c).to_digit(16)?;
+        v = v << 4 | u128::from(digit);
     }
-    u128::from_str_radix(&hex, 16).ok()
+    Some(v)
 }
 
 fn uuid(parts: &[&str]) -> String {
@@ -89,6 +97,9 @@ mod tests {
             "g0000000-0000-8000-8000-000000000000",
             "00000000-0000-8000-8000-00000000000",
             "00000000+0000-8000-8000-000000000000",
+            // 36 bytes each: a hyphen where a digit belongs, a non-ASCII letter.
+            "0000000-00000-8000-8000-000000000000",
+            "\u{e9}0000000-0000-8000-8000-00000000000",
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::error::CamaraError;
 use super::json::{Obj, opt_int, opt_obj, opt_str};
@@ -144,41 +144,46 @@ impl serde::Serialize for Identifier {
         match self {
             Identifier::Phone(p) => m.serialize_entry("phoneNumber", p)?,
             Identifier::Ipv6(a) => m.serialize_entry("ipv6Address", a)?,
-            Identifier::Ipv4 { .. } => {
-                m.serialize_entry("ipv4Address", &self.to_json()["ipv4Address"])?
-            }
+            Identifier::Ipv4 {
+                public,
+                private,
+                port,
+            } => m.serialize_entry(
+                "ipv4Address",
+                &Ipv4Json {
+                    public_address: public,
+                    private_address: private.as_ref(),
+                    public_port: *port,
+                },
+            )?,
         }
         m.end()
     }
 }
 
+/// The schema's `DeviceIpv4Addr`, written straight from the identifier (answers echo it on
+/// every request, so no intermediate `Value`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ipv4Json<'a> {
+    public_address: &'a Ipv4Addr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_address: Option<&'a Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_port: Option<u16>,
+}
+
 impl Identifier {
     /// The answer's `device`: this identifier alone.
     pub fn to_json(&self) -> Value {
-        match self {
-            Identifier::Phone(p) => json!({ "phoneNumber": p }),
-            Identifier::Ipv4 {
-                public,
-                private,
-                port,
-            } => {
-                let mut v = json!({ "publicAddress": public.to_string() });
-                if let Some(p) = private {
-                    v["privateAddress"] = json!(p.to_string());
-                }
-                if let Some(p) = port {
-                    v["publicPort"] = json!(p);
-                }
-                json!({ "ipv4Address": v })
-            }
-            Identifier::Ipv6(a) => json!({ "ipv6Address": a.to_string() }),
-        }
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse_str(s: &str) -> Result<Option<Identifier>, CamaraError> {
         let v: Obj = serde_json::from_str(s).unwrap();

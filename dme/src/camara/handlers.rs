@@ -6,6 +6,7 @@ use edge_auth::AccessClaims;
 use edge_model::camara_id;
 use geodata::LatLon;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Camara;
@@ -15,7 +16,7 @@ use super::error::CamaraError;
 use super::json::{Obj, number, opt_int, opt_str, req_array, req_obj};
 use super::locator::{Fix, LocateError};
 use crate::matcher;
-use crate::tables::{Tables, Zone, zone_name};
+use crate::tables::Tables;
 
 /// The device the body named (already parsed), located; with the identifier used.
 fn locate(
@@ -56,28 +57,52 @@ struct ClosestZone<'a> {
 struct Endpoint<'a> {
     fqdn: &'a str,
     port: i32,
+    /// The zone as its cloudlet record carries it, encoded once per snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
-    edge_cloud_zone: Option<&'a Zone>,
+    edge_cloud_zone: Option<&'a RawValue>,
 }
 
 /// Application Endpoint Discovery's answer.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Endpoints<'a> {
-    application_endpoints: Vec<Endpoint<'a>>,
+struct Endpoints<'a, E: Serialize> {
+    application_endpoints: E,
     app_id: &'a str,
-    application_server_provider_name: String,
+    application_server_provider_name: &'a str,
     device: &'a Identifier,
 }
 
+/// The endpoints, written as they are produced (no list is collected first).
+struct EndpointList<'a> {
+    fqdn: &'a str,
+    ports: &'a [edge_model::AppPort],
+    zone: Option<&'a RawValue>,
+}
+
+impl Serialize for EndpointList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.ports.iter().map(|p| Endpoint {
+            fqdn: self.fqdn,
+            port: p.public_port.clamp(0, 65535),
+            edge_cloud_zone: self.zone,
+        }))
+    }
+}
+
+/// Room for a typical answer, so encoding does not grow the buffer step by step.
+const ANSWER_CAPACITY: usize = 512;
+
 fn encode<T: Serialize>(answer: &T) -> Result<Vec<u8>, CamaraError> {
-    serde_json::to_vec(answer).map_err(|e| {
-        CamaraError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            format!("encoding the answer: {e}"),
-        )
-    })
+    let mut out = Vec::with_capacity(ANSWER_CAPACITY);
+    serde_json::to_writer(&mut out, answer)
+        .map(|()| out)
+        .map_err(|e| {
+            CamaraError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                format!("encoding the answer: {e}"),
+            )
+        })
 }
 
 /// `POST /simple-edge-discovery/v2/retrieve-closest-edge-cloud-zone`: the active zone nearest
@@ -112,17 +137,20 @@ pub fn app_endpoints(
     body: &Obj,
     now: i64,
 ) -> Result<Vec<u8>, CamaraError> {
-    let app_id = opt_str(body, "appId", "appId")?;
-    let list_id = opt_str(body, "applicationEndpointsId", "applicationEndpointsId")?;
-    for (field, v) in [("appId", app_id), ("applicationEndpointsId", list_id)] {
-        if let Some(v) = v {
-            camara_id::parse(v)
-                .ok_or_else(|| CamaraError::invalid(format!("{field} must be a UUID")))?;
-        }
-    }
+    let uuid = |field: &'static str| -> Result<Option<(&str, u128)>, CamaraError> {
+        opt_str(body, field, field)?
+            .map(|v| {
+                camara_id::parse(v)
+                    .map(|id| (v, id))
+                    .ok_or_else(|| CamaraError::invalid(format!("{field} must be a UUID")))
+            })
+            .transpose()
+    };
+    let app_id = uuid("appId")?;
+    let list_id = uuid("applicationEndpointsId")?;
     // The device too is checked before anything is looked up: a malformed body is a 400.
     let device = device::parse(body, PortRange(0))?;
-    let Some(app_id) = app_id else {
+    let Some((app_id, app_uuid)) = app_id else {
         if list_id.is_some() {
             return Err(CamaraError::not_found(
                 "application endpoint lists (Application Endpoint Registration) are not served \
@@ -136,11 +164,12 @@ pub fn app_endpoints(
     let (id, fix) = locate(cam, device, now)?;
     let unknown = || CamaraError::not_found(format!("no application {app_id}"));
     // An app of another organisation is as unknown as a missing one: ids do not leak.
-    let key = tables
+    let app = tables
         .zones
-        .app(camara_id::parse(app_id).unwrap_or_default())
-        .filter(|k| k.organization == claims.org)
+        .app(app_uuid)
+        .filter(|a| a.key.organization == claims.org)
         .ok_or_else(unknown)?;
+    let key = &app.key;
     let table = tables
         .app(&crate::tables::AppKeyRef {
             organization: &key.organization,
@@ -164,26 +193,20 @@ pub fn app_endpoints(
     let best = found.first().ok_or_else(|| {
         CamaraError::not_found("no instance of the application is available for the device")
     })?;
-    let zone = tables.zones.of(&best.inst.cloudlet.key);
-    let fqdn = table.uri(best.inst);
-    let endpoints: Vec<Endpoint<'_>> = table
-        .ports(best.inst)
-        .iter()
-        .map(|p| Endpoint {
-            fqdn,
-            port: p.public_port.clamp(0, 65535),
-            edge_cloud_zone: zone,
-        })
-        .collect();
-    if endpoints.is_empty() {
+    let ports = table.ports(best.inst);
+    if ports.is_empty() {
         return Err(CamaraError::not_found(
             "the application's instance exposes no port",
         ));
     }
     encode(&Endpoints {
-        application_endpoints: endpoints,
+        application_endpoints: EndpointList {
+            fqdn: table.uri(best.inst),
+            ports,
+            zone: best.inst.cloudlet.zone.as_deref(),
+        },
         app_id,
-        application_server_provider_name: zone_name(&key.organization),
+        application_server_provider_name: &app.provider,
         device: &id,
     })
 }

@@ -20,9 +20,18 @@ impl Mirror {
     pub fn build(&mut self, prev: Option<&Tables>, version: u64) -> Tables {
         let region = self.objects.settings().cloned().unwrap_or_default();
         let settings = MatchSettings::from_settings(&region);
+        // Zones first: each cloudlet record carries its zone's answer JSON.
+        let zones = Zones::build(
+            self.objects.cloudlets().map(|c| {
+                let state = self.cloudlet_states.get(&c.key).copied().unwrap_or(c.state);
+                (c, state)
+            }),
+            self.objects.apps().map(|a| &a.key),
+        );
         let mut ctx = BuildCtx {
             mirror: self,
             settings: &settings,
+            zones: &zones,
             interner: Interner::default(),
             cloudlets: HashMap::new(),
         };
@@ -51,13 +60,6 @@ impl Mirror {
         self.dirty_all = false;
         self.dirty_apps.clear();
         self.operator_codes_changed = false;
-        let zones = Zones::build(
-            self.objects.cloudlets().map(|c| {
-                let state = self.cloudlet_states.get(&c.key).copied().unwrap_or(c.state);
-                (c, state)
-            }),
-            self.objects.apps().map(|a| &a.key),
-        );
         let tables = Tables::assemble(
             version,
             apps,
@@ -95,6 +97,7 @@ impl Tables {
 struct BuildCtx<'m> {
     mirror: &'m Mirror,
     settings: &'m MatchSettings,
+    zones: &'m Zones,
     interner: Interner,
     cloudlets: HashMap<&'m CloudletKey, Option<Arc<CloudletRec>>>,
 }
@@ -114,6 +117,7 @@ impl<'m> BuildCtx<'m> {
                     location: c.location,
                     state,
                     maintenance: c.maintenance_state,
+                    zone: self.zones.of(key).map(|z| z.json.clone()),
                 }))
             })
             .clone()

@@ -3,7 +3,10 @@
 //! snapshot (there are hundreds of cloudlets and thousands of apps, not millions), so a
 //! cloudlet's state is as current as the snapshot's.
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
+use serde_json::value::RawValue;
 
 use edge_model::{AppKey, Cloudlet, CloudletKey, CloudletState, MaintenanceState, camara_id};
 use geodata::{LatLon, SiteIndex};
@@ -28,6 +31,19 @@ pub struct Zone {
     /// READY and not under maintenance: a zone that may be offered.
     #[serde(skip)]
     pub active: bool,
+    /// This zone as an answer's `EdgeCloudZone` object (its three names above), written once
+    /// here and shared with the cloudlet's [`crate::tables::CloudletRec`], so an answer
+    /// naming the zone copies it instead of encoding it again.
+    #[serde(skip)]
+    pub json: Arc<RawValue>,
+}
+
+/// An app as the CAMARA APIs name it.
+#[derive(Debug)]
+pub struct CamaraApp {
+    pub key: AppKey,
+    /// Its organization as the answers' `applicationServerProviderName` ([`zone_name`]).
+    pub provider: String,
 }
 
 /// Every zone, indexes of the active ones (all, and per operator), and the apps by id.
@@ -37,7 +53,7 @@ pub struct Zones {
     by_key: HashMap<CloudletKey, u32>,
     active: SiteIndex<u32>,
     by_operator: HashMap<String, SiteIndex<u32>>,
-    apps: HashMap<u128, AppKey>,
+    apps: HashMap<u128, CamaraApp>,
 }
 
 impl Default for Zones {
@@ -72,6 +88,30 @@ pub fn zone_name(name: &str) -> String {
     }
 }
 
+impl Zone {
+    fn new(key: &CloudletKey, location: LatLon, active: bool) -> Zone {
+        let id = camara_id::zone_id(key);
+        let name = zone_name(&key.name);
+        let provider = zone_name(&key.organization);
+        let json = serde_json::json!({
+            "edgeCloudZoneId": id,
+            "edgeCloudZoneName": name,
+            "edgeCloudProvider": provider,
+        });
+        // A map of strings always encodes; the default (null) only keeps this total.
+        let json = serde_json::value::to_raw_value(&json).unwrap_or_default();
+        Zone {
+            key: key.clone(),
+            id,
+            name,
+            provider,
+            location,
+            active,
+            json: Arc::from(json),
+        }
+    }
+}
+
 impl Zones {
     /// From the cloudlets (with their current online state) and the apps.
     pub fn build<'a>(
@@ -79,14 +119,13 @@ impl Zones {
         apps: impl Iterator<Item = &'a AppKey>,
     ) -> Zones {
         let mut list: Vec<Zone> = cloudlets
-            .map(|(c, state)| Zone {
-                key: c.key.clone(),
-                id: camara_id::zone_id(&c.key),
-                name: zone_name(&c.key.name),
-                provider: zone_name(&c.key.organization),
-                location: c.location,
-                active: state == CloudletState::Ready
-                    && c.maintenance_state != MaintenanceState::UnderMaintenance,
+            .map(|(c, state)| {
+                Zone::new(
+                    &c.key,
+                    c.location,
+                    state == CloudletState::Ready
+                        && c.maintenance_state != MaintenanceState::UnderMaintenance,
+                )
             })
             .collect();
         // Key order, so ties in distance fall the same way in every snapshot.
@@ -109,7 +148,13 @@ impl Zones {
             .map(|(i, z)| (z.key.clone(), i))
             .collect();
         let apps = apps
-            .filter_map(|k| Some((camara_id::parse(&camara_id::app_id(k))?, k.clone())))
+            .filter_map(|k| {
+                let app = CamaraApp {
+                    key: k.clone(),
+                    provider: zone_name(&k.organization),
+                };
+                Some((camara_id::parse(&camara_id::app_id(k))?, app))
+            })
             .collect();
         Zones {
             list,
@@ -136,7 +181,7 @@ impl Zones {
     }
 
     /// The app whose CAMARA id is `id`.
-    pub fn app(&self, id: u128) -> Option<&AppKey> {
+    pub fn app(&self, id: u128) -> Option<&CamaraApp> {
         self.apps.get(&id)
     }
 

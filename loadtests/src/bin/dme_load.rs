@@ -578,7 +578,7 @@ async fn run_one(
                     bodies: bodies.sed.clone(),
                     headers: Vec::new(),
                     auth: Arc::new([]),
-                    expect: Expect::Contains(SED_ZONE),
+                    expect: Expect::Prefix(SED_ZONE),
                 }
             } else {
                 RestCall {
@@ -586,7 +586,7 @@ async fn run_one(
                     bodies: bodies.aed.clone(),
                     headers: Vec::new(),
                     auth: Arc::new([]),
-                    expect: Expect::Contains(AED_ENDPOINTS),
+                    expect: Expect::Prefix(AED_ENDPOINTS),
                 }
             };
             engine::run(camara(addr, call)?, plan).await
