@@ -90,25 +90,18 @@ pub fn zone_name(name: &str) -> String {
 
 impl Zone {
     fn new(key: &CloudletKey, location: LatLon, active: bool) -> Zone {
-        let id = camara_id::zone_id(key);
-        let name = zone_name(&key.name);
-        let provider = zone_name(&key.organization);
-        let json = serde_json::json!({
-            "edgeCloudZoneId": id,
-            "edgeCloudZoneName": name,
-            "edgeCloudProvider": provider,
-        });
-        // A map of strings always encodes; the default (null) only keeps this total.
-        let json = serde_json::value::to_raw_value(&json).unwrap_or_default();
-        Zone {
+        let mut zone = Zone {
             key: key.clone(),
-            id,
-            name,
-            provider,
+            id: camara_id::zone_id(key),
+            name: zone_name(&key.name),
+            provider: zone_name(&key.organization),
             location,
             active,
-            json: Arc::from(json),
-        }
+            json: Arc::from(Box::<RawValue>::default()),
+        };
+        // Three strings always encode; the default (null) only keeps this total.
+        zone.json = Arc::from(serde_json::value::to_raw_value(&zone).unwrap_or_default());
+        zone
     }
 }
 
@@ -197,6 +190,24 @@ impl Zones {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_renders_its_three_names_once() {
+        let key = CloudletKey {
+            organization: "Deutsche Telekom".into(),
+            name: "berlin_1".into(),
+        };
+        let zone = Zone::new(&key, LatLon::new(52.5, 13.4).unwrap(), true);
+        let v: serde_json::Value = serde_json::from_str(zone.json.get()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "edgeCloudZoneId": camara_id::zone_id(&key),
+                "edgeCloudZoneName": "berlin-1",
+                "edgeCloudProvider": "Deutsche-Telekom",
+            })
+        );
+    }
 
     #[test]
     fn zone_names_follow_the_pattern() {
