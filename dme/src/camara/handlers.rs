@@ -16,7 +16,7 @@ use super::error::CamaraError;
 use super::json::{Obj, number, opt_int, opt_str, req_array, req_obj};
 use super::locator::{Fix, LocateError};
 use crate::matcher;
-use crate::tables::Tables;
+use crate::tables::{Tables, Zone};
 
 /// The device the body named (already parsed), located; with the identifier used.
 fn locate(
@@ -41,13 +41,12 @@ fn locate(
     }
 }
 
-/// Simple Edge Discovery's answer.
+/// Simple Edge Discovery's answer: the zone's own members (as [`Zone`] names them), then the
+/// device.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct ClosestZone<'a> {
-    edge_cloud_zone_id: &'a str,
-    edge_cloud_zone_name: &'a str,
-    edge_cloud_provider: &'a str,
+    #[serde(flatten)]
+    zone: &'a Zone,
     device: &'a Identifier,
 }
 
@@ -119,12 +118,7 @@ pub fn closest_zone(
         .zones
         .nearest(fix.center, operator)
         .ok_or_else(|| CamaraError::not_found("no edge cloud zone is available for the device"))?;
-    encode(&ClosestZone {
-        edge_cloud_zone_id: &zone.id,
-        edge_cloud_zone_name: &zone.name,
-        edge_cloud_provider: &zone.provider,
-        device: &id,
-    })
+    encode(&ClosestZone { zone, device: &id })
 }
 
 /// `POST /application-endpoint-discovery/v0.1/retrieve-optimal-app-endpoints`: FindCloudlet
@@ -437,6 +431,60 @@ mod tests {
         let ok = verify_location(&c, &body(json!({"device": known, "area": area})), NOW).unwrap();
         assert_eq!(ok["verificationResult"], "TRUE");
         assert_eq!(ok["lastLocationTime"], rfc3339(NOW - 3600));
+    }
+
+    #[test]
+    fn discovery_answers_are_written_in_the_specs_member_order() {
+        use crate::fixture::{self, Builder};
+        let app = fixture::app_key();
+        let doc = Builder::new()
+            .app(fixture::app(app.clone()))
+            .site(&app, "telekom", "berlin", 52.52, 13.405)
+            .build();
+        let tables = Tables::from_deployment(&doc, 1).unwrap();
+        let c = Camara {
+            operator: Some("telekom".into()),
+            ..cam()
+        };
+        let zone_id = camara_id::zone_id(&fixture::cloudlet_key("telekom", "berlin"));
+        let zone = format!(
+            r#"{{"edgeCloudZoneId":"{zone_id}","edgeCloudZoneName":"berlin","edgeCloudProvider":"telekom"}}"#
+        );
+        let device = r#"{"phoneNumber":"+4917012345678"}"#;
+        let sed = closest_zone(
+            &tables,
+            &c,
+            &body(json!({"device": {"phoneNumber": "+4917012345678"}})),
+            NOW,
+        )
+        .unwrap();
+        let sed_want = format!(r#"{},"device":{device}}}"#, zone.trim_end_matches('}'));
+        assert_eq!(String::from_utf8(sed).unwrap(), sed_want);
+
+        let app_id = camara_id::app_id(&app);
+        let claims = AccessClaims {
+            iss: "https://mc".into(),
+            sub: "k".into(),
+            client_id: "k".into(),
+            org: "devorg".into(),
+            scope: String::new(),
+            iat: NOW,
+            exp: NOW + 60,
+            jti: "j".into(),
+        };
+        let req = body(json!({"appId": app_id, "device": {"phoneNumber": "+4917012345678"}}));
+        let aed = app_endpoints(&tables, &c, &claims, &req, NOW).unwrap();
+        let aed_want = format!(
+            r#"{{"applicationEndpoints":[{{"fqdn":"berlin.berlin-telekom.local.edge.example.net","port":443,"edgeCloudZone":{zone}}}],"appId":"{app_id}","applicationServerProviderName":"devorg","device":{device}}}"#
+        );
+        assert_eq!(String::from_utf8(aed).unwrap(), aed_want);
+        // Another organisation's token does not see the app.
+        let other = AccessClaims {
+            org: "otherorg".into(),
+            ..claims
+        };
+        let e = app_endpoints(&tables, &c, &other, &req, NOW).unwrap_err();
+        assert_eq!(e.code, "NOT_FOUND");
     }
 
     #[test]
