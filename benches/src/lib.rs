@@ -41,13 +41,12 @@ pub struct World {
 impl World {
     /// Loads the bundled GeoNames cities (about 34k cities of more than 15 000 people).
     pub fn load() -> anyhow::Result<Self> {
-        let path = geodata::bundled_cities_path();
-        let cities = geodata::load_cities(&path)
-            .with_context(|| format!("loading {}", path.display()))?
+        let cities = geodata::bundled_cities()
+            .context("parsing the bundled cities")?
             .into_iter()
             .map(|c| c.location)
             .collect::<Vec<_>>();
-        anyhow::ensure!(!cities.is_empty(), "no cities in {}", path.display());
+        anyhow::ensure!(!cities.is_empty(), "no cities in the bundled fixture");
         Ok(Self { cities })
     }
 

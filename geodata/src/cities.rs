@@ -77,9 +77,18 @@ pub enum RowError {
     Coordinate(#[from] CoordError),
 }
 
-/// Path of the fixture shipped in this crate (`data/cities15000.csv`). It is resolved at compile
-/// time from the crate's source directory, so it suits tests, benches and tools run from the
-/// checkout, not a deployed binary.
+/// The fixture shipped in this crate (`data/cities15000.csv`, 2 MB), compiled into the binaries
+/// that use it (benches and load generators), so they keep working when the checkout they were
+/// built from moves or is gone.
+pub const BUNDLED_CITIES: &str = include_str!("../data/cities15000.csv");
+
+/// [`BUNDLED_CITIES`] parsed.
+pub fn bundled_cities() -> Result<Vec<City>, CitiesError> {
+    parse_cities(BUNDLED_CITIES)
+}
+
+/// Path of the fixture in the crate's source directory (resolved at compile time): for tests
+/// of file loading. Tools use [`bundled_cities`].
 pub fn bundled_cities_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cities15000.csv")
 }

@@ -19,7 +19,10 @@ mod geoip;
 mod index;
 mod latlon;
 
-pub use cities::{CitiesError, City, RowError, bundled_cities_path, load_cities, parse_cities};
+pub use cities::{
+    BUNDLED_CITIES, CitiesError, City, RowError, bundled_cities, bundled_cities_path, load_cities,
+    parse_cities,
+};
 pub use geoip::{GeoIp, GeoIpError, GeoIpHit};
 pub use index::SiteIndex;
 pub use latlon::{CoordError, EARTH_RADIUS_KM, LatLon, haversine_km};

@@ -15,6 +15,8 @@ fn parse_err(body: &str) -> (usize, RowError) {
 fn bundled_file_has_the_world() {
     let cities = load_cities(bundled_cities_path()).unwrap();
     assert!(cities.len() > 30_000, "{} cities", cities.len());
+    // The copy compiled into the binaries is the same file.
+    assert_eq!(bundled_cities().unwrap(), cities);
 
     let find = |name: &str, country: &str| {
         cities

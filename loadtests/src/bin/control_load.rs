@@ -129,7 +129,7 @@ fn app() -> App {
 
 /// Distinct sites from the world-cities fixture, jittered so there are as many as asked.
 fn sites(n: usize) -> Result<Vec<LatLon>> {
-    let cities = geodata::load_cities(geodata::bundled_cities_path())?;
+    let cities = geodata::bundled_cities()?;
     Ok((0..n)
         .map(|i| {
             let c = &cities[i % cities.len()];
