@@ -36,7 +36,7 @@ use dme::cookie::KeyRing;
 use dme::{Ctx, Dme, DmeConfig, Tables};
 use dme_api::proto;
 use edge_auth::{ACCESS_TYP, AccessClaims, KeySource, SigningKeys, Verifier, scopes};
-use edgeplane_benches::{RegionSpec, World, queries, region};
+use edgeplane_benches::{RegionSpec, World, queries, region, registered_finds};
 
 const NOW: i64 = 1_800_000_000;
 const CLIENTS: usize = 512;
@@ -201,28 +201,10 @@ fn decision(c: &mut Criterion) {
     let sed_objs: Vec<json::Obj> = sed_bodies.iter().map(|b| json::body(b).unwrap()).collect();
     let aed_objs: Vec<json::Obj> = aed_bodies.iter().map(|b| json::body(b).unwrap()).collect();
     // FindCloudlet's counterpart: the same clients, registered.
-    let find_bodies: Vec<Vec<u8>> = qs
+    let find_bodies: Vec<Vec<u8>> = registered_finds(&dme, &app, &qs, ctx())
+        .unwrap()
         .iter()
-        .map(|q| {
-            let reg = proto::RegisterClientRequest {
-                org_name: app.organization.clone(),
-                app_name: app.name.clone(),
-                app_vers: app.version.clone(),
-                ..Default::default()
-            };
-            let cookie = dme.register_client(&reg, ctx()).unwrap().session_cookie;
-            serde_json::to_vec(&proto::FindCloudletRequest {
-                session_cookie: cookie,
-                carrier_name: q.carrier.into(),
-                gps_location: Some(proto::Loc {
-                    latitude: q.at.lat(),
-                    longitude: q.at.lon(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .unwrap()
-        })
+        .map(|r| serde_json::to_vec(r).unwrap())
         .collect();
 
     // Every answer checked once before timing.

@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use dme::cookie::{Claims, KeyRing, SessionKey};
 use dme::{Ctx, Dme, DmeConfig, Tables};
 use dme_api::proto;
-use edgeplane_benches::{Query, RegionSpec, World, queries, region};
+use edgeplane_benches::{Query, RegionSpec, World, queries, region, registered_finds};
 use prost::Message;
 
 const SECRET: [u8; 64] = [7; 64];
@@ -34,29 +34,7 @@ fn ctx() -> Ctx {
 fn setup(world: &World, n: usize, qs: &[Query]) -> (Dme, Vec<proto::FindCloudletRequest>) {
     let tables = Tables::from_deployment(&region(world, &RegionSpec::one_app(n)), 1).unwrap();
     let dme = Dme::new(tables, keys(), DmeConfig::default(), None);
-    let key = dme::fixture::app_key();
-    let reqs = qs
-        .iter()
-        .map(|q| {
-            let reg = proto::RegisterClientRequest {
-                org_name: key.organization.clone(),
-                app_name: key.name.clone(),
-                app_vers: key.version.clone(),
-                ..Default::default()
-            };
-            let cookie = dme.register_client(&reg, ctx()).unwrap().session_cookie;
-            proto::FindCloudletRequest {
-                session_cookie: cookie,
-                carrier_name: q.carrier.into(),
-                gps_location: Some(proto::Loc {
-                    latitude: q.at.lat(),
-                    longitude: q.at.lon(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }
-        })
-        .collect();
+    let reqs = registered_finds(&dme, &dme::fixture::app_key(), qs, ctx()).unwrap();
     (dme, reqs)
 }
 

@@ -187,6 +187,41 @@ pub struct Query {
     pub at: LatLon,
 }
 
+/// FindCloudlet requests for `qs`, each from its own client registered with `dme` for `app` (its
+/// own session cookie), asked at the query's place on its carrier.
+pub fn registered_finds(
+    dme: &dme::Dme,
+    app: &AppKey,
+    qs: &[Query],
+    ctx: dme::Ctx,
+) -> anyhow::Result<Vec<dme_api::proto::FindCloudletRequest>> {
+    use dme_api::proto;
+    qs.iter()
+        .map(|q| {
+            let reg = proto::RegisterClientRequest {
+                org_name: app.organization.clone(),
+                app_name: app.name.clone(),
+                app_vers: app.version.clone(),
+                ..Default::default()
+            };
+            let session_cookie = dme
+                .register_client(&reg, ctx)
+                .map_err(|e| anyhow::anyhow!("registering a client: {e:?}"))?
+                .session_cookie;
+            Ok(proto::FindCloudletRequest {
+                session_cookie,
+                carrier_name: q.carrier.into(),
+                gps_location: Some(proto::Loc {
+                    latitude: q.at.lat(),
+                    longitude: q.at.lon(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
 /// `n` client questions: world cities with jitter, carriers drawn uniformly from [`CARRIERS`].
 pub fn queries(world: &World, n: usize, seed: u64) -> Vec<Query> {
     let mut rng = SmallRng::seed_from_u64(seed);
