@@ -303,20 +303,25 @@ def after_call(context, case, response) -> None:
         counts[key] = counts.get(key, 0) + 1
     with open(STATS_PATH, "w", encoding="utf-8") as f:
         json.dump(STATS, f, indent=1, sort_keys=True)
-    # CAMARA_TRACE=FILE (for a person looking into a run): every request and answer, a JSON line.
-    trace = os.environ.get("CAMARA_TRACE")
-    if trace:
-        with open(trace, "a", encoding="utf-8") as f:
-            line = {
-                "mode": mode,
-                "operation": case.operation.label,
-                "path_parameters": case.path_parameters,
-                "query": case.query,
-                "body": case.body if isinstance(case.body, (dict, list, str, int, float, bool, type(None))) else repr(case.body),
-                "status": response.status_code,
-                "response": response.text[:500],
-            }
-            f.write(json.dumps(line, default=str) + "\n")
+    # Every request and answer, for a person looking into a run.
+    _trace(lambda: {
+        "mode": mode,
+        "operation": case.operation.label,
+        "path_parameters": case.path_parameters,
+        "query": case.query,
+        "body": case.body if isinstance(case.body, (dict, list, str, int, float, bool, type(None))) else repr(case.body),
+        "status": response.status_code,
+        "response": response.text[:500],
+    })
+
+
+def _trace(line) -> None:
+    """CAMARA_TRACE=FILE (for a person looking into a run): appends `line()` to FILE as a JSON
+    line; `line` is only called when tracing."""
+    path = os.environ.get("CAMARA_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line(), default=str) + "\n")
 
 
 # --- 4. spec defects -------------------------------------------------------------------------
@@ -413,15 +418,11 @@ def filter_failure(context, failure, case, response) -> bool:
 def after_network_error(context, case, request) -> None:
     """With CAMARA_TRACE: the request that got no answer at all (the connection closed, reset or
     timed out), as sent."""
-    trace = os.environ.get("CAMARA_TRACE")
-    if trace:
-        with open(trace, "a", encoding="utf-8") as f:
-            line = {
-                "network_error": True,
-                "operation": case.operation.label,
-                "method": request.method,
-                "url": request.url,
-                "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
-                "body": request.body.decode("utf-8", "backslashreplace") if isinstance(request.body, bytes) else request.body,
-            }
-            f.write(json.dumps(line, default=str) + "\n")
+    _trace(lambda: {
+        "network_error": True,
+        "operation": case.operation.label,
+        "method": request.method,
+        "url": request.url,
+        "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+        "body": request.body.decode("utf-8", "backslashreplace") if isinstance(request.body, bytes) else request.body,
+    })
