@@ -206,7 +206,7 @@ pub fn registered_finds(
             };
             let session_cookie = dme
                 .register_client(&reg, ctx)
-                .map_err(|e| anyhow::anyhow!("registering a client: {e:?}"))?
+                .map_err(|e| anyhow::anyhow!("registering a client: {}", e.message))?
                 .session_cookie;
             Ok(proto::FindCloudletRequest {
                 session_cookie,

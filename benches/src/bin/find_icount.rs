@@ -51,31 +51,8 @@ fn main() -> anyhow::Result<()> {
 fn service(tables: Tables, qs: &[edgeplane_benches::Query], n: usize) -> anyhow::Result<()> {
     let keys = dme::cookie::KeyRing::new(vec![("k1".into(), vec![7; 64])])?;
     let dme = dme::Dme::new(tables, keys, dme::DmeConfig::default(), None);
-    let key = dme::fixture::app_key();
     let ctx = dme::Ctx::now(Some(std::net::Ipv4Addr::new(10, 1, 2, 3).into()));
-    let mut reqs = Vec::new();
-    for q in qs {
-        let reg = dme_api::proto::RegisterClientRequest {
-            org_name: key.organization.clone(),
-            app_name: key.name.clone(),
-            app_vers: key.version.clone(),
-            ..Default::default()
-        };
-        let cookie = dme
-            .register_client(&reg, ctx)
-            .map_err(|e| anyhow::anyhow!(e.message))?
-            .session_cookie;
-        reqs.push(dme_api::proto::FindCloudletRequest {
-            session_cookie: cookie,
-            carrier_name: q.carrier.into(),
-            gps_location: Some(dme_api::proto::Loc {
-                latitude: q.at.lat(),
-                longitude: q.at.lon(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
+    let reqs = edgeplane_benches::registered_finds(&dme, &dme::fixture::app_key(), qs, ctx)?;
     let mut bytes = 0;
     for i in 0..n {
         let reply = dme
